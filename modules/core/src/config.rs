@@ -1,0 +1,260 @@
+//! Configuration types shared by the modules.
+//!
+//! Each module owns its section (`ServerConfig` here, `RedisConfig` in `redis`, ...); `src/`
+//! composes them and loads them with figment. Every section deserializes with defaults for
+//! missing keys and checks itself with [`Validate`], so a bad value stops start-up with a
+//! [`ConfigIssue`] that names the key.
+
+use std::{fmt, time::Duration};
+
+use serde::{Deserialize, Deserializer, de};
+
+/// A configuration problem found after the values were parsed: which key, and what is wrong.
+///
+/// `src/` adds where the value came from (file, environment variable, default) before printing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted key path, e.g. `server.port`.
+    pub key: String,
+    /// What is wrong, as a sentence fragment (`must be at least 1`).
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// An issue with the value at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` {}", self.key, self.message)
+    }
+}
+
+/// A configuration section that can check its own values once they are parsed.
+pub trait Validate {
+    /// Checks the section for the given profile; the first problem found is returned.
+    fn validate(&self, profile: Profile) -> Result<(), ConfigIssue>;
+}
+
+/// The deployment profile. Production refuses weak secrets and the in-memory backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Friendly defaults: development secrets, in-memory shared state, pretty logs.
+    #[default]
+    Development,
+    /// Strict: real secrets (>= 32 bytes), an explicit shared-state backend, JSON logs.
+    Production,
+}
+
+impl Profile {
+    /// Whether this is the production profile.
+    pub fn is_production(self) -> bool {
+        self == Profile::Production
+    }
+}
+
+/// A secret value (signing key, encryption key, password).
+///
+/// `Debug` and `Display` never print it, so a config dump or a log line cannot leak it. It
+/// deserializes from strings only; `src/` feeds environment variables in verbatim, so a secret
+/// that looks like a number (`JWT_SECRET=0123...`) keeps every character.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call it only where the secret is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no secret was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
+    }
+}
+
+/// Which log format to write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Pretty in development, JSON in production.
+    #[default]
+    Auto,
+    /// Human-readable, multi-line, coloured when the output is a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing `EnvFilter` directive, e.g. `info` or `info,app_redis=debug`.
+    /// `RUST_LOG`, when set, wins.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Auto }
+    }
+}
+
+impl LogConfig {
+    /// Whether to write JSON for this profile.
+    pub fn json(&self, profile: Profile) -> bool {
+        match self.format {
+            LogFormat::Auto => profile.is_production(),
+            LogFormat::Pretty => false,
+            LogFormat::Json => true,
+        }
+    }
+}
+
+impl Validate for LogConfig {
+    fn validate(&self, _: Profile) -> Result<(), ConfigIssue> {
+        if self.level.trim().is_empty() {
+            return Err(ConfigIssue::new("log.level", "must not be empty (e.g. `info`)"));
+        }
+        Ok(())
+    }
+}
+
+/// `[server]`: the HTTP listener and the limits every request meets.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Interface to bind; `0.0.0.0` serves every interface (containers need it).
+    pub host: String,
+    /// TCP port; `0` picks a free one (tests do).
+    pub port: u16,
+    /// Largest accepted request body in bytes, with or without `Content-Length`.
+    pub max_body_bytes: u64,
+    /// How long in-flight requests may run after SIGTERM/SIGINT before they are cut.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// SPA origins allowed by CORS (`https://app.example.com`). Empty: no CORS headers at all.
+    /// In the environment, a comma-separated list.
+    #[serde(deserialize_with = "string_list")]
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 3000,
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl Validate for ServerConfig {
+    fn validate(&self, _: Profile) -> Result<(), ConfigIssue> {
+        if self.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigIssue::new(
+                "server.host",
+                format!("must be an IP address such as 0.0.0.0 or 127.0.0.1, got {:?}", self.host),
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigIssue::new("server.max_body_bytes", "must be at least 1"));
+        }
+        if self.shutdown_timeout.is_zero() {
+            return Err(ConfigIssue::new("server.shutdown_timeout", "must be longer than 0s"));
+        }
+        for origin in &self.cors_origins {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && !origin.contains('*');
+            if !ok {
+                return Err(ConfigIssue::new(
+                    "server.cors_origins",
+                    format!("entries must be origins like https://app.example.com (no path, no wildcard), got {origin:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deserializes a list from either a sequence (TOML) or a comma-separated string (environment).
+pub fn string_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct ListVisitor;
+
+    impl<'de> de::Visitor<'de> for ListVisitor {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of strings or a comma-separated string")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_any(ListVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+        assert_eq!(secret.expose(), "hunter2-hunter2");
+    }
+
+    #[test]
+    fn cors_origins_must_be_bare_origins() {
+        let mut cfg = ServerConfig { cors_origins: vec!["https://app.example.com/".into()], ..Default::default() };
+        let issue = cfg.validate(Profile::Development).unwrap_err();
+        assert_eq!(issue.key, "server.cors_origins");
+        cfg.cors_origins = vec!["https://app.example.com".into()];
+        assert!(cfg.validate(Profile::Development).is_ok());
+    }
+
+    #[test]
+    fn log_format_follows_the_profile_when_auto() {
+        let cfg = LogConfig::default();
+        assert!(!cfg.json(Profile::Development));
+        assert!(cfg.json(Profile::Production));
+    }
+}

@@ -1,0 +1,84 @@
+//! The outermost middleware: request id, tracing span, access log, metrics.
+
+use std::time::Instant;
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response, Result,
+    http::{HeaderValue, StatusCode},
+    PathPattern,
+};
+use tracing::Instrument;
+
+use super::normalize;
+use crate::{
+    RequestId,
+    metrics::{HttpLabels, HttpMetrics},
+};
+
+/// Middleware that scopes each request in its id, span and metrics.
+#[derive(Clone)]
+pub struct RequestContext {
+    metrics: HttpMetrics,
+}
+
+impl RequestContext {
+    /// Records into `metrics`.
+    pub fn new(metrics: HttpMetrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for RequestContext {
+    type Output = RequestContextEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RequestContextEndpoint { inner: ep, metrics: self.metrics.clone() }
+    }
+}
+
+/// The endpoint made by [`RequestContext`].
+pub struct RequestContextEndpoint<E> {
+    inner: E,
+    metrics: HttpMetrics,
+}
+
+impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        let started = Instant::now();
+        let id = req
+            .headers()
+            .get(RequestId::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(RequestId::parse)
+            .unwrap_or_else(RequestId::generate);
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+
+        let serve = async {
+            let result = self.inner.call(req).await.map(IntoResponse::into_response);
+            let resp = normalize(result, &method, &path);
+            let status = resp.status();
+            let elapsed = started.elapsed();
+            if status == StatusCode::INTERNAL_SERVER_ERROR {
+                tracing::error!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request failed");
+            } else {
+                tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request completed");
+            }
+            resp
+        };
+        let mut resp = id.clone().scope(serve.instrument(span)).await;
+
+        let route = resp.data::<PathPattern>().map_or_else(|| "unmatched".to_owned(), |p| p.0.to_string());
+        self.metrics.observe(
+            HttpLabels { method: method.to_string(), route, status: resp.status().as_u16() },
+            started.elapsed(),
+        );
+        if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+            resp.headers_mut().insert(RequestId::HEADER, value);
+        }
+        Ok(resp)
+    }
+}

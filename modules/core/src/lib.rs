@@ -1,0 +1,31 @@
+//! The framework kernel every module builds on, as NestJS's `@nestjs/common` is for its modules.
+//!
+//! `core` owns what is cross-cutting and knows nothing of any feature:
+//! - [`config`]: typed configuration sections shared by every module (server, logging) and the
+//!   helpers module sections use (secrets that never print, lists from env strings, issues that name a key);
+//! - [`problem`]: the RFC 9457 problem+json error type ([`ApiError`]) and the typed status sets
+//!   ([`Problems`]) that operations declare, so the spec lists every error status a route returns;
+//! - [`context`]: the per-request context (the request id that appears in responses and log lines);
+//! - [`http`]: the middleware stack every route runs behind (request id, access log, metrics,
+//!   CORS, body limit, panic catching, turning every error into problem+json);
+//! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
+//! - [`metrics`]: the Prometheus registry modules register their metrics in;
+//! - [`pagination`]: the `page` / `pageSize` contract of every list;
+//! - `testing` (feature `testing`): a real `redis-server` per test binary, a database per test,
+//!   and the macro that runs one contract suite against every adapter of a port.
+//!
+//! Architecture invariant: `core` depends on no other module crate and on no Redis or SQL client,
+//! so every module can depend on it without cycles.
+
+pub mod config;
+pub mod context;
+pub mod http;
+pub mod metrics;
+pub mod openapi;
+pub mod pagination;
+pub mod problem;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use context::RequestId;
+pub use problem::{ApiError, ErrorCode, FieldError, Problem, Problems};

@@ -1,0 +1,116 @@
+//! The Prometheus registry every module registers its metrics in, served at `/metrics`.
+//!
+//! One [`Metrics`] per application instance (not a process global), so two app instances in
+//! one test process keep separate counts. Metric handles are cheap clones updated without
+//! locks; the registry's mutex is taken only to register (at build time) and to encode (a scrape).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::{Metric, Registry},
+};
+
+/// The metrics registry of one application instance.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a metric under `name` (without the `_total` suffix for counters).
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        let mut registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        registry.register(name, help, metric);
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub fn encode(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &registry);
+        out
+    }
+}
+
+/// Labels of one HTTP request: the route *pattern* (never the raw path, which would explode the
+/// number of series), the method and the status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The matched route pattern (`/api/v1/library/:id`), or `unmatched`.
+    pub route: String,
+    /// The response status.
+    pub status: u16,
+}
+
+/// Request counts and latencies, recorded by the HTTP stack for every request.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<HttpLabels, Counter>,
+    duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
+}
+
+impl HttpMetrics {
+    /// Creates the HTTP metrics and registers them in `metrics`.
+    pub fn new(metrics: &Metrics) -> Self {
+        fn histogram() -> Histogram {
+            // 1 ms .. ~16 s.
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        }
+        let this = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(histogram as fn() -> Histogram),
+        };
+        metrics.register("http_requests", "HTTP requests served", this.requests.clone());
+        metrics.register("http_request_duration_seconds", "HTTP request latency", this.duration.clone());
+        this
+    }
+
+    /// Records one finished request.
+    pub fn observe(&self, labels: HttpLabels, elapsed: Duration) {
+        self.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_recorded_requests() {
+        let metrics = Metrics::new();
+        let http = HttpMetrics::new(&metrics);
+        let labels = HttpLabels { method: "GET".into(), route: "/health/live".into(), status: 200 };
+        http.observe(labels.clone(), Duration::from_millis(3));
+        http.observe(labels, Duration::from_millis(3));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"http_requests_total{method="GET",route="/health/live",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+    }
+}

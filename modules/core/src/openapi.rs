@@ -1,0 +1,139 @@
+//! The spec finalizer: declares, on every operation, the error answers the framework itself
+//! produces, so the SPA's generated client knows them.
+//!
+//! poem-openapi documents what a handler's return type declares. Errors produced below the
+//! handlers (parameter and JSON parsing, body limit, content type, the bearer guard) come from
+//! middleware and extractors, which the derive cannot see. This pass adds them from what the
+//! operation itself shows:
+//! - every operation: a `default` problem+json response (unknown route 404, 405, 500, ...);
+//! - parameters or a body: 400 (`VALIDATION_FAILED` / `MALFORMED_REQUEST`);
+//! - path parameters: 404;
+//! - a body: 413 and 415;
+//! - a `security` requirement: 401 with `WWW-Authenticate`.
+//!
+//! Entries the operation already declares are kept as they are.
+
+use poem_openapi::{registry::Registry, types::Type};
+use serde_json::{Map, Value, json};
+
+use crate::problem::{PROBLEM_JSON, Problem};
+
+/// Finalizes a spec produced by `OpenApiService::spec()`; returns pretty JSON.
+pub fn finalize(spec: &str) -> Result<String, serde_json::Error> {
+    let mut doc: Value = serde_json::from_str(spec)?;
+    add_problem_schemas(&mut doc)?;
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, op) in item.iter_mut() {
+                if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
+                    decorate(op);
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&doc)
+}
+
+fn add_problem_schemas(doc: &mut Value) -> Result<(), serde_json::Error> {
+    let mut registry = Registry::new();
+    <Problem as Type>::register(&mut registry);
+    let schemas = doc
+        .as_object_mut()
+        .map(|d| d.entry("components").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+        .map(|c| c.entry("schemas").or_insert_with(|| json!({})));
+    if let Some(Value::Object(schemas)) = schemas {
+        for (name, schema) in registry.schemas {
+            if !schemas.contains_key(&name) {
+                schemas.insert(name, serde_json::to_value(schema)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { PROBLEM_JSON: { "schema": { "$ref": "#/components/schemas/Problem" } } }
+    })
+}
+
+fn decorate(op: &mut Value) {
+    let params = op.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
+    let has_params = !params.is_empty();
+    let has_path_params = params.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("path"));
+    let has_body = op.get("requestBody").is_some();
+    let secured = op.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
+    let Some(responses) = op.as_object_mut().map(|o| o.entry("responses").or_insert_with(|| json!({}))) else {
+        return;
+    };
+    let Some(responses) = responses.as_object_mut() else { return };
+    let mut add = |status: &str, value: Value| {
+        responses.entry(status.to_owned()).or_insert(value);
+    };
+    if has_params || has_body {
+        add("400", problem("`VALIDATION_FAILED` (see `errors`) or `MALFORMED_REQUEST`: a parameter or the body is invalid"));
+    }
+    if secured {
+        let mut unauthorized = problem(
+            "`UNAUTHENTICATED`, `TOKEN_EXPIRED` or `SESSION_REVOKED`: no valid bearer token or session",
+        );
+        unauthorized["headers"] = json!({
+            "WWW-Authenticate": { "description": "`Bearer`, as RFC 6750 asks", "required": true, "schema": { "type": "string" } }
+        });
+        add("401", unauthorized);
+    }
+    if has_path_params {
+        add("404", problem("`NOT_FOUND`: no such resource, or it belongs to someone else"));
+    }
+    if has_body {
+        add("413", problem("`PAYLOAD_TOO_LARGE`: the body exceeds the configured limit (1 MiB by default)"));
+        add("415", problem("`UNSUPPORTED_MEDIA_TYPE`: send `Content-Type: application/json`"));
+    }
+    add(
+        "default",
+        problem("Any other error, as RFC 9457 problem details (`NOT_FOUND`, `METHOD_NOT_ALLOWED`, `INTERNAL_ERROR`, ...)"),
+    );
+    sort_statuses(responses);
+}
+
+/// Keeps responses in status order with `default` last, so the committed spec diffs cleanly.
+fn sort_statuses(responses: &mut Map<String, Value>) {
+    let mut entries: Vec<_> = std::mem::take(responses).into_iter().collect();
+    entries.sort_by_key(|(status, _)| status.parse::<u16>().unwrap_or(u16::MAX));
+    responses.extend(entries);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declares_framework_errors_from_the_operation_shape() {
+        let spec = json!({
+            "openapi": "3.0.0",
+            "paths": {
+                "/items/{id}": {
+                    "patch": {
+                        "parameters": [{ "name": "id", "in": "path" }],
+                        "requestBody": {},
+                        "security": [{ "bearer": [] }],
+                        "responses": { "200": { "description": "ok" }, "404": { "description": "own" } }
+                    }
+                },
+                "/health/live": { "get": { "responses": { "200": { "description": "ok" } } } }
+            }
+        });
+        let out: Value = serde_json::from_str(&finalize(&spec.to_string()).expect("valid")).expect("json");
+        let patch = &out["paths"]["/items/{id}"]["patch"]["responses"];
+        let statuses: Vec<_> = patch.as_object().expect("object").keys().cloned().collect();
+        assert_eq!(statuses, ["200", "400", "401", "404", "413", "415", "default"]);
+        assert_eq!(patch["404"]["description"], "own", "declared entries are kept");
+        assert!(patch["401"]["headers"]["WWW-Authenticate"].is_object());
+        let live = &out["paths"]["/health/live"]["get"]["responses"];
+        assert_eq!(live.as_object().expect("object").keys().collect::<Vec<_>>(), ["200", "default"]);
+        assert!(out["components"]["schemas"]["Problem"].is_object());
+    }
+}

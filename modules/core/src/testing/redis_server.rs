@@ -1,0 +1,197 @@
+//! A real `redis-server` on a free loopback port.
+//!
+//! [`RedisServer::shared`] starts one per test binary, lazily; tests isolate themselves with a
+//! [`unique_prefix`](super::unique_prefix). Tests that stop, freeze or restart Redis start their
+//! own with [`RedisServer::start`]. Each server runs under a tiny shell watchdog that stops it
+//! when the test process exits, however it exits, so no server outlives its tests.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+/// A `redis-server` process owned by a test (or by the test binary, for the shared one).
+pub struct RedisServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    watchdog: Mutex<Option<Child>>,
+}
+
+static SHARED: OnceLock<RedisServer> = OnceLock::new();
+
+const WATCHDOG: &str = r#"
+redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$2" --loglevel warning \
+  --pidfile "$2/redis.pid" --daemonize no &
+r=$!
+trap 'kill -CONT $r 2>/dev/null; kill $r 2>/dev/null; wait $r; exit 0' TERM INT
+while kill -0 "$3" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done
+kill -CONT $r 2>/dev/null; kill $r 2>/dev/null
+"#;
+
+impl RedisServer {
+    /// The server shared by every test of this binary.
+    pub fn shared() -> &'static RedisServer {
+        SHARED.get_or_init(Self::start)
+    }
+
+    /// Starts a server of this test's own (stopped when dropped).
+    ///
+    /// Panics with an actionable message when `redis-server` is not installed: tests cannot run
+    /// without it (the README's test command installs it).
+    pub fn start() -> RedisServer {
+        let dir = tempfile::tempdir().expect("create a temp dir for redis-server");
+        let mut server = RedisServer { port: 0, dir, watchdog: Mutex::new(None) };
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on a free port after 5 attempts");
+    }
+
+    fn spawn(&self) -> bool {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("redis-watchdog")
+            .arg(self.port.to_string())
+            .arg(self.dir.path())
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(err) => panic!("cannot run sh to start redis-server: {err}"),
+        };
+        *self.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+        if wait_for_ping(self.port, Duration::from_secs(10)) {
+            return true;
+        }
+        if which_redis().is_none() {
+            panic!("redis-server is not installed: run ./scripts/test.sh (it installs it) or `apt-get install redis-server`");
+        }
+        self.kill_watchdog();
+        false
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (as an outage would). [`restart`](Self::restart) brings it back on the same port.
+    pub fn stop(&self) {
+        self.kill_watchdog();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(self.addr()).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&self) {
+        self.stop();
+        assert!(self.spawn(), "redis-server did not restart on port {}", self.port);
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as with a hung host.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Thaws a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    /// Sends a raw command and returns the raw RESP reply (for assertions on server state).
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut stream = TcpStream::connect(self.addr()).expect("connect to redis-server");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let mut req = format!("*{}\r\n", args.len());
+        for arg in args {
+            req.push_str(&format!("${}\r\n{}\r\n", arg.len(), arg));
+        }
+        stream.write_all(req.as_bytes()).expect("write to redis-server");
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut out = Vec::new();
+        // Read until the reply pauses; good enough for small test replies.
+        stream.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("redis.pid")).ok().map(|s| s.trim().to_owned())
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("redis-server pid file");
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(&pid).status().expect("run kill");
+        assert!(status.success(), "kill -{sig} {pid} failed");
+    }
+
+    fn kill_watchdog(&self) {
+        if let Some(mut child) = self.watchdog.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill_watchdog();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+fn wait_for_ping(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))) {
+            stream.set_read_timeout(Some(Duration::from_millis(500))).ok();
+            let mut buf = [0u8; 16];
+            if stream.write_all(b"PING\r\n").is_ok() && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG")) {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn which_redis() -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join("redis-server"))
+        .find(|p| p.exists())
+}

@@ -1,0 +1,386 @@
+//! The managed Redis connection: a pipelining command pool plus a subscriber connection.
+//!
+//! [`Redis::connect`] never waits for the server: connections are established (and
+//! re-established, forever, with capped exponential backoff and jitter) in the background, so the
+//! app starts while Redis is down, reports not-ready, and heals when Redis appears. Every command
+//! has a finite timeout and the queue of commands waiting for a connection is bounded, so a
+//! frozen or absent Redis produces fast errors, never hung requests.
+//!
+//! fred stays inside this crate: callers see [`Redis`], [`Arg`], [`Reply`] and [`RedisError`].
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use fred::{
+    clients::SubscriberClient,
+    interfaces::{EventInterface, PubsubInterface},
+    prelude::*,
+    types::config::UnresponsiveConfig,
+};
+
+use crate::{
+    RedisConfig, RedisError,
+    pubsub::Hub,
+    scripts::{Script, ScriptRegistry},
+};
+
+/// A connected (or connecting) Redis client, cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    subscriber: SubscriberClient,
+    prefix: String,
+    scripts: ScriptRegistry,
+    hub: Hub,
+    up: AtomicBool,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("prefix", &self.inner.prefix).finish_non_exhaustive()
+    }
+}
+
+/// A command argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Str(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Str(v.to_owned())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Str(v)
+    }
+}
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+impl From<u64> for Arg {
+    fn from(v: u64) -> Self {
+        Arg::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<&[u8]> for Arg {
+    fn from(v: &[u8]) -> Self {
+        Arg::Bytes(v.to_vec())
+    }
+}
+
+impl From<Arg> for Value {
+    fn from(arg: Arg) -> Self {
+        match arg {
+            Arg::Int(i) => Value::Integer(i),
+            Arg::Str(s) => Value::String(s.into()),
+            Arg::Bytes(b) => Value::Bytes(b.into()),
+        }
+    }
+}
+
+/// A reply from Redis (what a Lua script returns, for instance).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `nil` (Lua `false`).
+    Nil,
+    /// An integer.
+    Int(i64),
+    /// A bulk or simple string.
+    Bytes(Vec<u8>),
+    /// A double (RESP3).
+    Double(f64),
+    /// A boolean (RESP3).
+    Bool(bool),
+    /// An array.
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The integer, also from a numeric string.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Reply::Int(i) => Some(*i),
+            Reply::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The string, if the reply is UTF-8 text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Reply::Bytes(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array reply (empty for anything else).
+    pub fn into_array(self) -> Vec<Reply> {
+        match self {
+            Reply::Array(items) => items,
+            Reply::Nil => Vec::new(),
+            other => vec![other],
+        }
+    }
+}
+
+impl From<Value> for Reply {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Null | Value::Queued => Reply::Nil,
+            Value::Integer(i) => Reply::Int(i),
+            Value::Double(d) => Reply::Double(d),
+            Value::Boolean(b) => Reply::Bool(b),
+            Value::String(s) => Reply::Bytes(s.as_bytes().to_vec()),
+            Value::Bytes(b) => Reply::Bytes(b.to_vec()),
+            Value::Array(items) => Reply::Array(items.into_iter().map(Reply::from).collect()),
+            Value::Map(map) => Reply::Array(
+                map.inner().into_iter().flat_map(|(k, v)| [Reply::Bytes(k.as_bytes().to_vec()), Reply::from(v)]).collect(),
+            ),
+        }
+    }
+}
+
+impl Redis {
+    /// Builds the clients and starts connecting in the background; never waits for the server.
+    pub fn connect(cfg: &RedisConfig) -> Result<Redis, RedisError> {
+        let config = client_config(cfg)?;
+        let builder = {
+            let mut builder = Builder::from_config(config);
+            let mut policy = ReconnectPolicy::new_exponential(
+                0, // retry forever
+                millis(cfg.reconnect_min_delay),
+                millis(cfg.reconnect_max_delay),
+                2,
+            );
+            policy.set_jitter(millis(cfg.reconnect_min_delay).clamp(50, 1000));
+            builder
+                .set_policy(policy)
+                .with_connection_config(|c| {
+                    c.connection_timeout = cfg.connect_timeout;
+                    c.internal_command_timeout = cfg.command_timeout;
+                    c.max_command_buffer_len = cfg.max_command_buffer;
+                    c.max_command_attempts = 2;
+                    c.unresponsive = UnresponsiveConfig {
+                        max_timeout: Some(cfg.unresponsive_timeout),
+                        interval: (cfg.unresponsive_timeout / 4).max(Duration::from_millis(100)),
+                    };
+                })
+                .with_performance_config(|p| {
+                    p.default_command_timeout = cfg.command_timeout;
+                    p.broadcast_channel_capacity = 1024;
+                });
+            builder
+        };
+        let pool = builder.build_pool(cfg.pool_size)?;
+        let subscriber = builder.build_subscriber_client()?;
+        let inner = Arc::new(Inner {
+            pool,
+            subscriber,
+            prefix: cfg.key_prefix.clone(),
+            scripts: ScriptRegistry::default(),
+            hub: Hub::default(),
+            up: AtomicBool::new(false),
+        });
+        let redis = Redis { inner };
+        redis.start();
+        Ok(redis)
+    }
+
+    fn start(&self) {
+        let inner = &self.inner;
+        inner.pool.connect_pool();
+        inner.subscriber.connect();
+        // Re-issue SUBSCRIBE for every channel after the subscriber reconnects.
+        let _resubscribe = inner.subscriber.manage_subscriptions();
+        crate::pubsub::spawn_dispatcher(&inner.subscriber, inner.hub.clone());
+
+        // One log line per outage and one per recovery, not one per attempt; scripts are loaded
+        // again on each connect so the first request after a restart does not pay for NOSCRIPT.
+        for client in inner.pool.clients() {
+            let weak = Arc::downgrade(&self.inner);
+            client.on_reconnect(move |server| {
+                let weak = weak.clone();
+                async move {
+                    if let Some(inner) = weak.upgrade() {
+                        if !inner.up.swap(true, Ordering::SeqCst) {
+                            tracing::info!(server = %server, "redis connected");
+                        }
+                        inner.scripts.load_all(inner.pool.next()).await;
+                    }
+                    Ok(())
+                }
+            });
+            let weak = Arc::downgrade(&self.inner);
+            client.on_error(move |(error, _server)| {
+                let weak = weak.clone();
+                async move {
+                    if let Some(inner) = weak.upgrade() {
+                        if inner.up.swap(false, Ordering::SeqCst) {
+                            tracing::warn!(error = %error, "redis connection lost; reconnecting in the background");
+                        } else {
+                            tracing::debug!(error = %error, "redis still unreachable");
+                        }
+                    }
+                    Ok(())
+                }
+            });
+        }
+    }
+
+    /// Waits up to `timeout` for the first connection; returns whether Redis is connected.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.is_connected() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.is_connected()
+    }
+
+    /// Whether every pooled connection is currently up.
+    pub fn is_connected(&self) -> bool {
+        self.inner.pool.clients().iter().all(|c| c.is_connected())
+    }
+
+    /// The configured key prefix (`app:`).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// `<prefix><suffix>`: every key this app writes goes through here.
+    pub fn key(&self, suffix: &str) -> String {
+        let mut key = String::with_capacity(self.inner.prefix.len() + suffix.len());
+        key.push_str(&self.inner.prefix);
+        key.push_str(suffix);
+        key
+    }
+
+    /// Registers a Lua script under its name; it is loaded on every (re)connect and run with
+    /// EVALSHA, reloading on NOSCRIPT. Returns the handle to [`eval`](Self::eval) it with.
+    pub fn register_script(&self, name: &'static str, lua: &'static str) -> Script {
+        self.inner.scripts.register(name, lua)
+    }
+
+    /// Runs a registered script (EVALSHA; on NOSCRIPT it loads the script and retries once).
+    /// In a cluster every key must share one hash tag.
+    pub async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Result<Reply, RedisError> {
+        let args: Vec<Value> = args.into_iter().map(Value::from).collect();
+        let value: Value = script.fred().evalsha_with_reload(self.inner.pool.next(), keys, args).await?;
+        Ok(Reply::from(value))
+    }
+
+    /// PING; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, RedisError> {
+        let started = Instant::now();
+        let _: String = self.inner.pool.next().ping(None).await?;
+        Ok(started.elapsed())
+    }
+
+    /// The raw `INFO` text (default sections).
+    pub async fn info(&self) -> Result<String, RedisError> {
+        Ok(self.inner.pool.next().info(None).await?)
+    }
+
+    /// GET.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
+        let value: Value = self.inner.pool.get(key).await?;
+        Ok(match Reply::from(value) {
+            Reply::Bytes(bytes) => Some(bytes),
+            _ => None,
+        })
+    }
+
+    /// SET with a TTL; with `only_if_absent`, NX. Returns whether the value was written.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> Result<bool, RedisError> {
+        let expire = Some(Expiration::PX(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)));
+        let options = only_if_absent.then_some(SetOptions::NX);
+        let reply: Option<String> = self.inner.pool.set(key, value, expire, options, false).await?;
+        Ok(reply.is_some())
+    }
+
+    /// DEL; returns how many keys existed.
+    pub async fn del(&self, keys: Vec<String>) -> Result<u64, RedisError> {
+        let n: i64 = self.inner.pool.del(keys).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// PTTL: `None` when the key does not exist, `Some(None)` when it has no TTL.
+    pub async fn pttl(&self, key: &str) -> Result<Option<Option<Duration>>, RedisError> {
+        let ms: i64 = self.inner.pool.pttl(key).await?;
+        Ok(match ms {
+            -2 => None,
+            -1 => Some(None),
+            ms => Some(Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))),
+        })
+    }
+
+    /// PUBLISH (classic pub/sub; every subscriber of the channel on any instance receives it).
+    pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), RedisError> {
+        let _: i64 = self.inner.pool.next().publish(channel, payload).await?;
+        Ok(())
+    }
+
+    /// The fan-out hub of the subscriber connection.
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// The subscriber connection.
+    pub(crate) fn subscriber(&self) -> &SubscriberClient {
+        &self.inner.subscriber
+    }
+
+    /// Closes every connection (QUIT); pending commands finish or fail first.
+    pub async fn close(&self) {
+        let _ = self.inner.subscriber.quit().await;
+        let _ = self.inner.pool.quit().await;
+    }
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn client_config(cfg: &RedisConfig) -> Result<Config, RedisError> {
+    let mut config = match cfg.url.as_deref().filter(|u| !u.trim().is_empty()) {
+        Some(url) => Config::from_url(url)?,
+        None => {
+            let host = cfg.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+            let mut config = Config {
+                server: ServerConfig::new_centralized(host, cfg.port),
+                username: cfg.username.clone(),
+                password: cfg.password.as_ref().map(|p| p.expose().to_owned()),
+                database: (cfg.db != 0).then_some(cfg.db),
+                ..Config::default()
+            };
+            if cfg.tls {
+                config.tls = Some(TlsConnector::default_rustls()?.into());
+            }
+            config
+        }
+    };
+    // Let the first connection use the reconnect policy too: the app must start while Redis is down.
+    config.fail_fast = false;
+    Ok(config)
+}

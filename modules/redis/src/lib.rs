@@ -1,0 +1,36 @@
+//! The RedisModule: the one managed connection to Redis (single node, Sentinel or Cluster) and
+//! the shared-state ports built on it.
+//!
+//! - [`Redis`]: the client. Connects in the background and reconnects forever (capped
+//!   exponential backoff with jitter); a finite command timeout, a bounded command buffer and
+//!   unresponsive-connection detection turn a frozen Redis into fast errors; a separate
+//!   subscriber connection resubscribes after reconnects; Lua scripts run by EVALSHA with NOSCRIPT
+//!   reload; every key goes through [`Redis::key`] and carries the configured prefix.
+//! - [`SharedState`]: the backend chosen at start-up, Redis or in-process memory.
+//! - Ports with a Redis and a memory adapter, each passing one contract suite:
+//!   [`KvStore`], [`PubSub`], and the health probe [`RedisHealth`].
+//!
+//! fred (the client library) never leaks out of this crate, so it could be swapped.
+//! Depends on `core` only.
+
+mod client;
+mod config;
+mod error;
+pub mod kv;
+mod module;
+mod probe;
+pub mod pubsub;
+mod scripts;
+mod state;
+#[cfg(test)]
+mod testing;
+
+pub use client::{Arg, Redis, Reply};
+pub use config::RedisConfig;
+pub use error::RedisError;
+pub use kv::{KvStore, MemoryKvStore, RedisKvStore};
+pub use module::RedisModule;
+pub use probe::{MemoryHealth, RedisHealth, RedisInfo, RedisProbe, RedisServerHealth};
+pub use pubsub::{MemoryPubSub, PubSub, RedisPubSub, Subscription};
+pub use scripts::Script;
+pub use state::{KvStoreBinding, PubSubBinding, RedisHealthBinding, SharedState};

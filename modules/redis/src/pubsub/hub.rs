@@ -1,0 +1,134 @@
+//! Local fan-out of channel messages to subscribers.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use fred::{clients::SubscriberClient, interfaces::EventInterface};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+/// Messages buffered per channel for each local subscriber before it lags.
+pub(crate) const CHANNEL_CAPACITY: usize = 256;
+
+/// A message received on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The payload as published.
+    pub payload: Vec<u8>,
+    /// How many messages this subscriber missed right before this one because it read too slowly.
+    pub lagged: u64,
+}
+
+/// Called when the last local subscriber of a channel goes away (to UNSUBSCRIBE).
+type OnIdle = Arc<dyn Fn(String) + Send + Sync>;
+
+/// The channel -> local subscribers map.
+#[derive(Clone, Default)]
+pub(crate) struct Hub {
+    channels: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<[u8]>>>>>,
+}
+
+impl Hub {
+    /// Registers a local subscriber of `channel`.
+    pub(crate) fn join(&self, channel: &str, on_idle: Option<OnIdle>) -> Subscription {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = match channels.get(channel) {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(CHANNEL_CAPACITY);
+                channels.insert(channel.to_owned(), tx);
+                rx
+            }
+        };
+        Subscription { rx, channel: channel.to_owned(), hub: self.clone(), on_idle }
+    }
+
+    /// Delivers a message to the local subscribers of `channel`.
+    pub(crate) fn deliver(&self, channel: &str, payload: Arc<[u8]>) {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = channels.get(channel) {
+            let _ = tx.send(payload);
+        }
+    }
+
+    /// Whether `channel` still has local subscribers.
+    pub(crate) fn has_subscribers(&self, channel: &str) -> bool {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains_key(channel)
+    }
+
+    fn leave(&self, channel: &str) -> bool {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        // Called from the last subscriber's Drop, while its receiver still counts.
+        if channels.get(channel).is_some_and(|tx| tx.receiver_count() <= 1) {
+            channels.remove(channel);
+            return true;
+        }
+        false
+    }
+}
+
+/// A live subscription to one channel; dropping it unsubscribes when it was the last one.
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<[u8]>>,
+    channel: String,
+    hub: Hub,
+    on_idle: Option<OnIdle>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("channel", &self.channel).finish()
+    }
+}
+
+impl Subscription {
+    /// The next message; `None` once the connection is closed for good.
+    pub async fn recv(&mut self) -> Option<Message> {
+        let mut lagged = 0;
+        loop {
+            match self.rx.recv().await {
+                Ok(payload) => return Some(Message { payload: payload.to_vec(), lagged }),
+                Err(RecvError::Lagged(n)) => lagged += n,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.hub.leave(&self.channel)
+            && let Some(on_idle) = &self.on_idle
+        {
+            on_idle(self.channel.clone());
+        }
+    }
+}
+
+/// Forwards the subscriber connection's messages to the hub, for the life of the connection.
+pub(crate) fn spawn_dispatcher(subscriber: &SubscriberClient, hub: Hub) {
+    let mut rx = subscriber.message_rx();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(msg) => {
+                    let payload: Arc<[u8]> = match msg.value.as_bytes() {
+                        Some(bytes) => Arc::from(bytes),
+                        None => Arc::from(msg.value.as_bytes_str().map(|s| s.as_bytes().to_vec()).unwrap_or_default()),
+                    };
+                    hub.deliver(&msg.channel, payload);
+                }
+                // The hub's own buffers absorb slow consumers; this only lags if the whole
+                // process falls behind, and then the dispatcher just carries on.
+                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "pub/sub dispatcher lagged"),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,27 @@
+//! Test helpers of this crate: clients on the shared test `redis-server`.
+
+use std::time::Duration;
+
+use app_core::testing::{RedisServer, unique_prefix};
+
+use crate::{Redis, RedisConfig};
+
+/// A config for the server at `url`, with a prefix of its own and short timeouts.
+pub(crate) fn config(url: String) -> RedisConfig {
+    RedisConfig {
+        url: Some(url),
+        key_prefix: unique_prefix(),
+        command_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(500),
+        unresponsive_timeout: Duration::from_secs(1),
+        reconnect_max_delay: Duration::from_millis(200),
+        ..RedisConfig::default()
+    }
+}
+
+/// A connected client on the shared test server, with a key prefix no other test uses.
+pub(crate) async fn redis() -> Redis {
+    let redis = Redis::connect(&config(RedisServer::shared().url())).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(5)).await, "test redis-server is not answering");
+    redis
+}
