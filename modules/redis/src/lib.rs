@@ -24,6 +24,8 @@ mod scripts;
 mod state;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use client::{Arg, Redis, Reply};
 pub use config::RedisConfig;

@@ -1,0 +1,119 @@
+//! Behaviour of the managed connection against a real `redis-server` that the tests stop,
+//! freeze and restart.
+
+use std::time::{Duration, Instant};
+
+use app_core::testing::{RedisServer, eventually};
+
+use crate::{KvStore, PubSub, Redis, RedisKvStore, RedisPubSub, testing::config};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn starts_while_redis_is_down_and_connects_when_it_appears() {
+    let server = RedisServer::start();
+    server.stop();
+    let redis = Redis::connect(&config(server.url())).expect("connect never waits for the server");
+
+    let started = Instant::now();
+    let err = redis.ping().await.expect_err("nothing listens yet");
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2), "fails within the command timeout: {:?}", started.elapsed());
+
+    server.restart();
+    assert!(eventually(PATIENCE, || async { redis.ping().await.is_ok() }).await, "connects once Redis appears");
+}
+
+#[tokio::test]
+async fn a_frozen_redis_fails_fast_instead_of_hanging_and_recovers() {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+
+    server.freeze();
+    let started = Instant::now();
+    let err = redis.ping().await.expect_err("a frozen server does not answer");
+    let waited = started.elapsed();
+    server.thaw();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(waited < Duration::from_secs(2), "bounded by the 500 ms command timeout, took {waited:?}");
+
+    assert!(eventually(PATIENCE, || async { redis.ping().await.is_ok() }).await, "recovers after the thaw");
+}
+
+#[tokio::test]
+async fn reconnects_after_a_restart_and_resubscribes() {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    let pubsub = RedisPubSub::new(redis.clone());
+    let mut sub = pubsub.subscribe("events").await.expect("subscribe");
+
+    server.restart();
+
+    // Publish until one gets through: the subscription is re-established by itself.
+    let deadline = Instant::now() + PATIENCE;
+    let mut received = false;
+    while !received && Instant::now() < deadline {
+        if pubsub.publish("events", b"after restart").await.is_ok() {
+            received = matches!(
+                tokio::time::timeout(Duration::from_millis(200), sub.recv()).await,
+                Ok(Some(m)) if m.payload == b"after restart"
+            );
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(received, "the subscriber connection resubscribed after the restart");
+}
+
+#[tokio::test]
+async fn scripts_are_reloaded_after_a_script_flush() {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    let kv = RedisKvStore::new(redis.clone());
+    assert_eq!(kv.increment("n", 1, Duration::from_secs(60)).await.expect("first run"), 1);
+
+    assert!(server.command(&["SCRIPT", "FLUSH"]).starts_with("+OK"));
+    assert_eq!(kv.increment("n", 1, Duration::from_secs(60)).await.expect("NOSCRIPT is handled by reloading"), 2);
+}
+
+#[tokio::test]
+async fn every_key_carries_the_prefix_and_a_ttl() {
+    let redis = crate::testing::redis().await;
+    let kv = RedisKvStore::new(redis.clone());
+    kv.set("greeting", b"hi", Duration::from_secs(60)).await.expect("set");
+    kv.increment("counter", 1, Duration::from_secs(60)).await.expect("incr");
+
+    let server = RedisServer::shared();
+    for key in ["kv:greeting", "kv:counter"] {
+        let full = format!("{}{key}", redis.prefix());
+        assert_eq!(server.command(&["EXISTS", &full]), ":1\r\n", "{full} exists under the prefix");
+        let ttl = server.command(&["PTTL", &full]);
+        let ms: i64 = ttl.trim_start_matches(':').trim().parse().expect("integer reply");
+        assert!(ms > 0, "{full} has a TTL ({ttl:?})");
+    }
+}
+
+#[tokio::test]
+async fn the_command_buffer_is_bounded_while_disconnected() {
+    let server = RedisServer::start();
+    server.stop();
+    let mut cfg = config(server.url());
+    cfg.max_command_buffer = 4;
+    cfg.command_timeout = Duration::from_secs(3);
+    let redis = Redis::connect(&cfg).expect("client");
+
+    // More commands than the buffer holds: the overflow fails at once instead of queueing.
+    let started = Instant::now();
+    let pings: Vec<_> = (0..32).map(|_| { let r = redis.clone(); tokio::spawn(async move { (r.ping().await, Instant::now()) }) }).collect();
+    let mut fast_failures = 0;
+    for ping in pings {
+        let (result, at) = ping.await.expect("task");
+        if result.is_err() && at.duration_since(started) < Duration::from_secs(1) {
+            fast_failures += 1;
+        }
+    }
+    assert!(fast_failures > 0, "backpressure rejects commands beyond the buffer before the timeout");
+}
