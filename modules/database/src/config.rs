@@ -1,0 +1,60 @@
+//! `[database]`: the SQL source of truth.
+
+use std::time::Duration;
+
+use app_core::config::{ConfigIssue, Profile, Validate};
+use serde::Deserialize;
+
+/// The embedded default: a SQLite file under `./data/`, created on first run.
+pub const DEFAULT_URL: &str = "sqlite://data/app.db?mode=rwc";
+
+/// `[database]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db?mode=rwc` or `postgres://user:pass@host:5432/db`.
+    /// Env: `DATABASE_URL` or `APP_DATABASE__URL`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a query waits for a free connection before failing (then: 503).
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Run pending migrations at start-up (`app migrate` runs them on demand).
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_URL.into(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self, _: Profile) -> Result<(), ConfigIssue> {
+        if crate::Backend::from_url(&self.url).is_none() {
+            return Err(ConfigIssue::new(
+                "database.url",
+                "must start with sqlite: or postgres:// (postgresql:// works too)",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigIssue::new("database.max_connections", "must be at least 1"));
+        }
+        if self.min_connections > self.max_connections {
+            return Err(ConfigIssue::new("database.min_connections", "must not exceed database.max_connections"));
+        }
+        if self.acquire_timeout.is_zero() {
+            return Err(ConfigIssue::new("database.acquire_timeout", "must be longer than 0s"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! The sqlx pool over both databases, and the migrations.
+//!
+//! One code path for SQLite and PostgreSQL: sqlx's `Any` driver picks the backend from the URL;
+//! SQL uses `$N` placeholders (both accept them), and the schema keeps to the types `Any`
+//! decodes on both (TEXT ids, BIGINT epoch-millisecond timestamps, INTEGER booleans). DDL differs
+//! between the two, so migrations live in two directories and the backend picks one.
+
+use std::time::{Duration, Instant};
+
+use sqlx::{
+    AnyPool, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
+};
+
+use crate::{DatabaseConfig, DbError};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database the URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a URL names, if supported.
+    pub fn from_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool to the configured database, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Opens the pool (creating the SQLite file and its directory on first run) and checks that
+    /// the database answers.
+    pub async fn connect(cfg: &DatabaseConfig) -> Result<Database, DbError> {
+        install_default_drivers();
+        let backend = Backend::from_url(&cfg.url)
+            .ok_or_else(|| DbError::Unavailable("unsupported database URL scheme".into()))?;
+        if backend == Backend::Sqlite {
+            create_sqlite_dir(&cfg.url)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(cfg.max_connections)
+            .min_connections(cfg.min_connections)
+            .acquire_timeout(cfg.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; busy_timeout makes a writer wait
+                        // for the lock instead of failing with SQLITE_BUSY.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&cfg.url)
+            .await
+            .map_err(|e| DbError::Unavailable(describe_connect_error(&e)))?;
+        Ok(Database { pool, backend })
+    }
+
+    /// Applies pending migrations for this backend.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// The pool, for repositories.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `SELECT 1`; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, DbError> {
+        let started = Instant::now();
+        self.pool.execute("SELECT 1").await?;
+        Ok(started.elapsed())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the directory of a SQLite file URL (`sqlite://data/app.db?mode=rwc` -> `data/`).
+fn create_sqlite_dir(url: &str) -> Result<(), DbError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| DbError::Unavailable(format!("cannot create the SQLite directory {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// A connect error in words for the start-up line, without the URL (it may carry a password).
+fn describe_connect_error(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => format!("cannot reach the database server ({io})"),
+        sqlx::Error::PoolTimedOut => "timed out connecting to the database".into(),
+        sqlx::Error::Database(db) => format!("the database refused the connection: {}", db.message()),
+        other => other.to_string(),
+    }
+}
