@@ -1,1 +1,98 @@
-fn main() {}
+//! `app`: serve (default), migrate, or print the OpenAPI document.
+
+use std::process::ExitCode;
+
+use app::{
+    AppConfig, Application,
+    cli::{Cli, Command},
+    config, shutdown_signal, telemetry,
+};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::Openapi { output }) = &cli.command {
+        return runtime.block_on(print_openapi(output.as_deref()));
+    }
+    let config = match config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log, config.profile);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve(config)),
+        Command::Migrate => runtime.block_on(migrate(config)),
+        Command::Openapi { .. } => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: AppConfig) -> ExitCode {
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(err) => {
+            eprintln!("error: cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: the server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: AppConfig) -> ExitCode {
+    let result = async {
+        let db = app_database::Database::connect(&config.database).await?;
+        db.migrate().await?;
+        db.close().await;
+        Ok::<_, app_database::DbError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!("migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn print_openapi(output: Option<&std::path::Path>) -> ExitCode {
+    let spec = match app::routes::standalone_spec().await {
+        Ok(spec) => spec,
+        Err(err) => {
+            eprintln!("error: cannot build the OpenAPI document: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = match output {
+        Some(path) => std::fs::write(path, spec + "\n").map_err(|e| e.to_string()),
+        None => {
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{spec}").map_err(|e| e.to_string())
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::{HeaderValue, StatusCode},
+    http::HeaderValue,
     PathPattern,
 };
 use tracing::Instrument;
@@ -61,11 +61,12 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             let result = self.inner.call(req).await.map(IntoResponse::into_response);
             let resp = normalize(result, &method, &path);
             let status = resp.status();
-            let elapsed = started.elapsed();
-            if status == StatusCode::INTERNAL_SERVER_ERROR {
-                tracing::error!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request failed");
+            // Microsecond resolution, printed as milliseconds.
+            let latency_ms = started.elapsed().as_micros() as f64 / 1e3;
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), latency_ms, "request failed");
             } else {
-                tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_secs_f64() * 1e3, "request completed");
+                tracing::info!(status = status.as_u16(), latency_ms, "request completed");
             }
             resp
         };

@@ -1,0 +1,87 @@
+//! The health controller.
+
+use std::sync::Arc;
+
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::{Json, PlainText}};
+use shaku::HasComponent;
+
+use crate::service::{CheckStatus, HealthService, Readiness};
+
+#[derive(Tags)]
+enum HealthTags {
+    /// Liveness, readiness and metrics for load balancers, orchestrators and Prometheus.
+    Health,
+}
+
+/// The liveness answer.
+#[derive(Debug, Object)]
+struct Live {
+    /// Always `ok`: the process serves requests.
+    status: CheckStatus,
+}
+
+#[derive(ApiResponse)]
+enum LiveResponse {
+    /// The process is serving.
+    #[oai(status = 200)]
+    Ok(Json<Live>, #[oai(header = "Cache-Control")] String),
+}
+
+#[derive(ApiResponse)]
+enum ReadyResponse {
+    /// Every required dependency answered.
+    #[oai(status = 200)]
+    Ready(Json<Readiness>, #[oai(header = "Cache-Control")] String),
+    /// A required dependency is down; `failing` names it. The body is the same report
+    /// (deliberately not problem+json: it is a health report, read by probes and operators).
+    #[oai(status = 503)]
+    NotReady(Json<Readiness>, #[oai(header = "Cache-Control")] String),
+}
+
+const NO_STORE: &str = "no-store";
+
+/// `/health/*` and `/metrics`.
+pub struct HealthApi {
+    service: Arc<dyn HealthService>,
+}
+
+impl HealthApi {
+    /// The controller, with its service resolved from the module.
+    pub fn new<M: HasComponent<dyn HealthService> + ?Sized>(module: &M) -> Self {
+        Self { service: module.resolve() }
+    }
+}
+
+#[OpenApi(tag = "HealthTags::Health")]
+impl HealthApi {
+    /// Liveness
+    ///
+    /// 200 while the process serves requests. Consults no dependency, so an outage of Redis or
+    /// the database never gets healthy instances restarted.
+    #[oai(path = "/health/live", method = "get", operation_id = "healthLive")]
+    async fn live(&self) -> LiveResponse {
+        LiveResponse::Ok(Json(Live { status: CheckStatus::Ok }), NO_STORE.to_owned())
+    }
+
+    /// Readiness
+    ///
+    /// 200 when shared state (Redis, or the memory backend) and the database answer; 503 naming
+    /// the failing check otherwise. Each check is bounded by `health.check_timeout`.
+    #[oai(path = "/health/ready", method = "get", operation_id = "healthReady")]
+    async fn ready(&self) -> ReadyResponse {
+        let report = self.service.readiness().await;
+        match report.status {
+            CheckStatus::Ok => ReadyResponse::Ready(Json(report), NO_STORE.to_owned()),
+            CheckStatus::Down => ReadyResponse::NotReady(Json(report), NO_STORE.to_owned()),
+        }
+    }
+
+    /// Prometheus metrics
+    ///
+    /// The text exposition format: HTTP request counts and latencies by route, and every
+    /// module's own metrics. Expose it to your scraper only (block it at the load balancer).
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(self.service.metrics())
+    }
+}

@@ -1,0 +1,160 @@
+//! The one way to build and run the app: `main` and the tests both go through
+//! [`Application::build`] and [`Application::run_until_stopped`].
+
+use std::{io, net::SocketAddr, time::Duration};
+
+use app_core::metrics::{HttpMetrics, Metrics};
+use app_database::{Database, DbError};
+use app_redis::{Redis, RedisError, SharedState};
+use poem::{
+    EndpointExt, Server,
+    listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
+};
+
+use crate::{
+    config::AppConfig,
+    module::{AppModule, Overrides, build_modules},
+    routes,
+};
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Redis could not be configured (connecting happens in the background and never fails start-up).
+    #[error("{0}")]
+    Redis(#[from] RedisError),
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Database(#[from] DbError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A built application: listening, not yet serving.
+pub struct Application {
+    acceptor: BoxAcceptor,
+    addr: SocketAddr,
+    endpoint: poem::endpoint::BoxEndpoint<'static>,
+    module: std::sync::Arc<AppModule>,
+    state: SharedState,
+    database: Database,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Connects the resources, builds the modules, and binds the listener.
+    pub async fn build(config: AppConfig) -> Result<Application, StartError> {
+        Self::build_with(config, Overrides::default()).await
+    }
+
+    /// As [`build`](Self::build), with component overrides (tests).
+    pub async fn build_with(config: AppConfig, overrides: Overrides) -> Result<Application, StartError> {
+        let state = connect_shared_state(&config)?;
+        let database = open_database(&config).await?;
+        let metrics = Metrics::new();
+        let http_metrics = HttpMetrics::new(&metrics);
+        let module = build_modules(&config, state.clone(), database.clone(), metrics, overrides);
+        let endpoint = routes::routes(&module, &config.server, http_metrics).boxed();
+
+        let addr = format!("{}:{}", config.server.host, config.server.port);
+        let acceptor = TcpListener::bind(addr.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
+        let local = acceptor
+            .local_addr()
+            .into_iter()
+            .find_map(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| StartError::Bind { addr, source: io::Error::other("no local address") })?;
+        Ok(Application {
+            acceptor: acceptor.boxed(),
+            addr: local,
+            endpoint,
+            module,
+            state,
+            database,
+            shutdown_timeout: config.server.shutdown_timeout,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The composed modules (tests resolve services from it).
+    pub fn module(&self) -> std::sync::Arc<AppModule> {
+        self.module.clone()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
+    /// within `server.shutdown_timeout`, and closes Redis and the database last.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
+        let Application { acceptor, endpoint, state, database, shutdown_timeout, addr, .. } = self;
+        tracing::info!(%addr, "serving");
+        let result = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(endpoint, shutdown, Some(shutdown_timeout))
+            .await;
+        if let Some(redis) = state.redis() {
+            redis.close().await;
+        }
+        database.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn connect_shared_state(config: &AppConfig) -> Result<SharedState, StartError> {
+    if !config.redis.is_configured() {
+        tracing::warn!(
+            "shared state is in memory: sessions, rate limits, locks and jobs are per-instance and lost on \
+             restart; set REDIS_URL to share them across instances"
+        );
+        return Ok(SharedState::Memory);
+    }
+    let redis = Redis::connect(&config.redis)?;
+    Ok(SharedState::Redis(redis))
+}
+
+async fn open_database(config: &AppConfig) -> Result<Database, StartError> {
+    let database = Database::connect(&config.database).await?;
+    if config.database.migrate_on_start {
+        database.migrate().await?;
+    }
+    tracing::info!(backend = database.backend().name(), "database ready");
+    Ok(database)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+

@@ -1,0 +1,247 @@
+//! Loading the configuration: built-in defaults < `app.toml` < `APP_*` environment variables
+//! (`__` nests: `APP_REDIS__URL`) < the conventional names (`PORT`, `REDIS_URL`, `DATABASE_URL`,
+//! `JWT_SECRET`, `SESSION_ENCRYPTION_KEY`).
+//!
+//! Environment values are handed to figment verbatim as strings and extracted "lossily", so
+//! `PORT=8080` still reads as a number while `JWT_SECRET=0123...` keeps every character (a
+//! secret that looks like a number must not be parsed as one). A bad value stops start-up with
+//! one line: the key, where the value came from, and what is wrong.
+
+use std::{fmt, path::Path};
+
+use app_core::config::{ConfigIssue, LogConfig, Profile, Secret, ServerConfig, Validate};
+use app_database::DatabaseConfig;
+use app_health::HealthConfig;
+use app_redis::RedisConfig;
+use figment::{
+    Figment, Metadata, Profile as FigmentProfile, Provider,
+    providers::{Format, Toml},
+    value::{Dict, Map, Value},
+};
+use serde::Deserialize;
+
+/// The file read when no `--config` is given (optional).
+pub const DEFAULT_FILE: &str = "app.toml";
+
+/// The development default of `auth.jwt_secret`; production refuses it.
+pub const DEV_JWT_SECRET: &str = "development-only-jwt-secret-do-not-use-in-production";
+/// The development default of `auth.session_encryption_key`; production refuses it.
+pub const DEV_SESSION_KEY: &str = "development-only-session-key-do-not-use-in-production";
+
+/// Conventional environment variable names and the keys they set.
+const CONVENTIONAL: &[(&str, &str)] = &[
+    ("PORT", "server.port"),
+    ("REDIS_URL", "redis.url"),
+    ("DATABASE_URL", "database.url"),
+    ("JWT_SECRET", "auth.jwt_secret"),
+    ("SESSION_ENCRYPTION_KEY", "auth.session_encryption_key"),
+];
+
+/// Environment variables with the `APP_` prefix that are not configuration keys.
+const NOT_KEYS: &[&str] = &["APP_CONFIG"];
+
+/// The whole configuration: one section per module.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// `development` (default) or `production`. Env: `APP_PROFILE`.
+    pub profile: Profile,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[redis]`.
+    pub redis: RedisConfig,
+    /// `[database]`.
+    pub database: DatabaseConfig,
+    /// `[health]`.
+    pub health: HealthConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: the secrets tokens and sessions are protected with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC key signing access tokens; at least 32 bytes. Env: `JWT_SECRET`.
+    pub jwt_secret: Secret,
+    /// Key material encrypting sessions at rest; at least 32 bytes. Env: `SESSION_ENCRYPTION_KEY`.
+    pub session_encryption_key: Secret,
+}
+
+impl AuthConfig {
+    /// Fills missing secrets with the development defaults (development profile only) and
+    /// returns the keys that were filled, so start-up can say so.
+    pub fn apply_development_defaults(&mut self) -> Vec<&'static str> {
+        let mut filled = Vec::new();
+        if self.jwt_secret.is_empty() {
+            self.jwt_secret = Secret::new(DEV_JWT_SECRET);
+            filled.push("auth.jwt_secret");
+        }
+        if self.session_encryption_key.is_empty() {
+            self.session_encryption_key = Secret::new(DEV_SESSION_KEY);
+            filled.push("auth.session_encryption_key");
+        }
+        filled
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self, profile: Profile) -> Result<(), ConfigIssue> {
+        for (key, env, secret, dev) in [
+            ("auth.jwt_secret", "JWT_SECRET", &self.jwt_secret, DEV_JWT_SECRET),
+            ("auth.session_encryption_key", "SESSION_ENCRYPTION_KEY", &self.session_encryption_key, DEV_SESSION_KEY),
+        ] {
+            if profile.is_production() {
+                if secret.is_empty() {
+                    return Err(ConfigIssue::new(key, format!("is required in production (set {env})")));
+                }
+                if secret.expose() == dev {
+                    return Err(ConfigIssue::new(key, "is the development default; production needs a real secret"));
+                }
+            }
+            if !secret.is_empty() && secret.len() < 32 {
+                return Err(ConfigIssue::new(
+                    key,
+                    format!("is too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -base64 48`", secret.len()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AppConfig {
+    /// Checks every section for the configured profile.
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
+        let profile = self.profile;
+        self.server.validate(profile)?;
+        self.log.validate(profile)?;
+        self.redis.validate(profile)?;
+        self.database.validate(profile)?;
+        self.health.validate(profile)?;
+        self.auth.validate(profile)
+    }
+}
+
+/// Why the configuration cannot be used: one line naming key, source and problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The dotted key, when known.
+    pub key: Option<String>,
+    /// Where the value came from (`environment variable PORT`, `app.toml`, `the built-in default`).
+    pub source: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid configuration: ")?;
+        if let Some(key) = &self.key {
+            write!(f, "`{key}` ")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, "(from {source}) ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Loads, extracts and validates the configuration.
+///
+/// `file`: an explicit config file (then it must exist); `None` reads `app.toml` if present.
+/// `env`: the environment to read (the process environment in `main`).
+pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<AppConfig, ConfigError> {
+    let mut figment = Figment::new();
+    match file {
+        Some(path) if !path.is_file() => {
+            return Err(ConfigError {
+                key: None,
+                source: Some(path.display().to_string()),
+                message: "the config file does not exist".into(),
+            });
+        }
+        Some(path) => figment = figment.merge(Toml::file_exact(path)),
+        None if Path::new(DEFAULT_FILE).is_file() => figment = figment.merge(Toml::file_exact(DEFAULT_FILE)),
+        None => {}
+    }
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    for (name, value) in &env {
+        if let Some(rest) = name.strip_prefix("APP_").filter(|_| !NOT_KEYS.contains(&name.as_str())) {
+            let key = rest.to_ascii_lowercase().split("__").collect::<Vec<_>>().join(".");
+            figment = figment.merge(EnvVar::new(name, &key, value));
+        }
+    }
+    for (name, key) in CONVENTIONAL {
+        if let Some((_, value)) = env.iter().find(|(n, _)| n == name) {
+            figment = figment.merge(EnvVar::new(name, key, value));
+        }
+    }
+    let mut config: AppConfig = figment.extract_lossy().map_err(from_figment)?;
+    config.validate().map_err(|issue| {
+        let source = figment.find_metadata(&issue.key).map(describe_source);
+        ConfigError {
+            key: Some(issue.key),
+            source: Some(source.unwrap_or_else(|| "the built-in default".into())),
+            message: issue.message,
+        }
+    })?;
+    if !config.profile.is_production() {
+        config.auth.apply_development_defaults();
+    }
+    Ok(config)
+}
+
+fn from_figment(err: figment::Error) -> ConfigError {
+    let key = (!err.path.is_empty()).then(|| err.path.join("."));
+    let source = err.metadata.as_ref().map(describe_source);
+    let message = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            format!("`{field}` is not a configuration key (check its spelling against the README's table)")
+        }
+        kind => kind.to_string(),
+    };
+    ConfigError { key, source, message }
+}
+
+/// Names where a value came from: the environment variable, or the file and its path.
+fn describe_source(metadata: &Metadata) -> String {
+    match &metadata.source {
+        Some(figment::Source::File(path)) => format!("{} {}", metadata.name, path.display()),
+        _ => metadata.name.to_string(),
+    }
+}
+
+/// One environment variable, as a figment provider that keeps its value verbatim.
+struct EnvVar {
+    name: String,
+    key: String,
+    value: String,
+}
+
+impl EnvVar {
+    fn new(name: &str, key: &str, value: &str) -> Self {
+        Self { name: name.to_owned(), key: key.to_owned(), value: value.to_owned() }
+    }
+}
+
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<Map<FigmentProfile, Dict>, figment::Error> {
+        let mut value = Value::from(self.value.clone());
+        for part in self.key.rsplit('.') {
+            let mut dict = Dict::new();
+            dict.insert(part.to_owned(), value);
+            value = Value::from(dict);
+        }
+        let dict = value.into_dict().unwrap_or_default();
+        Ok(FigmentProfile::Default.collect(dict))
+    }
+}

@@ -1,0 +1,109 @@
+//! The HTTP surface: every module's controller combined under one OpenAPI service, the spec at
+//! `/openapi.json`, Swagger UI at `/docs`, all behind the core middleware stack.
+
+use app_core::{config::ServerConfig, metrics::HttpMetrics, openapi::finalize};
+use app_health::HealthApi;
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler,
+    http::{StatusCode, header},
+    web::Data,
+};
+use poem_openapi::OpenApiService;
+
+use crate::module::AppModule;
+
+/// The API title in the spec.
+pub const TITLE: &str = "SPA Backend API";
+
+const DESCRIPTION: &str = "\
+The HTTP contract of the SPA backend. Generate the client from `/openapi.json` (committed as \
+`openapi/openapi.json`).
+
+**Errors** are RFC 9457 problem details (`application/problem+json`) with a stable `code` to switch \
+on and the `requestId` to quote. Every operation declares its statuses; the `default` response \
+covers the rest (unknown route `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `INTERNAL_ERROR`).
+
+**Request ids**: send `X-Request-Id` (1-128 of `A-Z a-z 0-9 . _ -`) to correlate; every response \
+carries one, generated when absent.
+
+**Limits**: request bodies are limited (1 MiB by default; 413 `PAYLOAD_TOO_LARGE`, also for \
+chunked bodies). Lists take `page` (>= 1) and `pageSize` (1-100); out-of-range values are a 400, \
+never clamped.";
+
+/// The controllers of every module, combined (a tuple once there are several).
+type Apis = HealthApi;
+
+/// Each feature module adds its controller here.
+fn apis(module: &AppModule) -> Apis {
+    HealthApi::new(module)
+}
+
+fn service(module: &AppModule) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(apis(module), TITLE, env!("CARGO_PKG_VERSION")).description(DESCRIPTION).server("/")
+}
+
+/// The finalized OpenAPI document (what `/openapi.json` serves and `app openapi` prints).
+pub fn spec(module: &AppModule) -> String {
+    let raw = service(module).spec();
+    // The finalizer only adds entries to a document poem-openapi produced; it cannot fail on it.
+    finalize(&raw).unwrap_or(raw)
+}
+
+#[derive(Clone)]
+struct Documents {
+    spec: bytes::Bytes,
+    swagger: bytes::Bytes,
+}
+
+#[handler]
+fn openapi_json(docs: Data<&Documents>) -> Response {
+    Response::builder().content_type("application/json").body(docs.spec.clone())
+}
+
+#[handler]
+fn swagger_ui(docs: Data<&Documents>) -> Response {
+    Response::builder().content_type("text/html; charset=utf-8").body(docs.swagger.clone())
+}
+
+#[handler]
+fn docs_redirect() -> impl IntoResponse {
+    StatusCode::PERMANENT_REDIRECT.with_header(header::LOCATION, "/docs")
+}
+
+/// Every route of the app behind the middleware stack.
+pub fn routes(module: &AppModule, server: &ServerConfig, metrics: HttpMetrics) -> impl Endpoint<Output = Response> + use<> {
+    let service = service(module);
+    let raw = service.spec();
+    let spec = finalize(&raw).unwrap_or_else(|_| raw.clone());
+    // Swagger UI embeds the document; give it the finalized one so it shows every error status.
+    let swagger = service.swagger_ui_html().replace(&raw, &spec);
+    let docs = Documents { spec: spec.into(), swagger: swagger.into() };
+    let routes = Route::new()
+        .at("/openapi.json", get(openapi_json))
+        .at("/docs", get(swagger_ui))
+        .at("/docs/", get(docs_redirect))
+        .nest("/", service)
+        .data(docs);
+    app_core::http::stack(routes, server, metrics)
+}
+
+/// The spec without any configuration or external service: the modules are built on the
+/// memory backend and an in-memory SQLite database (the document depends on types only).
+pub async fn standalone_spec() -> Result<String, app_database::DbError> {
+    let config = crate::AppConfig::default();
+    let database = app_database::Database::connect(&app_database::DatabaseConfig {
+        url: "sqlite::memory:".into(),
+        ..config.database.clone()
+    })
+    .await?;
+    let module = crate::module::build_modules(
+        &config,
+        app_redis::SharedState::Memory,
+        database.clone(),
+        app_core::metrics::Metrics::new(),
+        crate::module::Overrides::default(),
+    );
+    let spec = spec(&module);
+    database.close().await;
+    Ok(spec)
+}
