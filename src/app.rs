@@ -157,4 +157,3 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM received; shutting down"),
     }
 }
-

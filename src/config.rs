@@ -104,7 +104,10 @@ impl Validate for AuthConfig {
             if !secret.is_empty() && secret.len() < 32 {
                 return Err(ConfigIssue::new(
                     key,
-                    format!("is too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -base64 48`", secret.len()),
+                    format!(
+                        "is too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -base64 48`",
+                        secret.len()
+                    ),
                 ));
             }
         }

@@ -71,7 +71,11 @@ fn docs_redirect() -> impl IntoResponse {
 }
 
 /// Every route of the app behind the middleware stack.
-pub fn routes(module: &AppModule, server: &ServerConfig, metrics: HttpMetrics) -> impl Endpoint<Output = Response> + use<> {
+pub fn routes(
+    module: &AppModule,
+    server: &ServerConfig,
+    metrics: HttpMetrics,
+) -> impl Endpoint<Output = Response> + use<> {
     let service = service(module);
     let raw = service.spec();
     let spec = finalize(&raw).unwrap_or_else(|_| raw.clone());

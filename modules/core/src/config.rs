@@ -196,7 +196,9 @@ impl Validate for ServerConfig {
             if !ok {
                 return Err(ConfigIssue::new(
                     "server.cors_origins",
-                    format!("entries must be origins like https://app.example.com (no path, no wildcard), got {origin:?}"),
+                    format!(
+                        "entries must be origins like https://app.example.com (no path, no wildcard), got {origin:?}"
+                    ),
                 ));
             }
         }

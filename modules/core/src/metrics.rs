@@ -107,10 +107,7 @@ mod tests {
         http.observe(labels.clone(), Duration::from_millis(3));
         http.observe(labels, Duration::from_millis(3));
         let text = metrics.encode();
-        assert!(
-            text.contains(r#"http_requests_total{method="GET",route="/health/live",status="200"} 2"#),
-            "{text}"
-        );
+        assert!(text.contains(r#"http_requests_total{method="GET",route="/health/live",status="200"} 2"#), "{text}");
         assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
     }
 }

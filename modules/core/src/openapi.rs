@@ -24,7 +24,9 @@ pub fn finalize(spec: &str) -> Result<String, serde_json::Error> {
     add_problem_schemas(&mut doc)?;
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
             for (method, op) in item.iter_mut() {
                 if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
                     decorate(op);
@@ -69,17 +71,21 @@ fn decorate(op: &mut Value) {
     let Some(responses) = op.as_object_mut().map(|o| o.entry("responses").or_insert_with(|| json!({}))) else {
         return;
     };
-    let Some(responses) = responses.as_object_mut() else { return };
+    let Some(responses) = responses.as_object_mut() else {
+        return;
+    };
     let mut add = |status: &str, value: Value| {
         responses.entry(status.to_owned()).or_insert(value);
     };
     if has_params || has_body {
-        add("400", problem("`VALIDATION_FAILED` (see `errors`) or `MALFORMED_REQUEST`: a parameter or the body is invalid"));
+        add(
+            "400",
+            problem("`VALIDATION_FAILED` (see `errors`) or `MALFORMED_REQUEST`: a parameter or the body is invalid"),
+        );
     }
     if secured {
-        let mut unauthorized = problem(
-            "`UNAUTHENTICATED`, `TOKEN_EXPIRED` or `SESSION_REVOKED`: no valid bearer token or session",
-        );
+        let mut unauthorized =
+            problem("`UNAUTHENTICATED`, `TOKEN_EXPIRED` or `SESSION_REVOKED`: no valid bearer token or session");
         unauthorized["headers"] = json!({
             "WWW-Authenticate": { "description": "`Bearer`, as RFC 6750 asks", "required": true, "schema": { "type": "string" } }
         });
@@ -94,7 +100,9 @@ fn decorate(op: &mut Value) {
     }
     add(
         "default",
-        problem("Any other error, as RFC 9457 problem details (`NOT_FOUND`, `METHOD_NOT_ALLOWED`, `INTERNAL_ERROR`, ...)"),
+        problem(
+            "Any other error, as RFC 9457 problem details (`NOT_FOUND`, `METHOD_NOT_ALLOWED`, `INTERNAL_ERROR`, ...)",
+        ),
     );
     sort_statuses(responses);
 }

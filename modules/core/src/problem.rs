@@ -375,8 +375,7 @@ pub mod status {
     pub struct Unauthorized;
     impl ProblemStatus for Unauthorized {
         const STATUS: u16 = 401;
-        const DESCRIPTION: &'static str =
-            "Missing or invalid bearer token, or a revoked session (`UNAUTHENTICATED`, `TOKEN_EXPIRED`, `SESSION_REVOKED`, ...)";
+        const DESCRIPTION: &'static str = "Missing or invalid bearer token, or a revoked session (`UNAUTHENTICATED`, `TOKEN_EXPIRED`, `SESSION_REVOKED`, ...)";
         fn headers() -> Vec<MetaHeader> {
             vec![string_header("WWW-Authenticate", "`Bearer`, as RFC 6750 asks")]
         }
@@ -418,13 +417,11 @@ mod tests {
     #[tokio::test]
     async fn renders_problem_json_with_the_request_id() {
         let id = RequestId::parse("req-42").expect("valid id");
-        let resp = id
-            .scope(async { ApiError::not_found("no such item").into_response() })
-            .await;
+        let resp = id.scope(async { ApiError::not_found("no such item").into_response() }).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
-        let body: serde_json::Value = serde_json::from_slice(&resp.into_body().into_bytes().await.expect("body"))
-            .expect("json");
+        let body: serde_json::Value =
+            serde_json::from_slice(&resp.into_body().into_bytes().await.expect("body")).expect("json");
         assert_eq!(body["type"], "about:blank");
         assert_eq!(body["title"], "Not Found");
         assert_eq!(body["status"], 404);
@@ -443,9 +440,8 @@ mod tests {
     fn validation_lists_fields_and_retry_after_sets_the_header() {
         let err = ApiError::validation(vec![FieldError::new("pageSize", "must be at most 100")]);
         assert_eq!(err.problem().errors.expect("errors")[0].field, "pageSize");
-        let resp = ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
-            .with_retry_after(17)
-            .into_response();
+        let resp =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited).with_retry_after(17).into_response();
         assert_eq!(resp.headers()[header::RETRY_AFTER], "17");
     }
 

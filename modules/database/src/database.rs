@@ -139,7 +139,9 @@ fn describe_connect_error(err: &sqlx::Error) -> String {
     match err {
         sqlx::Error::Io(io) => format!("cannot reach the database server ({io})"),
         sqlx::Error::PoolTimedOut => "timed out connecting to the database".into(),
-        sqlx::Error::Database(db) => format!("the database refused the connection: {}", db.message()),
+        sqlx::Error::Database(db) => {
+            format!("the database refused the connection: {}", db.message())
+        }
         other => other.to_string(),
     }
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags, payload::{Json, PlainText}};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, Tags,
+    payload::{Json, PlainText},
+};
 use shaku::HasComponent;
 
 use crate::service::{CheckStatus, HealthService, Readiness};

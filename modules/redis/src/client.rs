@@ -153,7 +153,10 @@ impl From<Value> for Reply {
             Value::Bytes(b) => Reply::Bytes(b.to_vec()),
             Value::Array(items) => Reply::Array(items.into_iter().map(Reply::from).collect()),
             Value::Map(map) => Reply::Array(
-                map.inner().into_iter().flat_map(|(k, v)| [Reply::Bytes(k.as_bytes().to_vec()), Reply::from(v)]).collect(),
+                map.inner()
+                    .into_iter()
+                    .flat_map(|(k, v)| [Reply::Bytes(k.as_bytes().to_vec()), Reply::from(v)])
+                    .collect(),
             ),
         }
     }

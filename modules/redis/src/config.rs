@@ -80,18 +80,29 @@ impl Default for RedisConfig {
 impl RedisConfig {
     /// Whether a Redis server is configured (else: the memory backend).
     pub fn is_configured(&self) -> bool {
-        self.url.as_deref().is_some_and(|u| !u.trim().is_empty()) || self.host.as_deref().is_some_and(|h| !h.trim().is_empty())
+        self.url.as_deref().is_some_and(|u| !u.trim().is_empty())
+            || self.host.as_deref().is_some_and(|h| !h.trim().is_empty())
     }
 }
 
 impl Validate for RedisConfig {
     fn validate(&self, profile: Profile) -> Result<(), ConfigIssue> {
         if let Some(url) = self.url.as_deref().filter(|u| !u.trim().is_empty()) {
-            const SCHEMES: &[&str] =
-                &["redis", "rediss", "valkey", "valkeys", "redis-cluster", "rediss-cluster", "redis-sentinel", "rediss-sentinel"];
+            const SCHEMES: &[&str] = &[
+                "redis",
+                "rediss",
+                "valkey",
+                "valkeys",
+                "redis-cluster",
+                "rediss-cluster",
+                "redis-sentinel",
+                "rediss-sentinel",
+            ];
             let scheme = url.split_once("://").map(|(scheme, _)| scheme);
             let problem = match scheme {
-                Some(scheme) if SCHEMES.contains(&scheme) => fred::prelude::Config::from_url(url).err().map(|e| e.details().to_owned()),
+                Some(scheme) if SCHEMES.contains(&scheme) => {
+                    fred::prelude::Config::from_url(url).err().map(|e| e.details().to_owned())
+                }
                 _ => Some("unknown scheme".to_owned()),
             };
             if let Some(problem) = problem {
@@ -113,7 +124,10 @@ impl Validate for RedisConfig {
             ));
         }
         if self.key_prefix.contains(['{', '}', ' ']) {
-            return Err(ConfigIssue::new("redis.key_prefix", "must not contain braces or spaces (braces are hash tags)"));
+            return Err(ConfigIssue::new(
+                "redis.key_prefix",
+                "must not contain braces or spaces (braces are hash tags)",
+            ));
         }
         if self.pool_size == 0 || self.pool_size > 64 {
             return Err(ConfigIssue::new("redis.pool_size", "must be between 1 and 64"));
@@ -125,11 +139,17 @@ impl Validate for RedisConfig {
             ("redis.reconnect_min_delay", self.reconnect_min_delay),
         ] {
             if value.is_zero() {
-                return Err(ConfigIssue::new(key, "must be longer than 0s (no timeout would let a frozen Redis hang requests)"));
+                return Err(ConfigIssue::new(
+                    key,
+                    "must be longer than 0s (no timeout would let a frozen Redis hang requests)",
+                ));
             }
         }
         if self.reconnect_max_delay < self.reconnect_min_delay {
-            return Err(ConfigIssue::new("redis.reconnect_max_delay", "must not be shorter than redis.reconnect_min_delay"));
+            return Err(ConfigIssue::new(
+                "redis.reconnect_max_delay",
+                "must not be shorter than redis.reconnect_min_delay",
+            ));
         }
         if self.max_command_buffer == 0 {
             return Err(ConfigIssue::new("redis.max_command_buffer", "must be at least 1"));

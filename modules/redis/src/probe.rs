@@ -29,7 +29,9 @@ impl RedisInfo {
     pub fn parse(info: &str) -> Self {
         let mut out = RedisInfo::default();
         for line in info.lines() {
-            let Some((key, value)) = line.trim().split_once(':') else { continue };
+            let Some((key, value)) = line.trim().split_once(':') else {
+                continue;
+            };
             match key {
                 "redis_version" => out.version = value.to_owned(),
                 "role" => out.role = value.to_owned(),
@@ -93,7 +95,8 @@ impl RedisHealth for RedisServerHealth {
             },
             (Err(err), _) | (_, Err(err)) => {
                 tracing::warn!(error = %err, "redis health probe failed");
-                let error = if err.is_unavailable() { "unreachable or not answering" } else { "answered with an error" };
+                let error =
+                    if err.is_unavailable() { "unreachable or not answering" } else { "answered with an error" };
                 RedisProbe { backend: "redis", up: false, latency: None, info: None, error: Some(error.into()) }
             }
         }

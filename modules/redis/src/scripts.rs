@@ -52,10 +52,8 @@ impl ScriptRegistry {
     /// a different body under a taken name is a programming error and panics at start-up.
     pub(crate) fn register(&self, name: &'static str, lua: &'static str) -> Script {
         let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
-        let script = scripts
-            .entry(name)
-            .or_insert_with(|| Script { name, inner: Arc::new(FredScript::from_lua(lua)) })
-            .clone();
+        let script =
+            scripts.entry(name).or_insert_with(|| Script { name, inner: Arc::new(FredScript::from_lua(lua)) }).clone();
         assert_eq!(
             script.sha1(),
             FredScript::from_lua(lua).sha1().to_string(),

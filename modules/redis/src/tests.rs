@@ -107,7 +107,12 @@ async fn the_command_buffer_is_bounded_while_disconnected() {
 
     // More commands than the buffer holds: the overflow fails at once instead of queueing.
     let started = Instant::now();
-    let pings: Vec<_> = (0..32).map(|_| { let r = redis.clone(); tokio::spawn(async move { (r.ping().await, Instant::now()) }) }).collect();
+    let pings: Vec<_> = (0..32)
+        .map(|_| {
+            let r = redis.clone();
+            tokio::spawn(async move { (r.ping().await, Instant::now()) })
+        })
+        .collect();
     let mut fast_failures = 0;
     for ping in pings {
         let (result, at) = ping.await.expect("task");

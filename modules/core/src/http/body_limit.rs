@@ -55,7 +55,9 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                 let bytes = match req.take_body().into_bytes_limit(limit).await {
                     Ok(bytes) => bytes,
                     Err(ReadBodyError::PayloadTooLarge) => return Err(too_large(self.limit).into()),
-                    Err(_) => return Err(ApiError::malformed("The request body could not be read").into()),
+                    Err(_) => {
+                        return Err(ApiError::malformed("The request body could not be read").into());
+                    }
                 };
                 req.set_body(bytes);
             }

@@ -43,7 +43,11 @@ const EXPOSED_HEADERS: &[&str] = &[
 const ALLOWED_HEADERS: &[&str] = &["authorization", "content-type", "x-request-id", "x-lock-token", "last-event-id"];
 
 /// Wraps `routes` in the full middleware stack.
-pub fn stack<E>(routes: E, server: &ServerConfig, metrics: HttpMetrics) -> impl Endpoint<Output = poem::Response> + use<E>
+pub fn stack<E>(
+    routes: E,
+    server: &ServerConfig,
+    metrics: HttpMetrics,
+) -> impl Endpoint<Output = poem::Response> + use<E>
 where
     E: Endpoint + 'static,
 {

@@ -7,7 +7,7 @@ use poem::{
     error::{MethodNotAllowedError, NotFoundError},
     http::{StatusCode, header},
 };
-use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError};
+use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParsePathError};
 
 use super::is_json;
 use crate::{ApiError, ErrorCode, FieldError};
@@ -56,14 +56,23 @@ pub fn normalize(result: Result<Response>, method: &poem::http::Method, path: &s
             if let Some(param) = err.downcast_ref::<ParseParamError>() {
                 return ApiError::validation(vec![FieldError::new(param.name, param.reason.clone())]).into_response();
             }
+            if let Some(path) = err.downcast_ref::<ParsePathError>() {
+                // poem-openapi names path segments internally (`param0`), so the field is the path.
+                return ApiError::validation(vec![FieldError::new(
+                    "path",
+                    format!("invalid path segment: {}", path.reason),
+                )])
+                .into_response();
+            }
             let status = err.status();
-            let detail = if err.is::<AuthorizationError>() || err.is::<NotFoundError>() || err.is::<MethodNotAllowedError>() {
-                None
-            } else if err.is::<ContentTypeError>() {
-                Some(err.to_string())
-            } else {
-                Some(truncate(err.to_string(), 300))
-            };
+            let detail =
+                if err.is::<AuthorizationError>() || err.is::<NotFoundError>() || err.is::<MethodNotAllowedError>() {
+                    None
+                } else if err.is::<ContentTypeError>() {
+                    Some(err.to_string())
+                } else {
+                    Some(truncate(err.to_string(), 300))
+                };
             let resp = err.into_response();
             if is_json(&resp) {
                 return resp;
@@ -77,8 +86,9 @@ pub fn normalize(result: Result<Response>, method: &poem::http::Method, path: &s
 fn from_status(status: StatusCode, detail: Option<String>, method: &poem::http::Method, path: &str) -> ApiError {
     match status {
         StatusCode::NOT_FOUND => ApiError::not_found(format!("No route matches {method} {path}")),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, ErrorCode::MethodNotAllowed)
-            .with_detail(format!("{path} does not accept {method}")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ApiError::new(status, ErrorCode::MethodNotAllowed).with_detail(format!("{path} does not accept {method}"))
+        }
         StatusCode::UNAUTHORIZED => ApiError::unauthenticated(
             ErrorCode::Unauthenticated,
             "A valid bearer token is required in the Authorization header",

@@ -2,11 +2,7 @@
 
 use std::time::Instant;
 
-use poem::{
-    Endpoint, IntoResponse, Middleware, Request, Response, Result,
-    http::HeaderValue,
-    PathPattern,
-};
+use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result, http::HeaderValue};
 use tracing::Instrument;
 
 use super::normalize;

@@ -64,7 +64,9 @@ impl Drop for TestDatabase {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs outside any runtime guarantee, so use a small runtime on a thread of its own.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
                 rt.block_on(async move {
                     if let Ok(mut conn) = PgConnection::connect(&admin_url).await {
                         let _ = conn
@@ -99,7 +101,10 @@ mod tests {
     #[test]
     fn swaps_the_database_name() {
         assert_eq!(replace_db_name("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(replace_db_name("postgres://u@h:5432/test?sslmode=disable", "x"), "postgres://u@h:5432/x?sslmode=disable");
+        assert_eq!(
+            replace_db_name("postgres://u@h:5432/test?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
         assert_eq!(replace_db_name("postgres://u@h", "x"), "postgres://u@h/x");
     }
 }

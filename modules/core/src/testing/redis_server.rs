@@ -75,7 +75,9 @@ impl RedisServer {
             return true;
         }
         if which_redis().is_none() {
-            panic!("redis-server is not installed: run ./scripts/test.sh (it installs it) or `apt-get install redis-server`");
+            panic!(
+                "redis-server is not installed: run ./scripts/test.sh (it installs it) or `apt-get install redis-server`"
+            );
         }
         self.kill_watchdog();
         false
@@ -167,10 +169,7 @@ impl Drop for RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind an ephemeral port")
 }
 
 fn wait_for_ping(port: u16, timeout: Duration) -> bool {
@@ -179,7 +178,9 @@ fn wait_for_ping(port: u16, timeout: Duration) -> bool {
         if let Ok(mut stream) = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))) {
             stream.set_read_timeout(Some(Duration::from_millis(500))).ok();
             let mut buf = [0u8; 16];
-            if stream.write_all(b"PING\r\n").is_ok() && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG")) {
+            if stream.write_all(b"PING\r\n").is_ok()
+                && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+            {
                 return true;
             }
         }

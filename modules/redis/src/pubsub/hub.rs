@@ -88,7 +88,9 @@ impl Subscription {
         let mut lagged = 0;
         loop {
             match self.rx.recv().await {
-                Ok(payload) => return Some(Message { payload: payload.to_vec(), lagged }),
+                Ok(payload) => {
+                    return Some(Message { payload: payload.to_vec(), lagged });
+                }
                 Err(RecvError::Lagged(n)) => lagged += n,
                 Err(RecvError::Closed) => return None,
             }
@@ -126,7 +128,9 @@ pub(crate) fn spawn_dispatcher(subscriber: &SubscriberClient, hub: Hub) {
                 }
                 // The hub's own buffers absorb slow consumers; this only lags if the whole
                 // process falls behind, and then the dispatcher just carries on.
-                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "pub/sub dispatcher lagged"),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "pub/sub dispatcher lagged")
+                }
                 Err(RecvError::Closed) => break,
             }
         }

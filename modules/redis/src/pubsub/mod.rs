@@ -13,8 +13,8 @@ mod redis;
 use async_trait::async_trait;
 use shaku::Interface;
 
-pub use hub::{Message, Subscription};
 pub(crate) use hub::{Hub, spawn_dispatcher};
+pub use hub::{Message, Subscription};
 pub use memory::MemoryPubSub;
 pub use redis::RedisPubSub;
 
