@@ -248,3 +248,139 @@ impl Provider for EnvVar {
         Ok(FigmentProfile::Default.collect(dict))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const SECRET_A: &str = "0123456789012345678901234567890123456789";
+    const SECRET_B: &str = "9876543210987654321098765432109876543210";
+
+    #[test]
+    fn defaults_need_nothing() {
+        let cfg = load(None, env(&[])).expect("defaults are valid");
+        assert_eq!(cfg.server.port, 3000);
+        assert_eq!(cfg.profile, Profile::Development);
+        assert!(!cfg.redis.is_configured());
+        assert_eq!(cfg.auth.jwt_secret.expose(), DEV_JWT_SECRET, "development fills the secret");
+    }
+
+    #[test]
+    fn environment_layers_nest_and_conventional_names_win() {
+        let cfg = load(
+            None,
+            env(&[
+                ("APP_SERVER__PORT", "4000"),
+                ("PORT", "5000"),
+                ("APP_REDIS__KEY_PREFIX", "shop:"),
+                ("APP_SERVER__CORS_ORIGINS", "https://a.example.com, https://b.example.com"),
+                ("APP_SERVER__SHUTDOWN_TIMEOUT", "5s"),
+                ("APP_DATABASE__MIGRATE_ON_START", "false"),
+                ("REDIS_URL", "redis://127.0.0.1:6380"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(cfg.server.port, 5000, "PORT beats APP_SERVER__PORT");
+        assert_eq!(cfg.redis.key_prefix, "shop:");
+        assert_eq!(cfg.server.cors_origins, ["https://a.example.com", "https://b.example.com"]);
+        assert_eq!(cfg.server.shutdown_timeout, std::time::Duration::from_secs(5));
+        assert!(!cfg.database.migrate_on_start);
+        assert_eq!(cfg.redis.url.as_deref(), Some("redis://127.0.0.1:6380"));
+    }
+
+    #[test]
+    fn numeric_looking_secrets_keep_every_character() {
+        let cfg = load(
+            None,
+            env(&[
+                ("JWT_SECRET", "000123456789012345678901234567890123"),
+                ("APP_AUTH__SESSION_ENCRYPTION_KEY", SECRET_B),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(cfg.auth.jwt_secret.expose(), "000123456789012345678901234567890123");
+        assert_eq!(cfg.auth.session_encryption_key.expose(), SECRET_B);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_its_source() {
+        let err = load(None, env(&[("PORT", "eighty")])).expect_err("not a number");
+        assert_eq!(err.key.as_deref(), Some("server.port"));
+        assert_eq!(err.source.as_deref(), Some("environment variable PORT"));
+        let line = err.to_string();
+        assert!(line.contains("`server.port`") && line.contains("environment variable PORT"), "{line}");
+        assert!(!line.contains('\n'));
+
+        let err = load(None, env(&[("APP_SERVER__MAX_BODY_BYTES", "0")])).expect_err("zero");
+        assert_eq!(err.key.as_deref(), Some("server.max_body_bytes"));
+        assert_eq!(err.source.as_deref(), Some("environment variable APP_SERVER__MAX_BODY_BYTES"));
+
+        let err = load(None, env(&[("APP_SERVER__PROT", "1")])).expect_err("typo");
+        assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn production_refuses_missing_weak_and_default_secrets() {
+        let base = [("APP_PROFILE", "production"), ("REDIS_URL", "redis://127.0.0.1:6379")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = base.to_vec();
+            vars.extend_from_slice(extra);
+            load(None, env(&vars))
+        };
+        let err = with(&[("SESSION_ENCRYPTION_KEY", SECRET_B)]).expect_err("missing JWT secret");
+        assert_eq!(err.key.as_deref(), Some("auth.jwt_secret"));
+        let err = with(&[("JWT_SECRET", "short"), ("SESSION_ENCRYPTION_KEY", SECRET_B)]).expect_err("weak");
+        assert_eq!(err.key.as_deref(), Some("auth.jwt_secret"));
+        assert_eq!(err.source.as_deref(), Some("environment variable JWT_SECRET"));
+        let err =
+            with(&[("JWT_SECRET", DEV_JWT_SECRET), ("SESSION_ENCRYPTION_KEY", SECRET_B)]).expect_err("dev default");
+        assert!(err.message.contains("development default"), "{err}");
+        let err = with(&[("JWT_SECRET", SECRET_A)]).expect_err("missing session key");
+        assert_eq!(err.key.as_deref(), Some("auth.session_encryption_key"));
+        let ok = with(&[("JWT_SECRET", SECRET_A), ("SESSION_ENCRYPTION_KEY", SECRET_B)]).expect("strong secrets");
+        assert_eq!(ok.auth.jwt_secret.expose(), SECRET_A);
+    }
+
+    #[test]
+    fn production_refuses_the_memory_backend_unless_allowed() {
+        let secrets = [("APP_PROFILE", "production"), ("JWT_SECRET", SECRET_A), ("SESSION_ENCRYPTION_KEY", SECRET_B)];
+        let err = load(None, env(&secrets)).expect_err("no Redis");
+        assert_eq!(err.key.as_deref(), Some("redis.url"));
+        let mut vars = secrets.to_vec();
+        vars.push(("APP_REDIS__ALLOW_MEMORY_IN_PRODUCTION", "true"));
+        assert!(load(None, env(&vars)).is_ok());
+    }
+
+    #[test]
+    fn a_config_file_is_read_and_the_environment_overrides_it() {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        writeln!(file, "[server]\nport = 4100\nhost = \"127.0.0.1\"\n\n[log]\nformat = \"json\"").expect("write");
+        let cfg = load(Some(file.path()), env(&[])).expect("valid file");
+        assert_eq!((cfg.server.port, cfg.server.host.as_str()), (4100, "127.0.0.1"));
+        assert_eq!(cfg.log.format, app_core::config::LogFormat::Json);
+        let cfg = load(Some(file.path()), env(&[("PORT", "4200")])).expect("valid");
+        assert_eq!(cfg.server.port, 4200);
+
+        let mut bad = tempfile::NamedTempFile::new().expect("temp file");
+        writeln!(bad, "[server]\nport = \"high\"").expect("write");
+        let err = load(Some(bad.path()), env(&[])).expect_err("bad type");
+        assert_eq!(err.key.as_deref(), Some("server.port"));
+        assert!(err.source.as_deref().is_some_and(|s| s.contains(&bad.path().display().to_string())), "{err}");
+
+        let err = load(Some(Path::new("/nonexistent/app.toml")), env(&[])).expect_err("missing");
+        assert!(err.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let cfg = load(None, env(&[("JWT_SECRET", SECRET_A)])).expect("valid");
+        let dump = format!("{cfg:?}");
+        assert!(!dump.contains(SECRET_A) && !dump.contains(DEV_SESSION_KEY), "{dump}");
+    }
+}

@@ -1,1 +1,11 @@
+//! Black-box tests of the whole app over HTTP, against a real `redis-server` (one per test
+//! binary, plus private ones for outage tests) and a real database (SQLite, and PostgreSQL when
+//! `TEST_DATABASE_URL` is set). Set `TEST_LOG=1` to see the app's logs.
 
+mod cli;
+mod di;
+mod errors;
+mod health;
+mod openapi;
+mod shutdown;
+mod support;
