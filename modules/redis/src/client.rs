@@ -42,6 +42,7 @@ struct Inner {
     scripts: ScriptRegistry,
     hub: Hub,
     up: AtomicBool,
+    command_timeout: Duration,
 }
 
 impl std::fmt::Debug for Redis {
@@ -202,6 +203,7 @@ impl Redis {
             scripts: ScriptRegistry::default(),
             hub: Hub::default(),
             up: AtomicBool::new(false),
+            command_timeout: cfg.command_timeout,
         });
         let redis = Redis { inner };
         redis.start();
@@ -354,10 +356,15 @@ impl Redis {
         &self.inner.subscriber
     }
 
-    /// Closes every connection (QUIT); pending commands finish or fail first.
+    /// Closes every connection (QUIT); pending commands finish or fail first. Bounded by the
+    /// command timeout, so shutdown never hangs on a frozen Redis.
     pub async fn close(&self) {
-        let _ = self.inner.subscriber.quit().await;
-        let _ = self.inner.pool.quit().await;
+        let quit = async {
+            let _ = tokio::join!(self.inner.subscriber.quit(), self.inner.pool.quit());
+        };
+        if tokio::time::timeout(self.inner.command_timeout, quit).await.is_err() {
+            tracing::warn!("redis did not acknowledge QUIT in time; dropping the connections");
+        }
     }
 }
 

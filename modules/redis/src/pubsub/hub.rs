@@ -23,10 +23,13 @@ pub struct Message {
 /// Called when the last local subscriber of a channel goes away (to UNSUBSCRIBE).
 type OnIdle = Arc<dyn Fn(String) + Send + Sync>;
 
+/// The sending side of one channel's local fan-out.
+type Fanout = broadcast::Sender<Arc<[u8]>>;
+
 /// The channel -> local subscribers map.
 #[derive(Clone, Default)]
 pub(crate) struct Hub {
-    channels: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<[u8]>>>>>,
+    channels: Arc<Mutex<HashMap<String, Fanout>>>,
 }
 
 impl Hub {
