@@ -4,6 +4,7 @@
 
 mod cli;
 mod di;
+mod docker;
 mod errors;
 mod health;
 mod openapi;

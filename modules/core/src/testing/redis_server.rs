@@ -17,18 +17,20 @@ use std::{
 /// A `redis-server` process owned by a test (or by the test binary, for the shared one).
 pub struct RedisServer {
     port: u16,
+    config_file: Option<PathBuf>,
     dir: tempfile::TempDir,
     watchdog: Mutex<Option<Child>>,
 }
 
 static SHARED: OnceLock<RedisServer> = OnceLock::new();
 
+/// Runs `redis-server "$@"` (after the parent pid) and stops it when the parent process is gone.
 const WATCHDOG: &str = r#"
-redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$2" --loglevel warning \
-  --pidfile "$2/redis.pid" --daemonize no &
+parent=$1; shift
+redis-server "$@" &
 r=$!
 trap 'kill -CONT $r 2>/dev/null; kill $r 2>/dev/null; wait $r; exit 0' TERM INT
-while kill -0 "$3" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done
+while kill -0 "$parent" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done
 kill -CONT $r 2>/dev/null; kill $r 2>/dev/null
 "#;
 
@@ -43,8 +45,18 @@ impl RedisServer {
     /// Panics with an actionable message when `redis-server` is not installed: tests cannot run
     /// without it (the README's test command installs it).
     pub fn start() -> RedisServer {
+        Self::start_inner(None)
+    }
+
+    /// Starts a server that reads `config_file` first (the test's own port, data dir and
+    /// pid file still apply), to check a shipped `redis.conf`.
+    pub fn start_with_config(config_file: &std::path::Path) -> RedisServer {
+        Self::start_inner(Some(config_file.to_owned()))
+    }
+
+    fn start_inner(config_file: Option<PathBuf>) -> RedisServer {
         let dir = tempfile::tempdir().expect("create a temp dir for redis-server");
-        let mut server = RedisServer { port: 0, dir, watchdog: Mutex::new(None) };
+        let mut server = RedisServer { port: 0, config_file, dir, watchdog: Mutex::new(None) };
         for _ in 0..5 {
             server.port = free_port();
             if server.spawn() {
@@ -55,13 +67,33 @@ impl RedisServer {
     }
 
     fn spawn(&self) -> bool {
+        let dir = self.dir.path();
+        let mut args: Vec<String> = Vec::new();
+        match &self.config_file {
+            // A shipped config keeps its own persistence and eviction settings.
+            Some(file) => args.push(file.display().to_string()),
+            None => args.extend(["--save", "", "--appendonly", "no"].map(String::from)),
+        }
+        args.extend([
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--pidfile".into(),
+            dir.join("redis.pid").display().to_string(),
+            "--daemonize".into(),
+            "no".into(),
+            "--loglevel".into(),
+            "warning".into(),
+        ]);
         let child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("redis-watchdog")
-            .arg(self.port.to_string())
-            .arg(self.dir.path())
             .arg(std::process::id().to_string())
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -71,7 +103,7 @@ impl RedisServer {
             Err(err) => panic!("cannot run sh to start redis-server: {err}"),
         };
         *self.watchdog.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
-        if wait_for_ping(self.port, Duration::from_secs(10)) {
+        if self.wait_for_ping(Duration::from_secs(10)) {
             return true;
         }
         if which_redis().is_none() {
@@ -80,6 +112,28 @@ impl RedisServer {
             );
         }
         self.kill_watchdog();
+        false
+    }
+
+    /// Waits until the server answers PING; gives up early when the server process has exited
+    /// (a port taken by someone else, a bad config file).
+    fn wait_for_ping(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if ping(self.port) {
+                return true;
+            }
+            let exited = self
+                .watchdog
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_mut()
+                .is_none_or(|child| !matches!(child.try_wait(), Ok(None)));
+            if exited {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         false
     }
 
@@ -172,21 +226,11 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind an ephemeral port")
 }
 
-fn wait_for_ping(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if let Ok(mut stream) = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))) {
-            stream.set_read_timeout(Some(Duration::from_millis(500))).ok();
-            let mut buf = [0u8; 16];
-            if stream.write_all(b"PING\r\n").is_ok()
-                && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-            {
-                return true;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))) else { return false };
+    stream.set_read_timeout(Some(Duration::from_millis(500))).ok();
+    let mut buf = [0u8; 16];
+    stream.write_all(b"PING\r\n").is_ok() && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }
 
 fn which_redis() -> Option<PathBuf> {
