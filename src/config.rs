@@ -18,7 +18,7 @@ use figment::{
     providers::{Format, Toml},
     value::{Dict, Map, Value},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The file read when no `--config` is given (optional).
 pub const DEFAULT_FILE: &str = "app.toml";
@@ -41,7 +41,7 @@ const CONVENTIONAL: &[(&str, &str)] = &[
 const NOT_KEYS: &[&str] = &["APP_CONFIG"];
 
 /// The whole configuration: one section per module.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppConfig {
     /// `development` (default) or `production`. Env: `APP_PROFILE`.
@@ -61,7 +61,7 @@ pub struct AppConfig {
 }
 
 /// `[auth]`: the secrets tokens and sessions are protected with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// HMAC key signing access tokens; at least 32 bytes. Env: `JWT_SECRET`.
@@ -382,5 +382,44 @@ mod tests {
         let cfg = load(None, env(&[("JWT_SECRET", SECRET_A)])).expect("valid");
         let dump = format!("{cfg:?}");
         assert!(!dump.contains(SECRET_A) && !dump.contains(DEV_SESSION_KEY), "{dump}");
+    }
+
+    /// Dotted keys of every leaf of a serialized config.
+    fn leaf_keys(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    leaf_keys(&key, v, out);
+                }
+            }
+            None => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn the_readme_table_lists_exactly_the_configuration_keys() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("<!-- config:start -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- config:end -->").next())
+            .expect("README has the config table markers");
+        let mut documented = Vec::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let key = cells[1].trim_matches('`').to_owned();
+            let env = format!("APP_{}", key.to_ascii_uppercase().replace('.', "__"));
+            assert!(cells[3].contains(&env), "README row {key} names {env}");
+            documented.push(key);
+        }
+        let mut actual = Vec::new();
+        leaf_keys("", &serde_json::to_value(AppConfig::default()).expect("serializable"), &mut actual);
+        documented.sort();
+        actual.sort();
+        assert_eq!(documented, actual, "README configuration table vs AppConfig");
+        for (name, key) in CONVENTIONAL {
+            assert!(table.lines().any(|l| l.contains(&format!("`{key}`")) && l.contains(name)), "{name} documented");
+        }
     }
 }

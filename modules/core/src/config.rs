@@ -7,7 +7,7 @@
 
 use std::{fmt, time::Duration};
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 /// A configuration problem found after the values were parsed: which key, and what is wrong.
 ///
@@ -40,7 +40,7 @@ pub trait Validate {
 }
 
 /// The deployment profile. Production refuses weak secrets and the in-memory backend.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Friendly defaults: development secrets, in-memory shared state, pretty logs.
@@ -88,6 +88,13 @@ impl Secret {
     }
 }
 
+/// Serializes as `<redacted>` (or empty): a dump of the effective configuration never shows it.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() { "Secret(<empty>)" } else { "Secret(<redacted>)" })
@@ -95,7 +102,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Which log format to write.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Pretty in development, JSON in production.
@@ -108,7 +115,7 @@ pub enum LogFormat {
 }
 
 /// `[log]`: logging.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// A tracing `EnvFilter` directive, e.g. `info` or `info,app_redis=debug`.
@@ -145,7 +152,7 @@ impl Validate for LogConfig {
 }
 
 /// `[server]`: the HTTP listener and the limits every request meets.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Interface to bind; `0.0.0.0` serves every interface (containers need it).

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use app_core::config::{ConfigIssue, Profile, Validate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The embedded default: a SQLite file under `./data/`, created on first run.
 pub const DEFAULT_URL: &str = "sqlite://data/app.db?mode=rwc";
 
 /// `[database]` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db?mode=rwc` or `postgres://user:pass@host:5432/db`.

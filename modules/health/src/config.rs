@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use app_core::config::{ConfigIssue, Profile, Validate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[health]` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// Longest a readiness check may take before it counts as down. Keep it below the load

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use app_core::config::{ConfigIssue, Profile, Secret, Validate};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `[redis]` configuration. With neither `url` nor `host` set, shared state runs on the
 /// in-process memory backend (one instance only).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://`, `rediss://` (TLS), `redis-cluster://host:port?node=h2:p2`,
