@@ -125,7 +125,13 @@ async fn metrics_count_requests_by_route_pattern() {
     }
     assert_eq!(app.get("/no/such/route").await.status(), 404);
     let text = app.metrics().await;
-    assert!(text.contains(r#"http_requests_total{method="GET",route="/health/live",status="200"} 3"#), "{text}");
-    assert!(text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"http_request_duration_seconds_count{method="GET",route="/health/live",status="200"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1"#),
+        "{text}"
+    );
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }

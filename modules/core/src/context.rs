@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use poem::http::HeaderValue;
 use uuid::Uuid;
 
 tokio::task_local! {
@@ -13,8 +14,10 @@ tokio::task_local! {
 }
 
 /// The id of one request: echoed from a sane `X-Request-Id` header, generated (UUID v7) otherwise.
+///
+/// Held as a header value (validated ASCII), so echoing it in the response copies nothing.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct RequestId(String);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The header that carries it in and out.
@@ -23,18 +26,32 @@ impl RequestId {
     /// Accepts a client's id when it is 1 to 128 characters of `A-Z a-z 0-9 . _ -`; anything
     /// else (empty, too long, spaces, control characters that could forge log lines) is refused.
     pub fn parse(value: &str) -> Option<Self> {
-        let sane = (1..=128).contains(&value.len())
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        sane.then(|| Self(value.to_owned()))
+        Self::from_header(&HeaderValue::from_str(value).ok()?)
+    }
+
+    /// As [`parse`](Self::parse), from a request header, without copying it.
+    pub fn from_header(value: &HeaderValue) -> Option<Self> {
+        let bytes = value.as_bytes();
+        let sane = (1..=128).contains(&bytes.len())
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        sane.then(|| Self(value.clone()))
     }
 
     /// A new time-ordered id.
     pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown")))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
+        // Only sane ASCII ids are ever constructed.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
 
@@ -51,13 +68,13 @@ impl RequestId {
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 

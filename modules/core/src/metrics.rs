@@ -10,9 +10,8 @@ use std::{
 };
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder, text::encode},
     metrics::{
-        counter::Counter,
         family::Family,
         histogram::{Histogram, exponential_buckets},
     },
@@ -54,21 +53,46 @@ impl Metrics {
 }
 
 /// Labels of one HTTP request: the route *pattern* (never the raw path, which would explode the
-/// number of series), the method and the status.
+/// number of series), the method and the status. Building them allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// `GET`, `POST`, ...
-    pub method: String,
+    /// `GET`, `POST`, ... (`OTHER` for extension methods).
+    pub method: &'static str,
     /// The matched route pattern (`/api/v1/library/:id`), or `unmatched`.
-    pub route: String,
+    pub route: RouteLabel,
     /// The response status.
     pub status: u16,
 }
 
-/// Request counts and latencies, recorded by the HTTP stack for every request.
+/// A route pattern as a label value, shared with the router (no copy per request).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct RouteLabel(pub Arc<str>);
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
+/// The label of a standard method, without allocating.
+pub fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Request latencies (and, through the histogram's `_count`, request counts), recorded by the
+/// HTTP stack for every request.
 #[derive(Clone)]
 pub struct HttpMetrics {
-    requests: Family<HttpLabels, Counter>,
     duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
 }
 
@@ -79,19 +103,18 @@ impl HttpMetrics {
             // 1 ms .. ~16 s.
             Histogram::new(exponential_buckets(0.001, 2.0, 15))
         }
-        let this = Self {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(histogram as fn() -> Histogram),
-        };
-        metrics.register("http_requests", "HTTP requests served", this.requests.clone());
-        metrics.register("http_request_duration_seconds", "HTTP request latency", this.duration.clone());
+        let this = Self { duration: Family::new_with_constructor(histogram as fn() -> Histogram) };
+        metrics.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method, route pattern and status; `_count` counts requests",
+            this.duration.clone(),
+        );
         this
     }
 
     /// Records one finished request.
-    pub fn observe(&self, labels: HttpLabels, elapsed: Duration) {
-        self.duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
-        self.requests.get_or_create(&labels).inc();
+    pub fn observe(&self, labels: &HttpLabels, elapsed: Duration) {
+        self.duration.get_or_create(labels).observe(elapsed.as_secs_f64());
     }
 }
 
@@ -103,11 +126,14 @@ mod tests {
     fn encodes_recorded_requests() {
         let metrics = Metrics::new();
         let http = HttpMetrics::new(&metrics);
-        let labels = HttpLabels { method: "GET".into(), route: "/health/live".into(), status: 200 };
-        http.observe(labels.clone(), Duration::from_millis(3));
-        http.observe(labels, Duration::from_millis(3));
+        let labels = HttpLabels { method: "GET", route: RouteLabel("/health/live".into()), status: 200 };
+        http.observe(&labels, Duration::from_millis(3));
+        http.observe(&labels, Duration::from_millis(3));
         let text = metrics.encode();
-        assert!(text.contains(r#"http_requests_total{method="GET",route="/health/live",status="200"} 2"#), "{text}");
-        assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+        let count = r#"http_request_duration_seconds_count{method="GET",route="/health/live",status="200"} 2"#;
+        assert!(text.contains(count), "{text}");
+        let bucket =
+            r#"http_request_duration_seconds_bucket{le="0.004",method="GET",route="/health/live",status="200"} 2"#;
+        assert!(text.contains(bucket), "{text}");
     }
 }

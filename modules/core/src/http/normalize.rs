@@ -34,9 +34,9 @@ impl<E: Endpoint> Endpoint for NormalizeEndpoint<E> {
 
     async fn call(&self, req: Request) -> Result<Response> {
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let uri = req.uri().clone();
         let result = self.inner.call(req).await.map(IntoResponse::into_response);
-        Ok(normalize(result, &method, &path))
+        Ok(normalize(result, &method, uri.path()))
     }
 }
 

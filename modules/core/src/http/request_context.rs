@@ -1,15 +1,21 @@
 //! The outermost middleware: request id, tracing span, access log, metrics.
 
-use std::time::Instant;
+use std::{
+    sync::{Arc, LazyLock},
+    time::Instant,
+};
 
-use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result, http::HeaderValue};
+use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result};
 use tracing::Instrument;
 
 use super::normalize;
 use crate::{
     RequestId,
-    metrics::{HttpLabels, HttpMetrics},
+    metrics::{HttpLabels, HttpMetrics, RouteLabel, method_label},
 };
+
+/// The route label of requests no route matched (bounded cardinality for 404 scans).
+static UNMATCHED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unmatched"));
 
 /// Middleware that scopes each request in its id, span and metrics.
 #[derive(Clone)]
@@ -43,19 +49,16 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
 
     async fn call(&self, req: Request) -> Result<Response> {
         let started = Instant::now();
-        let id = req
-            .headers()
-            .get(RequestId::HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(RequestId::parse)
-            .unwrap_or_else(RequestId::generate);
+        let id =
+            req.headers().get(RequestId::HEADER).and_then(RequestId::from_header).unwrap_or_else(RequestId::generate);
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+        // A `Uri` clone shares its bytes: no copy of the path on the hot path.
+        let uri = req.uri().clone();
+        let span = tracing::info_span!("request", request_id = %id, method = %method, path = %uri.path());
 
         let serve = async {
             let result = self.inner.call(req).await.map(IntoResponse::into_response);
-            let resp = normalize(result, &method, &path);
+            let resp = normalize(result, &method, uri.path());
             let status = resp.status();
             // Microsecond resolution, printed as milliseconds.
             let latency_ms = started.elapsed().as_micros() as f64 / 1e3;
@@ -68,14 +71,11 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         };
         let mut resp = id.clone().scope(serve.instrument(span)).await;
 
-        let route = resp.data::<PathPattern>().map_or_else(|| "unmatched".to_owned(), |p| p.0.to_string());
-        self.metrics.observe(
-            HttpLabels { method: method.to_string(), route, status: resp.status().as_u16() },
-            started.elapsed(),
-        );
-        if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-            resp.headers_mut().insert(RequestId::HEADER, value);
-        }
+        let route =
+            resp.data::<PathPattern>().map_or_else(|| RouteLabel(UNMATCHED.clone()), |p| RouteLabel(p.0.clone()));
+        let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
+        self.metrics.observe(&labels, started.elapsed());
+        resp.headers_mut().insert(RequestId::HEADER, id.header_value().clone());
         Ok(resp)
     }
 }
