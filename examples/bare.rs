@@ -3,6 +3,10 @@
 
 use poem::{Route, Server, get, handler, listener::TcpListener, web::Json};
 
+/// The same allocator as the app, so the comparison measures the app's own work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[handler]
 fn live() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))

@@ -6,8 +6,9 @@ use std::{io, net::SocketAddr, time::Duration};
 use app_core::metrics::{HttpMetrics, Metrics};
 use app_database::{Database, DbError};
 use app_redis::{Redis, RedisError, SharedState};
+use futures::future::BoxFuture;
 use poem::{
-    EndpointExt, Server,
+    Server,
     listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
 };
 
@@ -36,11 +37,15 @@ pub enum StartError {
     },
 }
 
+/// Runs the server on the acceptor until the signal resolves, with the drain timeout.
+type Serve =
+    Box<dyn FnOnce(BoxAcceptor, BoxFuture<'static, ()>, Duration) -> BoxFuture<'static, io::Result<()>> + Send>;
+
 /// A built application: listening, not yet serving.
 pub struct Application {
     acceptor: BoxAcceptor,
     addr: SocketAddr,
-    endpoint: poem::endpoint::BoxEndpoint<'static>,
+    serve: Serve,
     module: std::sync::Arc<AppModule>,
     state: SharedState,
     database: Database,
@@ -60,7 +65,14 @@ impl Application {
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
         let module = build_modules(&config, state.clone(), database.clone(), metrics, overrides);
-        let endpoint = routes::routes(&module, &config.server, http_metrics).boxed();
+        let endpoint = routes::routes(&module, &config.server, http_metrics);
+        // The server boxes the endpoint once itself; keeping the concrete type here (inside a
+        // closure) avoids boxing every request's future twice.
+        let serve: Serve = Box::new(move |acceptor, signal, timeout| {
+            Box::pin(async move {
+                Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(endpoint, signal, Some(timeout)).await
+            })
+        });
 
         let addr = format!("{}:{}", config.server.host, config.server.port);
         let acceptor = TcpListener::bind(addr.clone())
@@ -75,7 +87,7 @@ impl Application {
         Ok(Application {
             acceptor: acceptor.boxed(),
             addr: local,
-            endpoint,
+            serve,
             module,
             state,
             database,
@@ -100,12 +112,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
     /// within `server.shutdown_timeout`, and closes Redis and the database last.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
-        let Application { acceptor, endpoint, state, database, shutdown_timeout, addr, .. } = self;
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let Application { acceptor, serve, state, database, shutdown_timeout, addr, .. } = self;
         tracing::info!(%addr, "serving");
-        let result = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(endpoint, shutdown, Some(shutdown_timeout))
-            .await;
+        let result = serve(acceptor, Box::pin(shutdown), shutdown_timeout).await;
         if let Some(redis) = state.redis() {
             redis.close().await;
         }

@@ -6,8 +6,7 @@
 
 use std::fmt;
 
-use poem::http::HeaderValue;
-use uuid::Uuid;
+use poem::http::{HeaderName, HeaderValue};
 
 tokio::task_local! {
     static REQUEST_ID: RequestId;
@@ -21,7 +20,7 @@ pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// The header that carries it in and out.
-    pub const HEADER: &'static str = "x-request-id";
+    pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
     /// Accepts a client's id when it is 1 to 128 characters of `A-Z a-z 0-9 . _ -`; anything
     /// else (empty, too long, spaces, control characters that could forge log lines) is refused.
@@ -37,10 +36,17 @@ impl RequestId {
         sane.then(|| Self(value.clone()))
     }
 
-    /// A new time-ordered id.
+    /// A new time-ordered id (a UUID v7). Its random bits come from the thread-local generator,
+    /// not a system call per request: an id must be unique, not secret.
     pub fn generate() -> Self {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut random = [0u8; 10];
+        rand::fill(&mut random);
+        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+        let text = uuid.hyphenated().encode_lower(&mut buf);
         Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown")))
     }
 

@@ -27,7 +27,7 @@ struct Live {
 enum LiveResponse {
     /// The process is serving.
     #[oai(status = 200)]
-    Ok(Json<Live>, #[oai(header = "Cache-Control")] String),
+    Ok(Json<Live>),
 }
 
 #[derive(ApiResponse)]
@@ -63,7 +63,7 @@ impl HealthApi {
     /// the database never gets healthy instances restarted.
     #[oai(path = "/health/live", method = "get", operation_id = "healthLive")]
     async fn live(&self) -> LiveResponse {
-        LiveResponse::Ok(Json(Live { status: CheckStatus::Ok }), NO_STORE.to_owned())
+        LiveResponse::Ok(Json(Live { status: CheckStatus::Ok }))
     }
 
     /// Readiness

@@ -45,25 +45,32 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = E::Output;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
-        let declared = req.headers().get(header::CONTENT_LENGTH);
-        match declared.map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
-            Some(Some(len)) if len > self.limit => return Err(too_large(self.limit).into()),
-            Some(Some(_)) => {}
-            Some(None) => return Err(ApiError::malformed("Invalid Content-Length header").into()),
-            None if has_body(&req) => {
-                let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
-                let bytes = match req.take_body().into_bytes_limit(limit).await {
-                    Ok(bytes) => bytes,
-                    Err(ReadBodyError::PayloadTooLarge) => return Err(too_large(self.limit).into()),
-                    Err(_) => {
-                        return Err(ApiError::malformed("The request body could not be read").into());
-                    }
-                };
-                req.set_body(bytes);
-            }
-            None => {}
-        }
+        enforce(&mut req, self.limit).await?;
         self.inner.call(req).await
+    }
+}
+
+/// Refuses a declared length over `limit` at once, and buffers an undeclared (chunked) body
+/// with the limit applied to the bytes that arrive. Bodiless requests pass untouched.
+pub(crate) async fn enforce(req: &mut Request, limit: u64) -> std::result::Result<(), ApiError> {
+    let declared = req.headers().get(header::CONTENT_LENGTH);
+    match declared.map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
+        Some(Some(len)) if len > limit => Err(too_large(limit)),
+        Some(Some(_)) => Ok(()),
+        Some(None) => Err(ApiError::malformed("Invalid Content-Length header")),
+        None if has_body(req) => {
+            let max = usize::try_from(limit).unwrap_or(usize::MAX);
+            // Boxed: reading uses a 4 KiB buffer that would otherwise sit inside every caller's
+            // future and be copied on every request, chunked or not.
+            let bytes = match Box::pin(req.take_body().into_bytes_limit(max)).await {
+                Ok(bytes) => bytes,
+                Err(ReadBodyError::PayloadTooLarge) => return Err(too_large(limit)),
+                Err(_) => return Err(ApiError::malformed("The request body could not be read")),
+            };
+            req.set_body(bytes);
+            Ok(())
+        }
+        None => Ok(()),
     }
 }
 

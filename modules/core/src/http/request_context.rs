@@ -1,16 +1,19 @@
-//! The outermost middleware: request id, tracing span, access log, metrics.
+//! The outermost middleware: request id, tracing span, panic catching, error normalization,
+//! access log, metrics.
 
 use std::{
     sync::{Arc, LazyLock},
     time::Instant,
 };
 
+use futures::FutureExt;
 use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result};
+use std::panic::AssertUnwindSafe;
 use tracing::Instrument;
 
-use super::normalize;
+use super::{body_limit::enforce, normalize};
 use crate::{
-    RequestId,
+    ApiError, RequestId,
     metrics::{HttpLabels, HttpMetrics, RouteLabel, method_label},
 };
 
@@ -21,12 +24,14 @@ static UNMATCHED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unmatched"));
 #[derive(Clone)]
 pub struct RequestContext {
     metrics: HttpMetrics,
+    body_limit: Option<u64>,
 }
 
 impl RequestContext {
-    /// Records into `metrics`.
-    pub fn new(metrics: HttpMetrics) -> Self {
-        Self { metrics }
+    /// Records into `metrics`. With `body_limit`, also enforces the body limit (saving a layer
+    /// when nothing, such as CORS, must sit between the two).
+    pub fn new(metrics: HttpMetrics, body_limit: Option<u64>) -> Self {
+        Self { metrics, body_limit }
     }
 }
 
@@ -34,7 +39,7 @@ impl<E: Endpoint> Middleware<E> for RequestContext {
     type Output = RequestContextEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        RequestContextEndpoint { inner: ep, metrics: self.metrics.clone() }
+        RequestContextEndpoint { inner: ep, metrics: self.metrics.clone(), body_limit: self.body_limit }
     }
 }
 
@@ -42,12 +47,13 @@ impl<E: Endpoint> Middleware<E> for RequestContext {
 pub struct RequestContextEndpoint<E> {
     inner: E,
     metrics: HttpMetrics,
+    body_limit: Option<u64>,
 }
 
 impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> Result<Response> {
+    async fn call(&self, mut req: Request) -> Result<Response> {
         let started = Instant::now();
         let id =
             req.headers().get(RequestId::HEADER).and_then(RequestId::from_header).unwrap_or_else(RequestId::generate);
@@ -57,7 +63,19 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %uri.path());
 
         let serve = async {
-            let result = self.inner.call(req).await.map(IntoResponse::into_response);
+            // A panic becomes a logged 500 (never a dropped connection). The panic message was
+            // already printed by the panic hook; it may hold internals, so the client gets none.
+            let limited = match self.body_limit {
+                Some(limit) => enforce(&mut req, limit).await,
+                None => Ok(()),
+            };
+            let result = match limited {
+                Err(too_large) => Err(too_large.into()),
+                Ok(()) => match AssertUnwindSafe(self.inner.call(req)).catch_unwind().await {
+                    Ok(result) => result.map(IntoResponse::into_response),
+                    Err(_panic) => Err(ApiError::internal("a request handler panicked").into()),
+                },
+            };
             let resp = normalize(result, &method, uri.path());
             let status = resp.status();
             // Microsecond resolution, printed as milliseconds.
@@ -69,7 +87,9 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             }
             resp
         };
-        let mut resp = id.clone().scope(serve.instrument(span)).await;
+        // The inner stack's future is large; boxing it once means the task-local and span
+        // wrappers move a pointer instead of copying the whole state machine.
+        let mut resp = id.clone().scope(Box::pin(serve).instrument(span)).await;
 
         let route =
             resp.data::<PathPattern>().map_or_else(|| RouteLabel(UNMATCHED.clone()), |p| RouteLabel(p.0.clone()));
