@@ -94,3 +94,27 @@ fn openapi_prints_the_committed_spec() {
         "openapi/openapi.json is stale: run `cargo run -- openapi -o openapi/openapi.json`"
     );
 }
+
+#[test]
+fn production_logs_are_json_lines() {
+    let redis = app_core::testing::RedisServer::shared();
+    let (out, _dir) = run(
+        &["migrate"],
+        &[
+            ("APP_PROFILE", "production"),
+            ("APP_LOG__LEVEL", "info"),
+            ("JWT_SECRET", SECRET_A),
+            ("SESSION_ENCRYPTION_KEY", SECRET_B),
+            ("REDIS_URL", &redis.url()),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(!lines.is_empty(), "something was logged");
+    for line in lines {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(entry["timestamp"].is_string() && entry["level"].is_string(), "{line}");
+    }
+    assert!(stdout.contains("migrations applied"), "{stdout}");
+}

@@ -135,3 +135,13 @@ async fn metrics_count_requests_by_route_pattern() {
     );
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }
+
+#[tokio::test]
+async fn the_app_runs_on_a_redis_cluster_url() {
+    let cluster = app_core::testing::RedisCluster::start();
+    let app = app().backend(Backend::Redis(cluster.url())).spawn().await;
+    assert!(eventually(PATIENCE, || async { app.ready().await.status() == 200 }).await, "ready on Cluster");
+    let (_, body) = ready_body(app.ready().await).await;
+    assert_eq!(body["checks"]["redis"]["backend"], "redis");
+    assert_eq!(body["checks"]["redis"]["role"], "master");
+}

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use app_core::testing::{RedisServer, unique_prefix};
+use std::sync::OnceLock;
+
+use app_core::testing::{RedisCluster, RedisServer, unique_prefix};
 
 use crate::{Redis, RedisConfig};
 
@@ -23,5 +25,14 @@ pub(crate) fn config(url: String) -> RedisConfig {
 pub(crate) async fn redis() -> Redis {
     let redis = Redis::connect(&config(RedisServer::shared().url())).expect("client");
     assert!(redis.wait_connected(Duration::from_secs(5)).await, "test redis-server is not answering");
+    redis
+}
+
+/// A connected client on a three-node Redis Cluster shared by this test binary.
+pub(crate) async fn redis_cluster() -> Redis {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    let url = CLUSTER.get_or_init(RedisCluster::start).url();
+    let redis = Redis::connect(&config(url)).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(10)).await, "the test cluster is not answering");
     redis
 }

@@ -6,9 +6,11 @@
 
 mod contract;
 mod database;
+mod redis_cluster;
 mod redis_server;
 
 pub use database::TestDatabase;
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 
 use std::time::Duration;

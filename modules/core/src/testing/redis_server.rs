@@ -18,6 +18,7 @@ use std::{
 pub struct RedisServer {
     port: u16,
     config_file: Option<PathBuf>,
+    extra_args: Vec<String>,
     dir: tempfile::TempDir,
     watchdog: Mutex<Option<Child>>,
 }
@@ -45,18 +46,23 @@ impl RedisServer {
     /// Panics with an actionable message when `redis-server` is not installed: tests cannot run
     /// without it (the README's test command installs it).
     pub fn start() -> RedisServer {
-        Self::start_inner(None)
+        Self::start_inner(None, Vec::new())
+    }
+
+    /// Starts a server with extra `redis-server` options (e.g. `--cluster-enabled yes`).
+    pub fn start_with_args(args: &[&str]) -> RedisServer {
+        Self::start_inner(None, args.iter().map(|a| a.to_string()).collect())
     }
 
     /// Starts a server that reads `config_file` first (the test's own port, data dir and
     /// pid file still apply), to check a shipped `redis.conf`.
     pub fn start_with_config(config_file: &std::path::Path) -> RedisServer {
-        Self::start_inner(Some(config_file.to_owned()))
+        Self::start_inner(Some(config_file.to_owned()), Vec::new())
     }
 
-    fn start_inner(config_file: Option<PathBuf>) -> RedisServer {
+    fn start_inner(config_file: Option<PathBuf>, extra_args: Vec<String>) -> RedisServer {
         let dir = tempfile::tempdir().expect("create a temp dir for redis-server");
-        let mut server = RedisServer { port: 0, config_file, dir, watchdog: Mutex::new(None) };
+        let mut server = RedisServer { port: 0, config_file, extra_args, dir, watchdog: Mutex::new(None) };
         for _ in 0..5 {
             server.port = free_port();
             if server.spawn() {
@@ -88,6 +94,7 @@ impl RedisServer {
             "--loglevel".into(),
             "warning".into(),
         ]);
+        args.extend(self.extra_args.iter().cloned());
         let child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)

@@ -117,9 +117,13 @@ mod tests {
         Arc::new(crate::kv::RedisKvStore::new(crate::testing::redis().await))
     }
 
+    async fn redis_cluster_store() -> Arc<dyn KvStore> {
+        Arc::new(crate::kv::RedisKvStore::new(crate::testing::redis_cluster().await))
+    }
+
     app_core::contract_tests! {
         suite = contract,
-        adapters = { memory => memory_store, redis => redis_store },
+        adapters = { memory => memory_store, redis => redis_store, redis_cluster => redis_cluster_store },
         tests = [
             get_returns_what_set_stored,
             missing_keys_read_as_none,

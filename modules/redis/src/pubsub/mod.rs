@@ -105,9 +105,13 @@ mod tests {
         Arc::new(RedisPubSub::new(crate::testing::redis().await))
     }
 
+    async fn redis_cluster_pubsub() -> Arc<dyn PubSub> {
+        Arc::new(RedisPubSub::new(crate::testing::redis_cluster().await))
+    }
+
     app_core::contract_tests! {
         suite = contract,
-        adapters = { memory => memory_pubsub, redis => redis_pubsub },
+        adapters = { memory => memory_pubsub, redis => redis_pubsub, redis_cluster => redis_cluster_pubsub },
         tests = [
             a_subscriber_receives_what_is_published,
             every_subscriber_of_a_channel_gets_each_message_in_order,
