@@ -26,17 +26,13 @@ impl SqlDatabase for UnreachableDatabase {
 
 #[tokio::test]
 async fn a_component_overridden_in_the_database_module_reaches_the_health_controller() {
+    // A real pool on a fresh in-memory database, wrapped so its ping fails.
+    let db = Database::connect(&app_database::DatabaseConfig { url: "sqlite::memory:".into(), ..Default::default() })
+        .await
+        .expect("in-memory SQLite");
     let overrides = Overrides {
-        database: Some(Box::new(|builder| {
-            builder.with_component_override_fn::<dyn SqlDatabase>(Box::new(|_| {
-                // The real pool from a fresh in-memory database, wrapped so its ping fails.
-                let db = futures::executor::block_on(Database::connect(&app_database::DatabaseConfig {
-                    url: "sqlite::memory:".into(),
-                    ..Default::default()
-                }))
-                .expect("in-memory SQLite");
-                Box::new(UnreachableDatabase(db))
-            }))
+        database: Some(Box::new(move |builder| {
+            builder.with_component_override::<dyn SqlDatabase>(Box::new(UnreachableDatabase(db)))
         })),
         ..Overrides::default()
     };

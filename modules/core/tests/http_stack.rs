@@ -91,6 +91,14 @@ struct Harness {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+impl Harness {
+    /// `POST /echo` with this content type and body.
+    async fn post_echo(&self, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let req = self.http.post(format!("{}/echo", self.base)).header("content-type", content_type);
+        req.body(body).send().await.expect("send")
+    }
+}
+
 async fn spawn(server: ServerConfig) -> Harness {
     let service = OpenApiService::new(TestApi, "test", "1").server("/");
     let routes = Route::new().nest("/", service);
@@ -143,14 +151,7 @@ async fn unknown_routes_and_wrong_methods_are_problems() {
 async fn malformed_json_wrong_types_and_missing_fields_are_400() {
     let h = default_harness().await;
     for body in [r#"{"name": "x""#, r#"{"name": "x", "count": "three"}"#, r#"{"name": "x"}"#, "[]"] {
-        let resp = h
-            .http
-            .post(format!("{}/echo", h.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("send");
+        let resp = h.post_echo("application/json", body).await;
         problem(resp, 400, "MALFORMED_REQUEST").await;
     }
 }
@@ -158,14 +159,7 @@ async fn malformed_json_wrong_types_and_missing_fields_are_400() {
 #[tokio::test]
 async fn a_wrong_content_type_is_415() {
     let h = default_harness().await;
-    let resp = h
-        .http
-        .post(format!("{}/echo", h.base))
-        .header("content-type", "text/plain")
-        .body("name=x")
-        .send()
-        .await
-        .expect("send");
+    let resp = h.post_echo("text/plain", "name=x").await;
     problem(resp, 415, "UNSUPPORTED_MEDIA_TYPE").await;
 }
 
@@ -173,27 +167,13 @@ async fn a_wrong_content_type_is_415() {
 async fn bodies_over_the_limit_are_413_with_or_without_content_length() {
     let h = default_harness().await;
     let big = format!(r#"{{"name": "{}", "count": 1}}"#, "x".repeat(4096));
-    let resp = h
-        .http
-        .post(format!("{}/echo", h.base))
-        .header("content-type", "application/json")
-        .body(big.clone())
-        .send()
-        .await
-        .expect("send");
+    let resp = h.post_echo("application/json", big.clone()).await;
     problem(resp, 413, "PAYLOAD_TOO_LARGE").await;
 
     // Chunked: no Content-Length, the limit applies to the bytes that arrive.
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
         big.into_bytes().chunks(512).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-    let resp = h
-        .http
-        .post(format!("{}/echo", h.base))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .send()
-        .await
-        .expect("send");
+    let resp = h.post_echo("application/json", reqwest::Body::wrap_stream(futures::stream::iter(chunks))).await;
     problem(resp, 413, "PAYLOAD_TOO_LARGE").await;
 }
 
@@ -203,14 +183,7 @@ async fn bodies_within_the_limit_pass_chunked_or_not_and_bodiless_gets_are_untou
     let body = r#"{"name": "ok", "count": 2}"#;
     let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
         body.as_bytes().chunks(5).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
-    let resp = h
-        .http
-        .post(format!("{}/echo", h.base))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .send()
-        .await
-        .expect("send");
+    let resp = h.post_echo("application/json", reqwest::Body::wrap_stream(futures::stream::iter(chunks))).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.json::<Value>().await.expect("json")["count"], 2);
 

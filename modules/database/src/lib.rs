@@ -15,7 +15,7 @@ mod module;
 pub use config::{DEFAULT_URL, DatabaseConfig};
 pub use database::{Backend, Database};
 pub use error::DbError;
-pub use module::{DatabaseComponent, DatabaseComponentParameters, DatabaseModule, SqlDatabase, database_of};
+pub use module::{DatabaseComponent, DatabaseComponentParameters, DatabaseModule, SqlDatabase};
 
 #[cfg(test)]
 mod tests {

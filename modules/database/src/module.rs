@@ -1,6 +1,6 @@
 //! The DatabaseModule.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use shaku::{Component, Interface, module};
@@ -53,9 +53,4 @@ impl DatabaseModule {
     pub fn with_database(db: Database) -> shaku::ModuleBuilder<DatabaseModule> {
         DatabaseModule::builder().with_component_parameters::<DatabaseComponent>(DatabaseComponentParameters { db })
     }
-}
-
-/// Convenience for callers holding the module.
-pub fn database_of(module: &DatabaseModule) -> Arc<dyn SqlDatabase> {
-    shaku::HasComponent::<dyn SqlDatabase>::resolve(module)
 }

@@ -108,7 +108,7 @@ pub struct HealthServiceImpl {
     /// The app's metrics registry.
     metrics: Metrics,
     /// Longest a check may take.
-    #[shaku(default = Duration::from_secs(2))]
+    #[shaku(default = crate::HealthConfig::default().check_timeout)]
     check_timeout: Duration,
 }
 
