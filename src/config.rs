@@ -37,7 +37,12 @@ const CONVENTIONAL: &[(&str, &str)] = &[
     ("SESSION_ENCRYPTION_KEY", "auth.session_encryption_key"),
 ];
 
-/// Environment variables with the `APP_` prefix that are not configuration keys.
+/// The top-level keys: `APP_<SECTION>...` variables outside these are not ours (a platform's
+/// `APP_ENV`, Kubernetes' `APP_PORT=tcp://...` for a Service named `app`) and are ignored with a
+/// warning; unknown keys *inside* a section are typos and stop start-up.
+const SECTIONS: &[&str] = &["profile", "server", "log", "redis", "database", "health", "auth"];
+
+/// `APP_` variables that are read elsewhere (the config file path, by the CLI).
 const NOT_KEYS: &[&str] = &["APP_CONFIG"];
 
 /// The whole configuration: one section per module.
@@ -154,11 +159,29 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A loaded configuration and what start-up should warn about.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: AppConfig,
+    /// Things worth a warning line once logging is up (ignored variables, development secrets).
+    pub warnings: Vec<String>,
+}
+
 /// Loads, extracts and validates the configuration.
 ///
 /// `file`: an explicit config file (then it must exist); `None` reads `app.toml` if present.
 /// `env`: the environment to read (the process environment in `main`).
 pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<AppConfig, ConfigError> {
+    load_with_warnings(file, env).map(|loaded| loaded.config)
+}
+
+/// As [`load`], also returning the warnings start-up should log.
+pub fn load_with_warnings(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
     let mut figment = Figment::new();
     match file {
         Some(path) if !path.is_file() => {
@@ -176,7 +199,13 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
     for (name, value) in &env {
         if let Some(rest) = name.strip_prefix("APP_").filter(|_| !NOT_KEYS.contains(&name.as_str())) {
             let key = rest.to_ascii_lowercase().split("__").collect::<Vec<_>>().join(".");
-            figment = figment.merge(EnvVar::new(name, &key, value));
+            let section = key.split('.').next().unwrap_or_default();
+            if SECTIONS.contains(&section) {
+                figment = figment.merge(EnvVar::new(name, &key, value));
+            } else {
+                warnings
+                    .push(format!("ignoring environment variable {name}: `{section}` is not a configuration section"));
+            }
         }
     }
     for (name, key) in CONVENTIONAL {
@@ -194,9 +223,16 @@ pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>
         }
     })?;
     if !config.profile.is_production() {
-        config.auth.apply_development_defaults();
+        let filled = config.auth.apply_development_defaults();
+        if !filled.is_empty() {
+            warnings.push(format!(
+                "{} not set: using the development defaults, which anyone reading the source can use to forge \
+                 tokens; set JWT_SECRET and SESSION_ENCRYPTION_KEY (the production profile requires them)",
+                filled.join(" and ")
+            ));
+        }
     }
-    Ok(config)
+    Ok(Loaded { config, warnings })
 }
 
 fn from_figment(err: figment::Error) -> ConfigError {
@@ -326,6 +362,40 @@ mod tests {
     }
 
     #[test]
+    fn foreign_app_variables_are_ignored_with_a_warning() {
+        let loaded = load_with_warnings(
+            None,
+            env(&[("APP_PORT", "tcp://10.0.0.1:80"), ("APP_SERVICE_HOST", "10.0.0.1"), ("APP_ENV", "staging")]),
+        )
+        .expect("platform variables do not stop start-up");
+        assert_eq!(loaded.config.server.port, 3000);
+        assert!(loaded.warnings.iter().any(|w| w.contains("APP_PORT")), "{:?}", loaded.warnings);
+        assert!(loaded.warnings.iter().any(|w| w.contains("development defaults")), "{:?}", loaded.warnings);
+        let strong = load_with_warnings(None, env(&[("JWT_SECRET", SECRET_A), ("SESSION_ENCRYPTION_KEY", SECRET_B)]))
+            .expect("valid");
+        assert!(strong.warnings.is_empty(), "{:?}", strong.warnings);
+    }
+
+    #[test]
+    fn the_bind_host_follows_the_profile_unless_set() {
+        let dev = load(None, env(&[])).expect("valid");
+        assert_eq!(dev.server.bind_host(dev.profile), "127.0.0.1");
+        let prod = load(
+            None,
+            env(&[
+                ("APP_PROFILE", "production"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("JWT_SECRET", SECRET_A),
+                ("SESSION_ENCRYPTION_KEY", SECRET_B),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(prod.server.bind_host(prod.profile), "0.0.0.0");
+        let set = load(None, env(&[("APP_SERVER__HOST", "0.0.0.0")])).expect("valid");
+        assert_eq!(set.server.bind_host(set.profile), "0.0.0.0");
+    }
+
+    #[test]
     fn production_refuses_missing_weak_and_default_secrets() {
         let base = [("APP_PROFILE", "production"), ("REDIS_URL", "redis://127.0.0.1:6379")];
         let with = |extra: &[(&str, &str)]| {
@@ -362,7 +432,7 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().expect("temp file");
         writeln!(file, "[server]\nport = 4100\nhost = \"127.0.0.1\"\n\n[log]\nformat = \"json\"").expect("write");
         let cfg = load(Some(file.path()), env(&[])).expect("valid file");
-        assert_eq!((cfg.server.port, cfg.server.host.as_str()), (4100, "127.0.0.1"));
+        assert_eq!((cfg.server.port, cfg.server.host.as_deref()), (4100, Some("127.0.0.1")));
         assert_eq!(cfg.log.format, app_core::config::LogFormat::Json);
         let cfg = load(Some(file.path()), env(&[("PORT", "4200")])).expect("valid");
         assert_eq!(cfg.server.port, 4200);
@@ -379,9 +449,20 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_secrets() {
-        let cfg = load(None, env(&[("JWT_SECRET", SECRET_A)])).expect("valid");
+        let cfg = load(
+            None,
+            env(&[
+                ("JWT_SECRET", SECRET_A),
+                ("REDIS_URL", "redis://:redis-pass-123@cache:6379"),
+                ("DATABASE_URL", "postgres://app:db-pass-456@db:5432/app"),
+                ("APP_REDIS__PASSWORD", "host-pass-789"),
+            ]),
+        )
+        .expect("valid");
         let dump = format!("{cfg:?}");
-        assert!(!dump.contains(SECRET_A) && !dump.contains(DEV_SESSION_KEY), "{dump}");
+        for secret in [SECRET_A, DEV_SESSION_KEY, "redis-pass-123", "db-pass-456", "host-pass-789"] {
+            assert!(!dump.contains(secret), "{secret} leaked: {dump}");
+        }
     }
 
     /// Dotted keys of every leaf of a serialized config.

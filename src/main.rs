@@ -26,22 +26,27 @@ fn main() -> ExitCode {
     if let Some(Command::Openapi { output }) = &cli.command {
         return runtime.block_on(print_openapi(output.as_deref()));
     }
-    let config = match config::load(cli.config.as_deref(), std::env::vars()) {
-        Ok(config) => config,
+    let loaded = match config::load_with_warnings(cli.config.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
         }
     };
+    let config = loaded.config;
     telemetry::init(&config.log, config.profile);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => runtime.block_on(serve(config)),
+        // Signal handlers first: a SIGTERM during start-up must stop the app gracefully.
+        Command::Serve => runtime.block_on(async { serve(config, shutdown_signal()).await }),
         Command::Migrate => runtime.block_on(migrate(config)),
         Command::Openapi { .. } => unreachable!("handled above"),
     }
 }
 
-async fn serve(config: AppConfig) -> ExitCode {
+async fn serve(config: AppConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
@@ -49,7 +54,7 @@ async fn serve(config: AppConfig) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.run_until_stopped(shutdown_signal()).await {
+    match app.run_until_stopped(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: the server failed: {err}");

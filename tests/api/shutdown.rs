@@ -25,46 +25,62 @@ async fn an_in_flight_request_completes_while_new_connections_are_refused() {
     assert!(eventually(Duration::from_secs(10), || async { app.ready().await.status() == 200 }).await);
     redis.freeze();
 
-    let in_flight = tokio::spawn(app.request(reqwest::Method::GET, "/health/ready").send());
+    let request = app.request(reqwest::Method::GET, "/health/ready").send();
+    let in_flight = tokio::spawn(async move { (request.await, Instant::now()) });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let started = Instant::now();
+    let signalled = Instant::now();
     app.signal_shutdown();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let refused = TcpStream::connect_timeout(&app.addr, Duration::from_millis(500)).is_err();
-    let resp = in_flight.await.expect("task").expect("the in-flight request gets its answer");
+    let (resp, answered) = in_flight.await.expect("task");
+    let resp = resp.expect("the in-flight request gets its answer");
     redis.thaw();
     assert!(refused, "a new connection is refused once shutdown has begun");
+    assert!(answered > signalled, "the answer came after the shutdown signal");
     assert_eq!(resp.status(), 503, "it ran to completion (Redis was frozen)");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(signalled.elapsed() < Duration::from_secs(5));
     app.shutdown().await.expect("the server stops cleanly");
+
+    // Redis is closed last: once the server has stopped, only this test's own connection is left.
+    let clients = || redis.command(&["CLIENT", "LIST"]).lines().filter(|l| l.contains("addr=")).count();
+    assert!(eventually(Duration::from_secs(5), || async { clients() == 1 }).await, "{} clients left", clients());
 }
 
 #[tokio::test]
 async fn the_binary_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let child = Command::new(env!("CARGO_BIN_EXE_app"))
         .current_dir(dir.path())
-        .env("PORT", "0")
-        .env("APP_SERVER__HOST", "127.0.0.1")
-        .env("APP_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
+        .env("PORT", port.to_string())
+        .env("APP_LOG__LEVEL", "info")
+        .env("APP_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the binary");
-    // Give it time to bind and install its signal handlers.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(child.try_wait().expect("status").is_none(), "still running");
-    let killed = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    let pid = child.id().to_string();
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/health/live");
+    let up =
+        eventually(Duration::from_secs(30), || async { http.get(&url).send().await.is_ok_and(|r| r.status() == 200) });
+    assert!(up.await, "the binary serves on the default host");
+
+    let killed = Command::new("kill").arg("-TERM").arg(&pid).status().expect("kill");
     assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("status") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the binary did not stop within 10 s of SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "exit status {status}");
+    let out =
+        tokio::time::timeout(Duration::from_secs(15), tokio::task::spawn_blocking(move || child.wait_with_output()))
+            .await
+            .expect("the binary stops within 15 s of SIGTERM")
+            .expect("wait task")
+            .expect("output");
+    assert!(out.status.success(), "exit status {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("data/app.db").exists(), "the embedded database was created under ./data/");
+
+    let logs = String::from_utf8_lossy(&out.stdout);
+    let memory_warnings = logs.matches("shared state is in memory").count();
+    assert_eq!(memory_warnings, 1, "the in-memory backend is announced once: {logs}");
+    assert!(logs.contains("development defaults"), "missing secrets are announced: {logs}");
+    assert!(logs.contains("SIGTERM received"), "{logs}");
 }

@@ -155,8 +155,9 @@ impl Validate for LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Interface to bind; `0.0.0.0` serves every interface (containers need it).
-    pub host: String,
+    /// Interface to bind. Unset: `127.0.0.1` in development (a laptop does not expose its
+    /// development secrets to the network), `0.0.0.0` in production (containers, load balancers).
+    pub host: Option<String>,
     /// TCP port; `0` picks a free one (tests do).
     pub port: u16,
     /// Largest accepted request body in bytes, with or without `Content-Length`.
@@ -173,7 +174,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            host: "0.0.0.0".into(),
+            host: None,
             port: 3000,
             max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
@@ -182,12 +183,25 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The interface to bind for this profile.
+    pub fn bind_host(&self, profile: Profile) -> &str {
+        match &self.host {
+            Some(host) => host,
+            None if profile.is_production() => "0.0.0.0",
+            None => "127.0.0.1",
+        }
+    }
+}
+
 impl Validate for ServerConfig {
     fn validate(&self, _: Profile) -> Result<(), ConfigIssue> {
-        if self.host.parse::<std::net::IpAddr>().is_err() {
+        if let Some(host) = &self.host
+            && host.parse::<std::net::IpAddr>().is_err()
+        {
             return Err(ConfigIssue::new(
                 "server.host",
-                format!("must be an IP address such as 0.0.0.0 or 127.0.0.1, got {:?}", self.host),
+                format!("must be an IP address such as 0.0.0.0 or 127.0.0.1, got {host:?}"),
             ));
         }
         if self.max_body_bytes == 0 {
@@ -210,6 +224,18 @@ impl Validate for ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// A URL with its password replaced, for `Debug` output and logs
+/// (`redis://:hunter2@host` -> `redis://:<redacted>@host`).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
+    let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end].rfind('@').map(|i| scheme_end + i) else { return url.to_owned() };
+    match url[scheme_end..at].find(':') {
+        Some(colon) => format!("{}<redacted>{}", &url[..scheme_end + colon + 1], &url[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -249,6 +275,14 @@ mod tests {
         let secret = Secret::new("hunter2-hunter2");
         assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
         assert_eq!(secret.expose(), "hunter2-hunter2");
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://:<redacted>@cache:6379/0");
+        assert_eq!(redact_url("postgres://app:p%40ss@db/app?x=1"), "postgres://app:<redacted>@db/app?x=1");
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(redact_url("sqlite://data/app.db"), "sqlite://data/app.db");
     }
 
     #[test]

@@ -267,7 +267,12 @@ async fn request_ids_are_echoed_when_sane_and_generated_otherwise() {
 
 #[tokio::test]
 async fn cors_allows_the_configured_spa_origin_on_answers_and_errors() {
-    let h = spawn(ServerConfig { cors_origins: vec!["https://app.example.com".into()], ..Default::default() }).await;
+    let h = spawn(ServerConfig {
+        cors_origins: vec!["https://app.example.com".into()],
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
     let resp = h
         .http
         .request(reqwest::Method::OPTIONS, format!("{}/echo", h.base))

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Validate};
+use app_core::config::{ConfigIssue, Profile, Validate, redact_url};
 use serde::{Deserialize, Serialize};
 
 /// The embedded default: a SQLite file under `./data/`, created on first run.
 pub const DEFAULT_URL: &str = "sqlite://data/app.db?mode=rwc";
 
 /// `[database]` configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://path/to/file.db?mode=rwc` or `postgres://user:pass@host:5432/db`.
@@ -24,6 +24,19 @@ pub struct DatabaseConfig {
     pub acquire_timeout: Duration,
     /// Run pending migrations at start-up (`app migrate` runs them on demand).
     pub migrate_on_start: bool,
+}
+
+/// Prints every field, with the URL's password redacted.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
 }
 
 impl Default for DatabaseConfig {

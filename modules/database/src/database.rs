@@ -65,10 +65,16 @@ impl Database {
         if backend == Backend::Sqlite {
             create_sqlite_dir(&cfg.url)?;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(cfg.max_connections)
-            .min_connections(cfg.min_connections)
-            .acquire_timeout(cfg.acquire_timeout)
+        // An in-memory SQLite database exists per connection: the pool must hold exactly one,
+        // forever, or other connections would see an empty database without the migrations.
+        let in_memory = backend == Backend::Sqlite && (cfg.url.contains(":memory:") || cfg.url.contains("mode=memory"));
+        let (max, min) = if in_memory { (1, 1) } else { (cfg.max_connections, cfg.min_connections) };
+        let mut options =
+            AnyPoolOptions::new().max_connections(max).min_connections(min).acquire_timeout(cfg.acquire_timeout);
+        if in_memory {
+            options = options.idle_timeout(None).max_lifetime(None);
+        }
+        let pool = options
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -114,9 +120,12 @@ impl Database {
         Ok(started.elapsed())
     }
 
-    /// Closes the pool, waiting for checked-out connections to come back.
+    /// Closes the pool, waiting (at most 5 s) for checked-out connections to come back, so a
+    /// stuck query cannot hold shutdown past the orchestrator's patience.
     pub async fn close(&self) {
-        self.pool.close().await;
+        if tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await.is_err() {
+            tracing::warn!("database connections did not come back within 5 s; closing anyway");
+        }
     }
 }
 

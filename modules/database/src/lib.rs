@@ -92,6 +92,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_in_memory_database_keeps_its_schema_across_the_pool() {
+        let db = Database::connect(&DatabaseConfig { url: "sqlite::memory:".into(), ..Default::default() })
+            .await
+            .expect("connect");
+        db.migrate().await.expect("migrate");
+        // Concurrent queries would each get a fresh, empty database on a multi-connection pool.
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM users").fetch_one(db.pool()).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            let count = task.await.expect("task").expect("the users table exists on every pooled connection");
+            assert_eq!(count, 0);
+        }
+    }
+
+    #[tokio::test]
     async fn an_unreachable_server_is_a_clear_error() {
         let cfg = DatabaseConfig {
             url: "postgres://nobody:secret@127.0.0.1:1/none".into(),

@@ -182,7 +182,10 @@ impl Redis {
                     c.connection_timeout = cfg.connect_timeout;
                     c.internal_command_timeout = cfg.command_timeout;
                     c.max_command_buffer_len = cfg.max_command_buffer;
-                    c.max_command_attempts = 2;
+                    // One attempt: a command cut off by a dropped connection fails (callers
+                    // degrade or answer 503) instead of being re-sent, because re-sending a
+                    // non-idempotent script (a counter, a rotation) could apply it twice.
+                    c.max_command_attempts = 1;
                     c.unresponsive = UnresponsiveConfig {
                         max_timeout: Some(cfg.unresponsive_timeout),
                         interval: (cfg.unresponsive_timeout / 4).max(Duration::from_millis(100)),

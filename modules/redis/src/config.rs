@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Secret, Validate};
+use app_core::config::{ConfigIssue, Profile, Secret, Validate, redact_url};
 use serde::{Deserialize, Serialize};
 
 /// `[redis]` configuration. With neither `url` nor `host` set, shared state runs on the
 /// in-process memory backend (one instance only).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://`, `rediss://` (TLS), `redis-cluster://host:port?node=h2:p2`,
@@ -54,6 +54,30 @@ pub struct RedisConfig {
     pub allow_memory_in_production: bool,
 }
 
+/// Prints every field, with the URL's password redacted (the password field is a [`Secret`]).
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("max_command_buffer", &self.max_command_buffer)
+            .field("unresponsive_timeout", &self.unresponsive_timeout)
+            .field("reconnect_min_delay", &self.reconnect_min_delay)
+            .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .field("allow_memory_in_production", &self.allow_memory_in_production)
+            .finish()
+    }
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
@@ -66,7 +90,7 @@ impl Default for RedisConfig {
             tls: false,
             key_prefix: "app:".into(),
             pool_size: 2,
-            connect_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(2),
             max_command_buffer: 10_000,
             unresponsive_timeout: Duration::from_secs(5),

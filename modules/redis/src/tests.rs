@@ -120,5 +120,25 @@ async fn the_command_buffer_is_bounded_while_disconnected() {
             fast_failures += 1;
         }
     }
-    assert!(fast_failures > 0, "backpressure rejects commands beyond the buffer before the timeout");
+    // Each pooled connection buffers 4; only those may wait for the 3 s timeout, the rest fail at once.
+    let buffered = 4 * cfg.pool_size;
+    assert!(
+        fast_failures >= 32 - buffered,
+        "backpressure rejects commands beyond the buffers at once ({fast_failures} of 32, {buffered} buffered)"
+    );
+}
+
+#[tokio::test]
+async fn the_last_subscriber_leaving_unsubscribes_from_redis() {
+    let redis = crate::testing::redis().await;
+    let pubsub = RedisPubSub::new(redis.clone());
+    let channel = redis.key("leaving");
+    let numsub = || RedisServer::shared().command(&["PUBSUB", "NUMSUB", &channel]);
+    let a = pubsub.subscribe("leaving").await.expect("subscribe");
+    let b = pubsub.subscribe("leaving").await.expect("subscribe");
+    assert!(numsub().ends_with(":1\r\n"), "one Redis subscription for two local subscribers: {:?}", numsub());
+    drop(a);
+    assert!(numsub().ends_with(":1\r\n"), "still subscribed while one is left");
+    drop(b);
+    assert!(eventually(PATIENCE, || async { numsub().ends_with(":0\r\n") }).await, "unsubscribed: {:?}", numsub());
 }

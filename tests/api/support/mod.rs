@@ -73,7 +73,7 @@ impl AppBuilder {
         init_logging();
         let database = self.database.unwrap_or_else(TestDatabase::sqlite);
         let mut config = AppConfig::default();
-        config.server.host = "127.0.0.1".into();
+        config.server.host = Some("127.0.0.1".into());
         config.server.port = 0;
         config.server.shutdown_timeout = Duration::from_secs(5);
         config.database.url = database.url().to_owned();

@@ -98,6 +98,8 @@ fn from_status(status: StatusCode, detail: Option<String>, method: &poem::http::
             .with_detail(detail.unwrap_or_else(|| "The request body is too large".into())),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, ErrorCode::UnsupportedMediaType)
             .with_detail(detail.unwrap_or_else(|| "Unsupported Content-Type".into())),
+        StatusCode::TOO_MANY_REQUESTS => ApiError::new(status, ErrorCode::RateLimited)
+            .with_detail(detail.unwrap_or_else(|| "Too many requests; retry later".into())),
         StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable("A dependency"),
         s if s.is_server_error() => ApiError::internal(detail.unwrap_or_else(|| s.to_string())),
         s => ApiError::new(s, ErrorCode::MalformedRequest)

@@ -63,8 +63,10 @@ impl RedisServer {
     fn start_inner(config_file: Option<PathBuf>, extra_args: Vec<String>) -> RedisServer {
         let dir = tempfile::tempdir().expect("create a temp dir for redis-server");
         let mut server = RedisServer { port: 0, config_file, extra_args, dir, watchdog: Mutex::new(None) };
+        // Cluster nodes also listen on port + 10000 (the bus), which must exist and be free.
+        let cluster = server.extra_args.iter().any(|a| a == "--cluster-enabled");
         for _ in 0..5 {
-            server.port = free_port();
+            server.port = if cluster { free_cluster_port() } else { free_port() };
             if server.spawn() {
                 return server;
             }
@@ -127,7 +129,12 @@ impl RedisServer {
     fn wait_for_ping(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if ping(self.port) {
+            // Only our own server counts: another process may have taken the port in between.
+            if ping(self.port)
+                && self
+                    .pid()
+                    .is_some_and(|pid| self.command(&["INFO", "server"]).contains(&format!("process_id:{pid}\r\n")))
+            {
                 return true;
             }
             let exited = self
@@ -231,6 +238,16 @@ impl Drop for RedisServer {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("bind an ephemeral port")
+}
+
+fn free_cluster_port() -> u16 {
+    for _ in 0..100 {
+        let port = free_port();
+        if port < 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair (p, p + 10000) for a cluster node");
 }
 
 fn ping(port: u16) -> bool {

@@ -11,7 +11,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::KvStore;
+use super::{KvStore, MAX_TTL};
 use crate::RedisError;
 
 struct Entry {
@@ -59,7 +59,7 @@ impl KvStore for MemoryKvStore {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), RedisError> {
         self.with(|entries, now| {
-            entries.insert(key.to_owned(), Entry { value: value.to_vec(), expires_at: now + ttl });
+            entries.insert(key.to_owned(), Entry { value: value.to_vec(), expires_at: now + ttl.min(MAX_TTL) });
         });
         Ok(())
     }
@@ -69,7 +69,7 @@ impl KvStore for MemoryKvStore {
             if live(entries, key, now).is_some() {
                 return false;
             }
-            entries.insert(key.to_owned(), Entry { value: value.to_vec(), expires_at: now + ttl });
+            entries.insert(key.to_owned(), Entry { value: value.to_vec(), expires_at: now + ttl.min(MAX_TTL) });
             true
         }))
     }
@@ -94,7 +94,10 @@ impl KvStore for MemoryKvStore {
                     Ok(next)
                 }
                 None => {
-                    entries.insert(key.to_owned(), Entry { value: by.to_string().into_bytes(), expires_at: now + ttl });
+                    entries.insert(
+                        key.to_owned(),
+                        Entry { value: by.to_string().into_bytes(), expires_at: now + ttl.min(MAX_TTL) },
+                    );
                     Ok(by)
                 }
             }
@@ -127,6 +130,7 @@ mod tests {
         tests = [
             get_returns_what_set_stored,
             missing_keys_read_as_none,
+            a_huge_ttl_is_capped_not_an_error,
             values_expire_after_their_ttl,
             set_if_absent_writes_only_once,
             set_if_absent_has_exactly_one_winner_under_concurrency,

@@ -16,6 +16,10 @@ pub use redis::RedisKvStore;
 
 use crate::RedisError;
 
+/// The longest TTL a value may have (ten years); longer TTLs are capped to it by both adapters,
+/// so a caller's `Duration::MAX` means "practically forever" and not an overflow.
+pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// Key-value storage with TTLs, shared by every instance on the Redis backend.
 #[async_trait]
 pub trait KvStore: Interface {
@@ -71,11 +75,19 @@ pub(crate) mod contract {
 
     pub async fn values_expire_after_their_ttl(kv: Arc<dyn KvStore>) {
         let k = key();
-        kv.set(&k, b"short", Duration::from_millis(150)).await.expect("set");
+        kv.set(&k, b"short", Duration::from_millis(1000)).await.expect("set");
         assert!(kv.get(&k).await.expect("get").is_some());
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(kv.get(&k).await.expect("get"), None);
         assert!(kv.set_if_absent(&k, b"again", MINUTE).await.expect("set nx"), "an expired key is absent");
+    }
+
+    pub async fn a_huge_ttl_is_capped_not_an_error(kv: Arc<dyn KvStore>) {
+        let k = key();
+        kv.set(&k, b"v", Duration::MAX).await.expect("set with Duration::MAX");
+        let ttl = kv.ttl(&k).await.expect("ttl").expect("present");
+        assert!(ttl <= super::MAX_TTL && ttl > super::MAX_TTL - MINUTE, "{ttl:?}");
+        assert_eq!(kv.increment(&(k + "n"), 1, Duration::MAX).await.expect("incr"), 1);
     }
 
     pub async fn set_if_absent_writes_only_once(kv: Arc<dyn KvStore>) {

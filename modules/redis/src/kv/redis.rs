@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::KvStore;
+use super::{KvStore, MAX_TTL};
 use crate::{Redis, RedisError, scripts::Script};
 
 /// INCRBY that gives a new key its TTL, atomically (a crash between INCRBY and PEXPIRE would
@@ -36,7 +36,7 @@ impl RedisKvStore {
 }
 
 fn millis(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
+    i64::try_from(ttl.min(MAX_TTL).as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
 #[async_trait]
@@ -46,11 +46,11 @@ impl KvStore for RedisKvStore {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), RedisError> {
-        self.redis.set(&self.key(key), value, ttl, false).await.map(|_| ())
+        self.redis.set(&self.key(key), value, ttl.min(MAX_TTL), false).await.map(|_| ())
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, RedisError> {
-        self.redis.set(&self.key(key), value, ttl, true).await
+        self.redis.set(&self.key(key), value, ttl.min(MAX_TTL), true).await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, RedisError> {
@@ -58,7 +58,8 @@ impl KvStore for RedisKvStore {
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>, RedisError> {
-        Ok(self.redis.pttl(&self.key(key)).await?.map(|ttl| ttl.unwrap_or(Duration::MAX)))
+        // A key without a TTL cannot be written through this port; report it as the longest.
+        Ok(self.redis.pttl(&self.key(key)).await?.map(|ttl| ttl.unwrap_or(MAX_TTL)))
     }
 
     async fn increment(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, RedisError> {

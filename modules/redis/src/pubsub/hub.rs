@@ -44,7 +44,7 @@ impl Hub {
                 rx
             }
         };
-        Subscription { rx, channel: channel.to_owned(), hub: self.clone(), on_idle }
+        Subscription { rx: Some(rx), channel: channel.to_owned(), hub: self.clone(), on_idle }
     }
 
     /// Delivers a message to the local subscribers of `channel`.
@@ -60,10 +60,13 @@ impl Hub {
         self.channels.lock().unwrap_or_else(|p| p.into_inner()).contains_key(channel)
     }
 
-    fn leave(&self, channel: &str) -> bool {
+    /// Drops a subscriber's receiver; returns whether the channel is now idle (and removed).
+    /// The receiver is dropped under the lock, so two subscribers leaving at once cannot both
+    /// see the other still present and leave the channel behind.
+    fn leave(&self, channel: &str, rx: Option<broadcast::Receiver<Arc<[u8]>>>) -> bool {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        // Called from the last subscriber's Drop, while its receiver still counts.
-        if channels.get(channel).is_some_and(|tx| tx.receiver_count() <= 1) {
+        drop(rx);
+        if channels.get(channel).is_some_and(|tx| tx.receiver_count() == 0) {
             channels.remove(channel);
             return true;
         }
@@ -73,7 +76,7 @@ impl Hub {
 
 /// A live subscription to one channel; dropping it unsubscribes when it was the last one.
 pub struct Subscription {
-    rx: broadcast::Receiver<Arc<[u8]>>,
+    rx: Option<broadcast::Receiver<Arc<[u8]>>>,
     channel: String,
     hub: Hub,
     on_idle: Option<OnIdle>,
@@ -89,8 +92,9 @@ impl Subscription {
     /// The next message; `None` once the connection is closed for good.
     pub async fn recv(&mut self) -> Option<Message> {
         let mut lagged = 0;
+        let rx = self.rx.as_mut()?;
         loop {
-            match self.rx.recv().await {
+            match rx.recv().await {
                 Ok(payload) => {
                     return Some(Message { payload: payload.to_vec(), lagged });
                 }
@@ -108,7 +112,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if self.hub.leave(&self.channel)
+        if self.hub.leave(&self.channel, self.rx.take())
             && let Some(on_idle) = &self.on_idle
         {
             on_idle(self.channel.clone());

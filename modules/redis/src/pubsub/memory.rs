@@ -28,4 +28,8 @@ impl PubSub for MemoryPubSub {
     async fn subscribe(&self, channel: &str) -> Result<Subscription, RedisError> {
         Ok(self.hub.join(channel, None))
     }
+
+    fn has_local_subscribers(&self, channel: &str) -> bool {
+        self.hub.has_subscribers(channel)
+    }
 }

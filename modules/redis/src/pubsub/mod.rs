@@ -28,6 +28,9 @@ pub trait PubSub: Interface {
 
     /// Subscribes to `channel`. Messages published after this returns are delivered.
     async fn subscribe(&self, channel: &str) -> Result<Subscription, RedisError>;
+
+    /// Whether this process still holds subscribers of `channel` (for tests and diagnostics).
+    fn has_local_subscribers(&self, channel: &str) -> bool;
 }
 
 #[cfg(test)]
@@ -69,6 +72,24 @@ pub(crate) mod contract {
         ps.publish(&(base.clone() + "two"), b"not for you").await.expect("publish");
         ps.publish(&(base + "one"), b"for you").await.expect("publish");
         assert_eq!(next(&mut one).await.expect("a message").payload, b"for you");
+    }
+
+    pub async fn channels_with_no_subscribers_left_are_released(ps: Arc<dyn PubSub>) {
+        let channel = app_core::testing::unique_prefix() + "ch";
+        for _ in 0..20 {
+            let subs: Vec<_> = futures::future::join_all((0..4).map(|_| ps.subscribe(&channel))).await;
+            let subs: Vec<Subscription> = subs.into_iter().map(|s| s.expect("subscribe")).collect();
+            // Drop them on several threads at once.
+            let drops: Vec<_> = subs.into_iter().map(|s| tokio::spawn(async move { drop(s) })).collect();
+            for d in drops {
+                d.await.expect("drop task");
+            }
+        }
+        assert!(!ps.has_local_subscribers(&channel), "the channel was released");
+        // And it still works afterwards.
+        let mut sub = ps.subscribe(&channel).await.expect("subscribe again");
+        ps.publish(&channel, b"again").await.expect("publish");
+        assert_eq!(next(&mut sub).await.expect("a message").payload, b"again");
     }
 
     pub async fn a_lagging_subscriber_is_told_and_keeps_receiving(ps: Arc<dyn PubSub>) {
@@ -116,6 +137,7 @@ mod tests {
             a_subscriber_receives_what_is_published,
             every_subscriber_of_a_channel_gets_each_message_in_order,
             channels_are_isolated,
+            channels_with_no_subscribers_left_are_released,
             a_lagging_subscriber_is_told_and_keeps_receiving,
         ],
     }
