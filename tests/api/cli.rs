@@ -15,6 +15,13 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, tempfile::TempDir) {
     (cmd.output().expect("run the binary"), dir)
 }
 
+/// The production profile with strong secrets, then `extra` (which may override them).
+fn production<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![("APP_PROFILE", "production"), ("JWT_SECRET", SECRET_A), ("SESSION_ENCRYPTION_KEY", SECRET_B)];
+    env.extend_from_slice(extra);
+    env
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -31,22 +38,12 @@ fn a_bad_value_stops_start_up_with_one_line_naming_key_and_source() {
 
 #[test]
 fn production_refuses_weak_secrets_and_the_memory_backend() {
-    let (out, _dir) = run(
-        &["migrate"],
-        &[
-            ("APP_PROFILE", "production"),
-            ("REDIS_URL", "redis://127.0.0.1:6379"),
-            ("JWT_SECRET", "short"),
-            ("SESSION_ENCRYPTION_KEY", SECRET_B),
-        ],
-    );
+    let (out, _dir) =
+        run(&["migrate"], &production(&[("REDIS_URL", "redis://127.0.0.1:6379"), ("JWT_SECRET", "short")]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("`auth.jwt_secret`"), "{}", stderr(&out));
 
-    let (out, _dir) = run(
-        &["migrate"],
-        &[("APP_PROFILE", "production"), ("JWT_SECRET", SECRET_A), ("SESSION_ENCRYPTION_KEY", SECRET_B)],
-    );
+    let (out, _dir) = run(&["migrate"], &production(&[]));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("`redis.url`"), "{}", stderr(&out));
 }
@@ -54,16 +51,8 @@ fn production_refuses_weak_secrets_and_the_memory_backend() {
 #[test]
 fn numeric_secrets_in_production_work_and_migrate_creates_the_schema() {
     let redis = app_core::testing::RedisServer::shared();
-    let (out, dir) = run(
-        &["migrate"],
-        &[
-            ("APP_PROFILE", "production"),
-            ("JWT_SECRET", SECRET_A),
-            ("SESSION_ENCRYPTION_KEY", SECRET_B),
-            ("REDIS_URL", &redis.url()),
-            ("DATABASE_URL", "sqlite://prod.db?mode=rwc"),
-        ],
-    );
+    let (out, dir) =
+        run(&["migrate"], &production(&[("REDIS_URL", &redis.url()), ("DATABASE_URL", "sqlite://prod.db?mode=rwc")]));
     assert!(out.status.success(), "{}", stderr(&out));
     let db = std::fs::read(dir.path().join("prod.db")).expect("the database file exists");
     assert!(db.windows(b"CREATE TABLE users".len()).any(|w| w == b"CREATE TABLE users"), "the users table was created");
@@ -98,16 +87,7 @@ fn openapi_prints_the_committed_spec() {
 #[test]
 fn production_logs_are_json_lines() {
     let redis = app_core::testing::RedisServer::shared();
-    let (out, _dir) = run(
-        &["migrate"],
-        &[
-            ("APP_PROFILE", "production"),
-            ("APP_LOG__LEVEL", "info"),
-            ("JWT_SECRET", SECRET_A),
-            ("SESSION_ENCRYPTION_KEY", SECRET_B),
-            ("REDIS_URL", &redis.url()),
-        ],
-    );
+    let (out, _dir) = run(&["migrate"], &production(&[("APP_LOG__LEVEL", "info"), ("REDIS_URL", &redis.url())]));
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8(out.stdout).expect("utf8");
     let lines: Vec<&str> = stdout.lines().collect();

@@ -9,6 +9,13 @@ use crate::support::{Backend, app, spawn_app};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// An app on `url` (a test's own Redis), once it reports ready.
+async fn ready_app_on(url: String) -> crate::support::TestApp {
+    let app = app().backend(Backend::Redis(url)).spawn().await;
+    assert!(eventually(PATIENCE, || async { app.ready().await.status() == 200 }).await, "the app becomes ready");
+    app
+}
+
 async fn ready_body(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     assert_eq!(resp.headers()["cache-control"], "no-store");
@@ -68,8 +75,7 @@ async fn readiness_runs_on_postgresql_when_configured() {
 #[tokio::test]
 async fn readiness_is_503_naming_redis_while_it_is_stopped_and_recovers_by_itself() {
     let redis = RedisServer::start();
-    let app = app().backend(Backend::Redis(redis.url())).spawn().await;
-    assert!(eventually(PATIENCE, || async { app.ready().await.status() == 200 }).await);
+    let app = ready_app_on(redis.url()).await;
 
     redis.stop();
     let started = Instant::now();
@@ -104,8 +110,7 @@ async fn the_app_starts_while_redis_is_down_and_becomes_ready_when_it_appears() 
 #[tokio::test]
 async fn a_frozen_redis_makes_readiness_fail_fast_instead_of_hanging() {
     let redis = RedisServer::start();
-    let app = app().backend(Backend::Redis(redis.url())).spawn().await;
-    assert!(eventually(PATIENCE, || async { app.ready().await.status() == 200 }).await);
+    let app = ready_app_on(redis.url()).await;
 
     redis.freeze();
     let started = Instant::now();
@@ -139,8 +144,7 @@ async fn metrics_count_requests_by_route_pattern() {
 #[tokio::test]
 async fn the_app_runs_on_a_redis_cluster_url() {
     let cluster = app_core::testing::RedisCluster::start();
-    let app = app().backend(Backend::Redis(cluster.url())).spawn().await;
-    assert!(eventually(PATIENCE, || async { app.ready().await.status() == 200 }).await, "ready on Cluster");
+    let app = ready_app_on(cluster.url()).await;
     let (_, body) = ready_body(app.ready().await).await;
     assert_eq!(body["checks"]["redis"]["backend"], "redis");
     assert_eq!(body["checks"]["redis"]["role"], "master");

@@ -197,13 +197,12 @@ impl RedisServer {
         stream.write_all(req.as_bytes()).expect("write to redis-server");
         let mut buf = vec![0u8; 64 * 1024];
         let mut out = Vec::new();
-        // Read until the reply pauses; good enough for small test replies.
-        stream.set_read_timeout(Some(Duration::from_millis(200))).ok();
-        while let Ok(n) = stream.read(&mut buf) {
-            if n == 0 {
-                break;
+        // Read exactly one complete RESP reply (a pause in the stream is not the end of it).
+        while reply_end(&out, 0).is_none() {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
             }
-            out.extend_from_slice(&buf[..n]);
         }
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -233,6 +232,21 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill_watchdog();
+    }
+}
+
+/// Where the RESP reply starting at `at` ends, or `None` while it is incomplete.
+fn reply_end(buf: &[u8], at: usize) -> Option<usize> {
+    let line_end = at + buf.get(at..)?.windows(2).position(|w| w == b"\r\n")?;
+    let next = line_end + 2;
+    let count = || std::str::from_utf8(&buf[at + 1..line_end]).ok()?.parse::<i64>().ok();
+    match buf.get(at)? {
+        b'$' => match usize::try_from(count()?) {
+            Ok(len) => (buf.len() >= next + len + 2).then_some(next + len + 2),
+            Err(_) => Some(next), // $-1: nil
+        },
+        b'*' => (0..count()?.max(0)).try_fold(next, |pos, _| reply_end(buf, pos)),
+        _ => Some(next), // +simple, -error, :integer
     }
 }
 
