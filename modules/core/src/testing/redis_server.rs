@@ -32,7 +32,7 @@ redis-server "$@" &
 r=$!
 trap 'kill -CONT $r 2>/dev/null; kill $r 2>/dev/null; wait $r; exit 0' TERM INT
 while kill -0 "$parent" 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done
-kill -CONT $r 2>/dev/null; kill $r 2>/dev/null
+kill -CONT $r 2>/dev/null; kill $r 2>/dev/null; wait $r
 "#;
 
 impl RedisServer {
