@@ -349,6 +349,11 @@ impl Redis {
         Ok(())
     }
 
+    /// The bound on one command (also on waits that stand for one, such as a SUBSCRIBE's confirmation).
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.inner.command_timeout
+    }
+
     /// The fan-out hub of the subscriber connection.
     pub(crate) fn hub(&self) -> &Hub {
         &self.inner.hub

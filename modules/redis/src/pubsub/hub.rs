@@ -26,10 +26,16 @@ type OnIdle = Arc<dyn Fn(String) + Send + Sync>;
 /// The sending side of one channel's local fan-out.
 type Fanout = broadcast::Sender<Arc<[u8]>>;
 
+/// The prefix of the probe messages a subscriber publishes to learn that its SUBSCRIBE is in
+/// effect. Probes are consumed by the hub of every instance and never reach a subscriber.
+pub(crate) const PROBE_PREFIX: &[u8] = b"\0subscribe-probe:";
+
 /// The channel -> local subscribers map.
 #[derive(Clone, Default)]
 pub(crate) struct Hub {
     channels: Arc<Mutex<HashMap<String, Fanout>>>,
+    /// Probes awaited by `subscribe` calls, by probe id.
+    probes: Arc<Mutex<HashMap<u64, tokio::sync::oneshot::Sender<()>>>>,
 }
 
 impl Hub {
@@ -47,8 +53,27 @@ impl Hub {
         Subscription { rx: Some(rx), channel: channel.to_owned(), hub: self.clone(), on_idle }
     }
 
-    /// Delivers a message to the local subscribers of `channel`.
+    /// Registers a probe id; the receiver completes when the probe comes back from Redis.
+    pub(crate) fn expect_probe(&self, id: u64) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.probes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);
+        rx
+    }
+
+    /// Forgets a probe that did not come back in time.
+    pub(crate) fn forget_probe(&self, id: u64) {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    /// Delivers a message to the local subscribers of `channel` (or completes a probe).
     pub(crate) fn deliver(&self, channel: &str, payload: Arc<[u8]>) {
+        if let Some(id) = payload.strip_prefix(PROBE_PREFIX) {
+            let id = std::str::from_utf8(id).ok().and_then(|id| id.parse::<u64>().ok());
+            if let Some(waiter) = id.and_then(|id| self.probes.lock().unwrap_or_else(|p| p.into_inner()).remove(&id)) {
+                let _ = waiter.send(());
+            }
+            return;
+        }
         let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = channels.get(channel) {
             let _ = tx.send(payload);
