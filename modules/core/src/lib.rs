@@ -5,11 +5,13 @@
 //!   helpers module sections use (secrets that never print, lists from env strings, issues that name a key);
 //! - [`problem`]: the RFC 9457 problem+json error type ([`ApiError`]) and the typed status sets
 //!   ([`Problems`]) that operations declare, so the spec lists every error status a route returns;
+//! - [`guard`]: the bearer and role guards operations declare, and the session-verifier port behind them;
 //! - [`context`]: the per-request context (the request id that appears in responses and log lines);
 //! - [`http`]: the middleware stack every route runs behind (request id, access log, metrics,
 //!   CORS, body limit, panic catching, turning every error into problem+json);
 //! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
 //! - [`metrics`]: the Prometheus registry modules register their metrics in;
+//! - [`validation`]: `validator` failures as `VALIDATION_FAILED` problems (camelCase fields, no echoed values);
 //! - [`pagination`]: the `page` / `pageSize` contract of every list;
 //! - `testing` (feature `testing`): a real `redis-server` per test binary, a database per test,
 //!   and the macro that runs one contract suite against every adapter of a port.
@@ -19,6 +21,7 @@
 
 pub mod config;
 pub mod context;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -26,6 +29,8 @@ pub mod pagination;
 pub mod problem;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod validation;
 
 pub use context::RequestId;
+pub use guard::{AdminAuth, BearerAuth, Principal, Role};
 pub use problem::{ApiError, ErrorCode, FieldError, Problem, Problems};

@@ -7,7 +7,10 @@ use std::{
 };
 
 use futures::FutureExt;
-use poem::{Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result};
+use poem::{
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
+    http::{HeaderValue, header},
+};
 use std::panic::AssertUnwindSafe;
 use tracing::Instrument;
 
@@ -96,6 +99,11 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
         self.metrics.observe(&labels, started.elapsed());
         resp.headers_mut().insert(RequestId::HEADER, id.header_value().clone());
+        // API answers carry tokens and personal data: no cache may keep them unless a route
+        // says otherwise.
+        if uri.path().starts_with("/api/") && !resp.headers().contains_key(header::CACHE_CONTROL) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         Ok(resp)
     }
 }

@@ -1,0 +1,283 @@
+//! The logic of accounts and sessions.
+
+use std::sync::{Arc, OnceLock};
+
+use app_core::{ApiError, Principal, Role, guard::SessionVerifier};
+use app_users::{Email, NewUser, User, UserName, UserRepository, UsersError};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use shaku::{Component, Interface};
+use uuid::Uuid;
+
+use crate::{
+    AuthConfig, AuthError,
+    crypto::SessionCipher,
+    password,
+    store::{NewSession, Rotation, SessionStore, StoredSession},
+    tokens::{AccessTokens, RefreshToken, TokenError, new_session_id},
+};
+
+/// Where a login came from, recorded in the session (shown in the session list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client's IP address.
+    pub ip: Option<String>,
+    /// The `User-Agent`, truncated.
+    pub user_agent: Option<String>,
+}
+
+/// A token pair handed out by login and refresh.
+#[derive(Clone)]
+pub struct Issued {
+    /// The JWT.
+    pub access_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The opaque refresh token.
+    pub refresh_token: String,
+    /// Seconds until the session ends unless used (the refresh token's useful life).
+    pub refresh_expires_in: u64,
+    /// The session.
+    pub session_id: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("session_id", &self.session_id).finish_non_exhaustive()
+    }
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id.
+    pub id: String,
+    /// Creation, epoch ms.
+    pub created_at_ms: i64,
+    /// Last use, epoch ms.
+    pub last_seen_at_ms: i64,
+    /// When it ends unless used, epoch ms.
+    pub expires_at_ms: i64,
+    /// Where it was created from.
+    pub client: ClientInfo,
+}
+
+/// What a session blob holds (encrypted at rest).
+#[derive(Serialize, Deserialize)]
+struct SessionData {
+    uid: Uuid,
+    role: Role,
+    ip: Option<String>,
+    ua: Option<String>,
+}
+
+/// Accounts and sessions.
+#[async_trait]
+pub trait AuthService: Interface {
+    /// Creates an account (role `user` from the API; any role from the CLI).
+    async fn register(&self, email: Email, password: String, name: UserName, role: Role) -> Result<User, AuthError>;
+
+    /// Checks the credentials and opens a session.
+    async fn login(&self, email: Email, password: String, client: ClientInfo) -> Result<Issued, AuthError>;
+
+    /// Rotates a refresh token (once; reuse revokes the session).
+    async fn refresh(&self, refresh_token: &str) -> Result<Issued, AuthError>;
+
+    /// Verifies an access token and the session behind it (one store round trip).
+    async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError>;
+
+    /// Ends one of the user's sessions; `SessionNotFound` when it is not theirs or gone.
+    async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError>;
+
+    /// Ends every session of the user; how many were live.
+    async fn revoke_all(&self, user: Uuid) -> Result<u64, AuthError>;
+
+    /// The user's live sessions, oldest first.
+    async fn sessions(&self, user: Uuid) -> Result<Vec<SessionInfo>, AuthError>;
+
+    /// Changes a user's role and ends their sessions (the role is recorded in each session).
+    async fn set_role(&self, user: Uuid, role: Role) -> Result<User, AuthError>;
+
+    /// Deletes a user and ends their sessions.
+    async fn delete_user(&self, user: Uuid) -> Result<(), AuthError>;
+}
+
+struct Keys {
+    tokens: AccessTokens,
+    cipher: SessionCipher,
+}
+
+/// The service over the user repository and the session store.
+#[derive(Component)]
+#[shaku(interface = AuthService)]
+pub struct AuthServiceImpl {
+    #[shaku(inject)]
+    users: Arc<dyn UserRepository>,
+    #[shaku(inject)]
+    store: Arc<dyn SessionStore>,
+    /// `[auth]`.
+    config: AuthConfig,
+    /// Built from `config` on first use.
+    #[shaku(force_default)]
+    keys: OnceLock<Keys>,
+}
+
+fn secs_until(deadline_ms: i64, now_ms: i64) -> u64 {
+    u64::try_from((deadline_ms - now_ms).max(0) / 1000).unwrap_or(0)
+}
+
+impl AuthServiceImpl {
+    fn keys(&self) -> &Keys {
+        self.keys.get_or_init(|| Keys {
+            tokens: AccessTokens::new(&self.config),
+            cipher: SessionCipher::new(
+                &self.config.session_encryption_key,
+                &self.config.previous_session_encryption_keys,
+            ),
+        })
+    }
+
+    fn issue(&self, user: Uuid, session: &StoredSession, refresh: &RefreshToken) -> Issued {
+        let tokens = &self.keys().tokens;
+        Issued {
+            access_token: tokens.issue(user, &session.session_id),
+            expires_in: tokens.ttl().as_secs(),
+            refresh_token: refresh.expose(),
+            refresh_expires_in: secs_until(session.expires_at_ms, session.last_seen_ms),
+            session_id: session.session_id.clone(),
+        }
+    }
+
+    /// Decrypts a session blob and checks it belongs to `user`. A blob that does not decrypt
+    /// (tampered, or sealed by a retired key) ends the request with a 401, never a 500.
+    fn open(&self, user: Uuid, session: &StoredSession) -> Result<SessionData, AuthError> {
+        let plain = self.keys().cipher.open(&session.session_id, &session.blob).map_err(|_| {
+            tracing::warn!(session = %session.session_id, "a session blob failed to decrypt (tampered or retired key)");
+            AuthError::SessionRevoked
+        })?;
+        let data: SessionData = serde_json::from_slice(&plain).map_err(|_| AuthError::SessionRevoked)?;
+        if data.uid != user {
+            tracing::warn!(session = %session.session_id, "a session blob belongs to another user");
+            return Err(AuthError::SessionRevoked);
+        }
+        Ok(data)
+    }
+}
+
+#[async_trait]
+impl AuthService for AuthServiceImpl {
+    async fn register(&self, email: Email, password: String, name: UserName, role: Role) -> Result<User, AuthError> {
+        let password_hash = password::hash(password).await;
+        let user = self.users.create(NewUser { email, name, role, password_hash }).await?;
+        tracing::info!(user = %user.id, "account registered");
+        Ok(user)
+    }
+
+    async fn login(&self, email: Email, password: String, client: ClientInfo) -> Result<Issued, AuthError> {
+        let credentials = self.users.find_credentials(&email).await?;
+        let hash = credentials.as_ref().map(|c| c.password_hash.clone());
+        // Unknown emails verify against a dummy hash: the same work, the same answer.
+        if !password::verify(password, hash).await {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let Some(user) = credentials.map(|c| c.user) else { return Err(AuthError::InvalidCredentials) };
+        let session_id = new_session_id();
+        let data = SessionData { uid: user.id, role: user.role, ip: client.ip, ua: client.user_agent };
+        let plain = serde_json::to_vec(&data).expect("session data serializes");
+        let blob = self.keys().cipher.seal(&session_id, &plain);
+        let refresh = RefreshToken::generate(user.id, &session_id);
+        let session =
+            self.store.create(NewSession { user_id: user.id, session_id, blob, refresh_hash: refresh.hash() }).await?;
+        tracing::info!(user = %user.id, session = %session.session_id, "logged in");
+        Ok(self.issue(user.id, &session, &refresh))
+    }
+
+    async fn refresh(&self, presented: &str) -> Result<Issued, AuthError> {
+        let presented = RefreshToken::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
+        let next = RefreshToken::generate(presented.user_id, &presented.session_id);
+        let outcome =
+            self.store.rotate(presented.user_id, &presented.session_id, &presented.hash(), &next.hash()).await?;
+        match outcome {
+            Rotation::Rotated(session) => {
+                self.open(presented.user_id, &session)?;
+                Ok(self.issue(presented.user_id, &session, &next))
+            }
+            Rotation::Concurrent => Err(AuthError::RefreshRace),
+            Rotation::Reused => {
+                tracing::warn!(
+                    user = %presented.user_id,
+                    session = %presented.session_id,
+                    "a rotated refresh token was presented again; the session is revoked"
+                );
+                Err(AuthError::RefreshTokenReused)
+            }
+            Rotation::Mismatch => Err(AuthError::InvalidRefreshToken),
+            Rotation::Missing => Err(AuthError::SessionRevoked),
+        }
+    }
+
+    async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys().tokens.verify(access_token).map_err(|e| match e {
+            TokenError::Expired => AuthError::TokenExpired,
+            TokenError::Invalid => AuthError::InvalidToken,
+        })?;
+        let session = self.store.touch(claims.user_id, &claims.session_id).await?.ok_or(AuthError::SessionRevoked)?;
+        let data = self.open(claims.user_id, &session)?;
+        Ok(Principal { user_id: claims.user_id, session_id: Arc::from(claims.session_id), role: data.role })
+    }
+
+    async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError> {
+        if !crate::tokens::is_session_id(session_id) || !self.store.revoke(user, session_id).await? {
+            return Err(AuthError::SessionNotFound);
+        }
+        tracing::info!(user = %user, session = %session_id, "session revoked");
+        Ok(())
+    }
+
+    async fn revoke_all(&self, user: Uuid) -> Result<u64, AuthError> {
+        let n = self.store.revoke_all(user).await?;
+        tracing::info!(user = %user, sessions = n, "all sessions revoked");
+        Ok(n)
+    }
+
+    async fn sessions(&self, user: Uuid) -> Result<Vec<SessionInfo>, AuthError> {
+        let stored = self.store.list(user).await?;
+        Ok(stored
+            .into_iter()
+            .filter_map(|s| {
+                let data = self.open(user, &s).ok()?;
+                Some(SessionInfo {
+                    id: s.session_id,
+                    created_at_ms: s.created_at_ms,
+                    last_seen_at_ms: s.last_seen_ms,
+                    expires_at_ms: s.expires_at_ms,
+                    client: ClientInfo { ip: data.ip, user_agent: data.ua },
+                })
+            })
+            .collect())
+    }
+
+    async fn set_role(&self, user: Uuid, role: Role) -> Result<User, AuthError> {
+        let updated = self.users.set_role(user, role).await?.ok_or(UsersError::NotFound)?;
+        self.revoke_all(user).await?;
+        Ok(updated)
+    }
+
+    async fn delete_user(&self, user: Uuid) -> Result<(), AuthError> {
+        if !self.users.delete(user).await? {
+            return Err(UsersError::NotFound.into());
+        }
+        self.revoke_all(user).await?;
+        Ok(())
+    }
+}
+
+/// The bearer guard's port, implemented by the auth service.
+pub struct AuthVerifier(pub Arc<dyn AuthService>);
+
+#[async_trait]
+impl SessionVerifier for AuthVerifier {
+    async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        Ok(self.0.authenticate(token).await?)
+    }
+}

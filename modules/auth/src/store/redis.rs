@@ -1,0 +1,292 @@
+//! The Redis adapter: each operation is one Lua script (one round trip, atomic).
+
+use app_redis::{Arg, Redis, RedisError, Reply, Script};
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{NewSession, Rotation, SessionPolicy, SessionStore, StoredSession};
+
+/// Prepends `now_ms()`, the store's clock (Redis `TIME`, so instance clocks do not matter).
+macro_rules! with_clock {
+    ($body:literal) => {
+        concat!(
+            "local function now_ms() local t = redis.call('TIME') ",
+            "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n",
+            $body
+        )
+    };
+}
+
+/// KEYS: session, rotated list, index. ARGV: sid, blob, refresh hash, idle ms, absolute ms,
+/// max sessions, the user's key base. Returns {created, expires}.
+const CREATE: &str = with_clock!(
+    r#"
+local now = now_ms()
+local idle, abs = tonumber(ARGV[4]), now + tonumber(ARGV[5])
+local ttl = math.min(idle, abs - now)
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'rt', ARGV[3], 'c', now, 's', now, 'a', abs, 'i', idle)
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if redis.call('EXISTS', ARGV[7] .. sid) == 0 then redis.call('ZREM', KEYS[3], sid) end
+end
+redis.call('ZADD', KEYS[3], abs, ARGV[1])
+local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
+if over > 0 then
+  local evicted = redis.call('ZRANGE', KEYS[3], 0, over - 1)
+  for _, sid in ipairs(evicted) do redis.call('DEL', ARGV[7] .. sid, ARGV[7] .. sid .. ':old') end
+  redis.call('ZREM', KEYS[3], unpack(evicted))
+end
+local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[3], math.max(1, tonumber(last[2]) - now))
+return {now, now + ttl}
+"#
+);
+
+/// KEYS: session, rotated list. Returns {blob, created, now, expires} or nil.
+const TOUCH: &str = with_clock!(
+    r#"
+local v = redis.call('HMGET', KEYS[1], 'd', 'c', 'a', 'i')
+if not v[1] then return false end
+local now, abs = now_ms(), tonumber(v[3])
+if now >= abs then redis.call('DEL', KEYS[1], KEYS[2]) return false end
+local ttl = math.min(tonumber(v[4]), abs - now)
+redis.call('HSET', KEYS[1], 's', now)
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return {v[1], tonumber(v[2]), now, now + ttl}
+"#
+);
+
+/// KEYS: session, rotated list, index. ARGV: presented hash, next hash, grace ms, kept, sid.
+const ROTATE: &str = with_clock!(
+    r#"
+local v = redis.call('HMGET', KEYS[1], 'd', 'rt', 'pv', 'pa', 'c', 'a', 'i')
+if not v[1] then return {'missing'} end
+local now, abs = now_ms(), tonumber(v[6])
+if now >= abs then
+  redis.call('DEL', KEYS[1], KEYS[2]); redis.call('ZREM', KEYS[3], ARGV[5])
+  return {'missing'}
+end
+if v[2] == ARGV[1] then
+  local ttl = math.min(tonumber(v[7]), abs - now)
+  redis.call('HSET', KEYS[1], 'rt', ARGV[2], 'pv', ARGV[1], 'pa', now, 's', now)
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return {'rotated', v[1], tonumber(v[5]), now, now + ttl}
+end
+if v[3] == ARGV[1] and now - tonumber(v[4]) < tonumber(ARGV[3]) then return {'concurrent'} end
+if redis.call('LPOS', KEYS[2], ARGV[1]) then
+  redis.call('DEL', KEYS[1], KEYS[2]); redis.call('ZREM', KEYS[3], ARGV[5])
+  return {'reused'}
+end
+return {'mismatch'}
+"#
+);
+
+/// KEYS: index. ARGV: the user's key base. Returns {{sid, blob, created, seen, expires}, ..}.
+const LIST: &str = with_clock!(
+    r#"
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. sid
+  local v = redis.call('HMGET', key, 'd', 'c', 's')
+  local ttl = redis.call('PTTL', key)
+  if v[1] and ttl > 0 then
+    table.insert(out, {sid, v[1], tonumber(v[2]), tonumber(v[3]), now + ttl})
+  else
+    redis.call('ZREM', KEYS[1], sid)
+  end
+end
+return out
+"#
+);
+
+/// KEYS: session, rotated list, index. ARGV: sid. Returns 1 when the session was live.
+const REVOKE: &str = r#"
+local n = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return n
+"#;
+
+/// KEYS: index. ARGV: the user's key base. Returns how many sessions were live.
+const REVOKE_ALL: &str = r#"
+local n = 0
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('DEL', ARGV[1] .. sid)
+  redis.call('DEL', ARGV[1] .. sid .. ':old')
+end
+redis.call('DEL', KEYS[1])
+return n
+"#;
+
+struct Scripts {
+    create: Script,
+    touch: Script,
+    rotate: Script,
+    list: Script,
+    revoke: Script,
+    revoke_all: Script,
+}
+
+/// Sessions in Redis, shared by every instance.
+pub struct RedisSessionStore {
+    redis: Redis,
+    policy: SessionPolicy,
+    scripts: Scripts,
+}
+
+impl RedisSessionStore {
+    /// A store on `redis` enforcing `policy`.
+    pub fn new(redis: Redis, policy: SessionPolicy) -> Self {
+        let scripts = Scripts {
+            create: redis.register_script("session_create", CREATE),
+            touch: redis.register_script("session_touch", TOUCH),
+            rotate: redis.register_script("session_rotate", ROTATE),
+            list: redis.register_script("session_list", LIST),
+            revoke: redis.register_script("session_revoke", REVOKE),
+            revoke_all: redis.register_script("session_revoke_all", REVOKE_ALL),
+        };
+        Self { redis, policy, scripts }
+    }
+
+    /// `<prefix>sess:{u:<uid>}:`: every key of one user shares this hash tag.
+    pub fn user_base(&self, user: Uuid) -> String {
+        self.redis.key(&format!("sess:{{u:{user}}}:"))
+    }
+
+    fn keys(&self, user: Uuid, sid: &str) -> (String, String, String) {
+        let base = self.user_base(user);
+        (format!("{base}{sid}"), format!("{base}{sid}:old"), format!("{base}index"))
+    }
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn corrupt(what: &str) -> RedisError {
+    RedisError::Command(format!("unexpected reply from a session script: {what}"))
+}
+
+fn int(reply: Option<&Reply>) -> Result<i64, RedisError> {
+    reply.and_then(Reply::as_i64).ok_or_else(|| corrupt("not an integer"))
+}
+
+fn bytes(reply: Option<Reply>) -> Result<Vec<u8>, RedisError> {
+    match reply {
+        Some(Reply::Bytes(b)) => Ok(b),
+        _ => Err(corrupt("not a blob")),
+    }
+}
+
+/// `{blob, created, seen, expires}` from `items` starting at the blob.
+fn stored(session_id: &str, mut items: std::vec::IntoIter<Reply>) -> Result<StoredSession, RedisError> {
+    let blob = bytes(items.next())?;
+    let rest: Vec<Reply> = items.collect();
+    Ok(StoredSession {
+        session_id: session_id.to_owned(),
+        blob,
+        created_at_ms: int(rest.first())?,
+        last_seen_ms: int(rest.get(1))?,
+        expires_at_ms: int(rest.get(2))?,
+    })
+}
+
+#[async_trait]
+impl SessionStore for RedisSessionStore {
+    async fn create(&self, s: NewSession) -> Result<StoredSession, RedisError> {
+        let (key, old, index) = self.keys(s.user_id, &s.session_id);
+        let args = vec![
+            Arg::from(s.session_id.as_str()),
+            Arg::Bytes(s.blob.clone()),
+            Arg::from(s.refresh_hash),
+            Arg::Int(ms(self.policy.idle)),
+            Arg::Int(ms(self.policy.absolute)),
+            Arg::Int(i64::from(self.policy.max_per_user)),
+            Arg::from(self.user_base(s.user_id)),
+        ];
+        let reply = self.redis.eval(&self.scripts.create, vec![key, old, index], args).await?.into_array();
+        let (created, expires) = (int(reply.first())?, int(reply.get(1))?);
+        Ok(StoredSession {
+            session_id: s.session_id,
+            blob: s.blob,
+            created_at_ms: created,
+            last_seen_ms: created,
+            expires_at_ms: expires,
+        })
+    }
+
+    async fn touch(&self, user: Uuid, session_id: &str) -> Result<Option<StoredSession>, RedisError> {
+        let (key, old, _) = self.keys(user, session_id);
+        match self.redis.eval(&self.scripts.touch, vec![key, old], Vec::new()).await? {
+            Reply::Nil => Ok(None),
+            reply => {
+                let mut items = reply.into_array().into_iter();
+                let blob = bytes(items.next())?;
+                let rest: Vec<Reply> = items.collect();
+                Ok(Some(StoredSession {
+                    session_id: session_id.to_owned(),
+                    blob,
+                    created_at_ms: int(rest.first())?,
+                    last_seen_ms: int(rest.get(1))?,
+                    expires_at_ms: int(rest.get(2))?,
+                }))
+            }
+        }
+    }
+
+    async fn rotate(&self, user: Uuid, session_id: &str, presented: &str, next: &str) -> Result<Rotation, RedisError> {
+        let (key, old, index) = self.keys(user, session_id);
+        let args = vec![
+            Arg::from(presented),
+            Arg::from(next),
+            Arg::Int(ms(self.policy.race_grace)),
+            Arg::Int(i64::from(self.policy.rotated_kept)),
+            Arg::from(session_id),
+        ];
+        let mut items =
+            self.redis.eval(&self.scripts.rotate, vec![key, old, index], args).await?.into_array().into_iter();
+        let outcome = items.next();
+        Ok(match outcome.as_ref().and_then(Reply::as_str) {
+            Some("rotated") => Rotation::Rotated(stored(session_id, items)?),
+            Some("concurrent") => Rotation::Concurrent,
+            Some("reused") => Rotation::Reused,
+            Some("mismatch") => Rotation::Mismatch,
+            Some("missing") => Rotation::Missing,
+            _ => return Err(corrupt("unknown rotation outcome")),
+        })
+    }
+
+    async fn list(&self, user: Uuid) -> Result<Vec<StoredSession>, RedisError> {
+        let index = format!("{}index", self.user_base(user));
+        let reply = self.redis.eval(&self.scripts.list, vec![index], vec![Arg::from(self.user_base(user))]).await?;
+        reply
+            .into_array()
+            .into_iter()
+            .map(|entry| {
+                let mut items = entry.into_array().into_iter();
+                let sid = items.next().and_then(|r| r.as_str().map(str::to_owned)).ok_or_else(|| corrupt("no id"))?;
+                stored(&sid, items)
+            })
+            .collect()
+    }
+
+    async fn revoke(&self, user: Uuid, session_id: &str) -> Result<bool, RedisError> {
+        let (key, old, index) = self.keys(user, session_id);
+        let reply = self.redis.eval(&self.scripts.revoke, vec![key, old, index], vec![Arg::from(session_id)]).await?;
+        Ok(int(Some(&reply))? > 0)
+    }
+
+    async fn revoke_all(&self, user: Uuid) -> Result<u64, RedisError> {
+        let index = format!("{}index", self.user_base(user));
+        let reply =
+            self.redis.eval(&self.scripts.revoke_all, vec![index], vec![Arg::from(self.user_base(user))]).await?;
+        Ok(u64::try_from(int(Some(&reply))?).unwrap_or(0))
+    }
+}

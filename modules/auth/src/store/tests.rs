@@ -1,0 +1,74 @@
+//! The contract suite on both adapters (Redis on a real server and on a real cluster), plus the
+//! Redis key layout.
+
+use std::{sync::Arc, time::Duration};
+
+use app_core::testing::{RedisCluster, RedisServer, unique_prefix};
+use app_redis::{Redis, RedisConfig};
+use uuid::Uuid;
+
+use super::{contract::Factory, *};
+
+async fn connect(url: String) -> Redis {
+    let cfg = RedisConfig { url: Some(url), key_prefix: unique_prefix(), ..RedisConfig::default() };
+    let redis = Redis::connect(&cfg).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(10)).await, "test redis is not answering");
+    redis
+}
+
+async fn memory() -> Factory {
+    Arc::new(|policy| Arc::new(MemorySessionStore::new(policy)) as Arc<dyn SessionStore>)
+}
+
+async fn redis() -> Factory {
+    let redis = connect(RedisServer::shared().url()).await;
+    Arc::new(move |policy| Arc::new(RedisSessionStore::new(redis.clone(), policy)) as Arc<dyn SessionStore>)
+}
+
+async fn redis_cluster() -> Factory {
+    static CLUSTER: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
+    let redis = connect(CLUSTER.get_or_init(RedisCluster::start).url()).await;
+    Arc::new(move |policy| Arc::new(RedisSessionStore::new(redis.clone(), policy)) as Arc<dyn SessionStore>)
+}
+
+app_core::contract_tests! {
+    suite = contract,
+    adapters = { memory => memory, redis => redis, redis_cluster => redis_cluster },
+    tests = [
+        a_created_session_can_be_touched,
+        a_refresh_token_rotates_once_and_reuse_revokes_the_session,
+        an_unknown_refresh_token_changes_nothing,
+        concurrent_refreshes_with_one_token_never_fork_the_session,
+        revoking_ends_one_session_and_only_the_owners,
+        revoking_all_ends_every_session_of_the_user_only,
+        listing_shows_live_sessions_oldest_first,
+        the_session_count_per_user_is_capped,
+        an_idle_session_ends_and_use_keeps_it_alive,
+        a_session_ends_at_its_absolute_deadline_however_active,
+    ],
+}
+
+#[tokio::test]
+async fn every_key_of_a_user_shares_one_hash_tag_and_carries_a_ttl() {
+    let server = RedisServer::shared();
+    let redis = connect(server.url()).await;
+    let store = RedisSessionStore::new(redis.clone(), SessionPolicy::default());
+    let user = Uuid::now_v7();
+    let s = store
+        .create(NewSession {
+            user_id: user,
+            session_id: crate::tokens::new_session_id(),
+            blob: vec![1],
+            refresh_hash: "h".into(),
+        })
+        .await
+        .expect("create");
+    let rotated = store.rotate(user, &s.session_id, "h", "h2").await.expect("rotate");
+    assert!(matches!(rotated, Rotation::Rotated(_)));
+    let base = format!("{}sess:{{u:{user}}}:", redis.prefix());
+    assert_eq!(store.user_base(user), base);
+    for key in [format!("{base}{}", s.session_id), format!("{base}{}:old", s.session_id), format!("{base}index")] {
+        let ttl: i64 = server.command(&["PTTL", &key]).trim().trim_start_matches(':').parse().expect("a TTL reply");
+        assert!(ttl > 0, "{key} has a TTL (got {ttl})");
+    }
+}

@@ -1,0 +1,242 @@
+//! Access tokens (JWT, HS256 pinned) and refresh tokens (opaque, stored hashed).
+//!
+//! An access token says who and which session (`sub`, `sid`) for a short time; the session
+//! behind it is checked on every request, so revocation needs no token blacklist. A refresh
+//! token is a random secret naming its session; only its SHA-256 is stored. The two can never
+//! stand in for each other: a refresh token is not a JWT, and an access token has the wrong
+//! shape for the refresh parser; access tokens also carry an explicit `typ` (header `at+jwt`,
+//! claim `access`, RFC 9068 / RFC 8725 §3.11).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::AuthConfig;
+
+/// The only algorithm accepted: tokens with any other `alg` (including `none`) are rejected.
+const ALGORITHM: Algorithm = Algorithm::HS256;
+/// The header `typ` of access tokens (RFC 9068).
+const HEADER_TYP: &str = "at+jwt";
+/// The claim `typ` of access tokens.
+const CLAIM_TYP: &str = "access";
+/// Clock skew tolerated between instances, in seconds (jsonwebtoken's default of 60 is generous).
+const LEEWAY_SECS: u64 = 5;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    sub: String,
+    sid: String,
+    iat: u64,
+    exp: u64,
+    typ: String,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// `sub`.
+    pub user_id: Uuid,
+    /// `sid`.
+    pub session_id: String,
+}
+
+/// Why an access token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Well-formed and signed, but past `exp`.
+    #[error("the access token has expired")]
+    Expired,
+    /// Anything else: bad signature, wrong algorithm, wrong audience, not an access token.
+    #[error("the access token is invalid")]
+    Invalid,
+}
+
+/// Issues and verifies access tokens.
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+}
+
+impl AccessTokens {
+    /// From `[auth]`.
+    pub fn new(cfg: &AuthConfig) -> Self {
+        let secret = cfg.jwt_secret.expose().as_bytes();
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = LEEWAY_SECS;
+        validation.set_issuer(&[&cfg.issuer]);
+        validation.set_audience(&[&cfg.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            ttl: cfg.access_token_ttl,
+        }
+    }
+
+    /// The lifetime of the tokens this issues.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A signed access token for `user`'s session `sid`.
+    pub fn issue(&self, user: Uuid, sid: &str) -> String {
+        let iat = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user.to_string(),
+            sid: sid.to_owned(),
+            iat,
+            exp: iat + self.ttl.as_secs(),
+            typ: CLAIM_TYP.into(),
+        };
+        let mut header = Header::new(ALGORITHM);
+        header.typ = Some(HEADER_TYP.into());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("HS256 signing with a valid key cannot fail")
+    }
+
+    /// Verifies signature, algorithm, `iss`, `aud`, `exp` (with a small leeway) and `typ`.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
+        if data.header.typ.as_deref() != Some(HEADER_TYP) || data.claims.typ != CLAIM_TYP {
+            return Err(TokenError::Invalid);
+        }
+        if !is_session_id(&data.claims.sid) {
+            return Err(TokenError::Invalid);
+        }
+        let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| TokenError::Invalid)?;
+        Ok(AccessClaims { user_id, session_id: data.claims.sid })
+    }
+}
+
+/// A fresh session id: 128 random bits from the OS CSPRNG, base64url (22 characters).
+pub fn new_session_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `s` has the shape of a session id (so user input never builds odd Redis keys).
+pub fn is_session_id(s: &str) -> bool {
+    s.len() == 22 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An opaque refresh token: `rt1.<user id>.<session id>.<secret>`. The ids route it to its
+/// session; the 256-bit secret is what proves possession (only its hash is stored).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// The user.
+    pub user_id: Uuid,
+    /// The session.
+    pub session_id: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshToken").field("session_id", &self.session_id).finish_non_exhaustive()
+    }
+}
+
+impl RefreshToken {
+    /// A new token for a session.
+    pub fn generate(user_id: Uuid, session_id: &str) -> Self {
+        let mut secret = [0u8; 32];
+        rand::fill(&mut secret);
+        Self { user_id, session_id: session_id.to_owned(), secret: URL_SAFE_NO_PAD.encode(secret) }
+    }
+
+    /// Parses a presented token; `None` for anything malformed (including access tokens).
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.split('.');
+        let (version, user, sid, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if version != "rt1" || parts.next().is_some() || user.len() != 32 || !is_session_id(sid) {
+            return None;
+        }
+        if secret.len() != 43 || URL_SAFE_NO_PAD.decode(secret).ok()?.len() != 32 {
+            return None;
+        }
+        Some(Self { user_id: Uuid::try_parse(user).ok()?, session_id: sid.to_owned(), secret: secret.to_owned() })
+    }
+
+    /// The token as sent to the client.
+    pub fn expose(&self) -> String {
+        format!("rt1.{}.{}.{}", self.user_id.simple(), self.session_id, self.secret)
+    }
+
+    /// The stored form: SHA-256 of the secret, base64url. A high-entropy secret needs no salt
+    /// or slow hash; the store compares hashes, so a leaked store reveals no usable token.
+    pub fn hash(&self) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(self.secret.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app_core::config::Secret;
+
+    use super::*;
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(&AuthConfig { jwt_secret: Secret::new("k".repeat(32)), ..AuthConfig::default() })
+    }
+
+    #[test]
+    fn access_tokens_round_trip() {
+        let (user, sid) = (Uuid::now_v7(), new_session_id());
+        let claims = tokens().verify(&tokens().issue(user, &sid)).expect("valid");
+        assert_eq!(claims, AccessClaims { user_id: user, session_id: sid });
+    }
+
+    #[test]
+    fn another_key_or_audience_is_invalid() {
+        let token = tokens().issue(Uuid::now_v7(), &new_session_id());
+        let other_key =
+            AccessTokens::new(&AuthConfig { jwt_secret: Secret::new("x".repeat(32)), ..AuthConfig::default() });
+        assert_eq!(other_key.verify(&token), Err(TokenError::Invalid));
+        let other_aud = AccessTokens::new(&AuthConfig {
+            jwt_secret: Secret::new("k".repeat(32)),
+            audience: "someone-else".into(),
+            ..AuthConfig::default()
+        });
+        assert_eq!(other_aud.verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn refresh_tokens_round_trip_and_never_parse_as_each_other() {
+        let (user, sid) = (Uuid::now_v7(), new_session_id());
+        let refresh = RefreshToken::generate(user, &sid);
+        let parsed = RefreshToken::parse(&refresh.expose()).expect("parses");
+        assert_eq!(parsed, refresh);
+        assert_eq!(parsed.hash(), refresh.hash());
+        assert_ne!(RefreshToken::generate(user, &sid).hash(), refresh.hash());
+        assert!(RefreshToken::parse(&tokens().issue(user, &sid)).is_none(), "an access token is no refresh token");
+        assert_eq!(tokens().verify(&refresh.expose()), Err(TokenError::Invalid), "nor the reverse");
+        assert!(RefreshToken::parse("rt1.x.y.z").is_none());
+    }
+
+    #[test]
+    fn session_ids_carry_128_random_bits() {
+        let (a, b) = (new_session_id(), new_session_id());
+        assert!(is_session_id(&a) && is_session_id(&b));
+        assert_ne!(a, b);
+        assert!(!is_session_id("../../etc/passwd"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Guards declared on operations, as NestJS declares `@UseGuards(..)` and `@Roles(..)`.
+//!
+//! - [`BearerAuth`]: the bearer guard. Taking it as an operation parameter puts the operation
+//!   under the `bearer` security scheme (Swagger UI's "Authorize" button) and declares its 401.
+//!   Its checker hands the token to the [`SessionVerifier`] port that the auth module implements
+//!   and `src/` installs as request data ([`Verifier`]), so feature modules never depend on auth.
+//! - [`AdminAuth`]: the same bearer scheme plus the role guard (403 for other roles). Operations
+//!   that take it declare `status::Forbidden` in their `Problems` set.
+//!
+//! Tokens are read from the `Authorization` header only, never from a query string (where they
+//! would end up in access logs and browser history).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use poem::Request;
+use poem_openapi::{Enum, SecurityScheme, auth::Bearer};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ApiError;
+
+/// A user's role. Roles are ordered by power only in the sense the role guard checks: `admin`
+/// passes every guard `user` passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
+#[serde(rename_all = "lowercase")]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    /// A regular user.
+    User,
+    /// An administrator: may read other users and revoke their sessions.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as stored and sent (`user`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a stored role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who is calling: the user and the session behind a verified bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user_id: Uuid,
+    /// The session the access token is bound to.
+    pub session_id: Arc<str>,
+    /// The user's role, as recorded in the session (a role change ends the user's sessions).
+    pub role: Role,
+}
+
+/// The port behind the bearer guard: turns an access token into a [`Principal`], or into the
+/// 401 / 503 problem the client should see.
+#[async_trait]
+pub trait SessionVerifier: Send + Sync + 'static {
+    /// Verifies `token` and the live session it is bound to.
+    async fn verify(&self, token: &str) -> Result<Principal, ApiError>;
+}
+
+/// The session verifier, installed as request data by the composition root.
+#[derive(Clone)]
+pub struct Verifier(pub Arc<dyn SessionVerifier>);
+
+// The bearer guard: a valid access token bound to a live session. (The doc comment is the
+// scheme's description in the spec, shared with `AdminAuth`.)
+/// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as `Authorization: Bearer <token>`.
+#[derive(SecurityScheme)]
+#[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
+pub struct BearerAuth(pub Principal);
+
+// The bearer guard plus the role guard: the caller must be an `admin` (403 otherwise).
+/// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as `Authorization: Bearer <token>`.
+#[derive(SecurityScheme)]
+#[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT", checker = "check_admin")]
+pub struct AdminAuth(pub Principal);
+
+async fn verify(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let Some(Verifier(verifier)) = req.data::<Verifier>() else {
+        return Err(ApiError::internal("no session verifier is installed").into());
+    };
+    Ok(verifier.verify(&bearer.token).await?)
+}
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    verify(req, bearer).await
+}
+
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    let principal = verify(req, bearer).await?;
+    require_role(&principal, Role::Admin)?;
+    Ok(principal)
+}
+
+/// The role guard's rule: `admin` passes every check, `user` only checks for `user`.
+pub fn require_role(principal: &Principal, role: Role) -> Result<(), ApiError> {
+    if principal.role == role || principal.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("This operation requires the {} role", role.as_str())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(role: Role) -> Principal {
+        Principal { user_id: Uuid::nil(), session_id: Arc::from("s"), role }
+    }
+
+    #[test]
+    fn admins_pass_every_role_check_and_users_only_their_own() {
+        assert!(require_role(&principal(Role::Admin), Role::Admin).is_ok());
+        assert!(require_role(&principal(Role::Admin), Role::User).is_ok());
+        assert!(require_role(&principal(Role::User), Role::User).is_ok());
+        let err = require_role(&principal(Role::User), Role::Admin).expect_err("users are not admins");
+        assert_eq!(err.status(), poem::http::StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn roles_round_trip_through_their_names() {
+        for role in [Role::User, Role::Admin] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

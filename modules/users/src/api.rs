@@ -1,0 +1,114 @@
+//! The users controller: `/api/v1/users/*`.
+
+use std::sync::Arc;
+
+use app_core::{
+    AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role,
+    problem::status::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
+    validation::validate,
+};
+use chrono::{DateTime, Utc};
+use poem_openapi::{Object, OpenApi, Tags, param::Path, payload::Json};
+use shaku::HasComponent;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::{User, UserName, UsersService};
+
+#[derive(Tags)]
+enum UsersTags {
+    /// Profiles: the caller's own, and any user's for admins.
+    Users,
+}
+
+/// A user account. Never carries the password hash.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "User", rename_all = "camelCase")]
+pub struct UserDto {
+    /// The user's id (UUID v7).
+    pub id: Uuid,
+    /// The email, normalized to lower case.
+    pub email: String,
+    /// The display name.
+    pub name: String,
+    /// `user` or `admin`.
+    pub role: Role,
+    /// When the account was created (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// When the account last changed (RFC 3339, UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserDto {
+    fn from(u: User) -> Self {
+        UserDto {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// Changes to the caller's profile; absent fields stay as they are.
+#[derive(Debug, Object, Validate)]
+#[oai(rename_all = "camelCase")]
+struct UpdateMe {
+    /// The new display name: 1 to 100 characters, surrounding spaces trimmed.
+    #[validate(length(min = 1, max = 100))]
+    name: Option<String>,
+}
+
+/// `/api/v1/users/*`.
+pub struct UsersApi {
+    service: Arc<dyn UsersService>,
+}
+
+impl UsersApi {
+    /// The controller, with its service resolved from the module.
+    pub fn new<M: HasComponent<dyn UsersService> + ?Sized>(module: &M) -> Self {
+        Self { service: module.resolve() }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/users", tag = "UsersTags::Users")]
+impl UsersApi {
+    /// The caller's profile
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
+    async fn me(&self, auth: BearerAuth) -> Result<Json<UserDto>, Problems<(Unauthorized, Unavailable)>> {
+        Ok(Json(self.service.get(auth.0.user_id).await?.into()))
+    }
+
+    /// Update the caller's profile
+    ///
+    /// Only `name` can change here. Unknown fields are ignored.
+    #[oai(path = "/me", method = "patch", operation_id = "updateMe")]
+    async fn update_me(
+        &self,
+        auth: BearerAuth,
+        body: Json<UpdateMe>,
+    ) -> Result<Json<UserDto>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+        validate(&body.0)?;
+        let user = match &body.0.name {
+            None => self.service.get(auth.0.user_id).await?,
+            Some(raw) => {
+                let name = UserName::parse(raw)
+                    .ok_or_else(|| ApiError::validation(vec![FieldError::new("name", "must not be blank")]))?;
+                self.service.rename(auth.0.user_id, &name).await?
+            }
+        };
+        Ok(Json(user.into()))
+    }
+
+    /// Any user's profile (admin only)
+    #[oai(path = "/:id", method = "get", operation_id = "getUser")]
+    async fn get(
+        &self,
+        _auth: AdminAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<UserDto>, Problems<(Unauthorized, Forbidden, NotFound, Unavailable)>> {
+        Ok(Json(self.service.get(id.0).await?.into()))
+    }
+}
