@@ -61,11 +61,13 @@ impl Application {
     /// As [`build`](Self::build), with component overrides (tests).
     pub async fn build_with(config: AppConfig, overrides: Overrides) -> Result<Application, StartError> {
         let state = connect_shared_state(&config)?;
+        // The dummy password hash (for logins with an unknown email) is made off the hot path.
+        tokio::task::spawn_blocking(app_auth::password::warm_up);
         let database = open_database(&config).await?;
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
         let module = build_modules(&config, state.clone(), database.clone(), metrics, overrides);
-        let endpoint = routes::routes(&module, &config.server, http_metrics);
+        let endpoint = routes::routes(&module, &config, http_metrics);
         // The server boxes the endpoint once itself; keeping the concrete type here (inside a
         // closure) avoids boxing every request's future twice.
         let serve: Serve = Box::new(move |acceptor, signal, timeout| {
@@ -125,7 +127,7 @@ impl Application {
     }
 }
 
-fn connect_shared_state(config: &AppConfig) -> Result<SharedState, StartError> {
+pub(crate) fn connect_shared_state(config: &AppConfig) -> Result<SharedState, StartError> {
     if !config.redis.is_configured() {
         tracing::warn!(
             "shared state is in memory: sessions, rate limits, locks and jobs are per-instance and lost on \
@@ -137,7 +139,7 @@ fn connect_shared_state(config: &AppConfig) -> Result<SharedState, StartError> {
     Ok(SharedState::Redis(redis))
 }
 
-async fn open_database(config: &AppConfig) -> Result<Database, StartError> {
+pub(crate) async fn open_database(config: &AppConfig) -> Result<Database, StartError> {
     let database = Database::connect(&config.database).await?;
     if config.database.migrate_on_start {
         database.migrate().await?;

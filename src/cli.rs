@@ -1,4 +1,4 @@
-//! The command line: `app [serve|migrate|openapi]`.
+//! The command line: `app [serve|migrate|openapi|user]`.
 
 use std::path::PathBuf;
 
@@ -30,4 +30,61 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Manage accounts (create the first admin, change roles, delete).
+    User {
+        /// The account command.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+/// `app user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from standard input (one line), never from
+    /// the command line: `printf '%s' "$PASSWORD" | app user create --email .. --name .. --admin`.
+    Create {
+        /// The email address.
+        #[arg(long)]
+        email: String,
+        /// The display name.
+        #[arg(long)]
+        name: String,
+        /// Give the account the `admin` role.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Change an account's role; ends the user's sessions.
+    SetRole {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+        /// The new role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Delete an account; ends the user's sessions.
+    Delete {
+        /// The account's email address.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// A role on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// A regular user.
+    User,
+    /// An administrator.
+    Admin,
+}
+
+impl From<RoleArg> for app_core::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::User => app_core::Role::User,
+            RoleArg::Admin => app_core::Role::Admin,
+        }
+    }
 }

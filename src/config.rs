@@ -9,7 +9,9 @@
 
 use std::{fmt, path::Path};
 
-use app_core::config::{ConfigIssue, LogConfig, Profile, Secret, ServerConfig, Validate};
+use app_auth::AuthConfig;
+pub use app_auth::{DEV_JWT_SECRET, DEV_SESSION_KEY};
+use app_core::config::{ConfigIssue, LogConfig, Profile, ServerConfig, Validate};
 use app_database::DatabaseConfig;
 use app_health::HealthConfig;
 use app_redis::RedisConfig;
@@ -22,11 +24,6 @@ use serde::{Deserialize, Serialize};
 
 /// The file read when no `--config` is given (optional).
 pub const DEFAULT_FILE: &str = "app.toml";
-
-/// The development default of `auth.jwt_secret`; production refuses it.
-pub const DEV_JWT_SECRET: &str = "development-only-jwt-secret-do-not-use-in-production";
-/// The development default of `auth.session_encryption_key`; production refuses it.
-pub const DEV_SESSION_KEY: &str = "development-only-session-key-do-not-use-in-production";
 
 /// Conventional environment variable names and the keys they set.
 const CONVENTIONAL: &[(&str, &str)] = &[
@@ -63,61 +60,6 @@ pub struct AppConfig {
     pub health: HealthConfig,
     /// `[auth]`.
     pub auth: AuthConfig,
-}
-
-/// `[auth]`: the secrets tokens and sessions are protected with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// HMAC key signing access tokens; at least 32 bytes. Env: `JWT_SECRET`.
-    pub jwt_secret: Secret,
-    /// Key material encrypting sessions at rest; at least 32 bytes. Env: `SESSION_ENCRYPTION_KEY`.
-    pub session_encryption_key: Secret,
-}
-
-impl AuthConfig {
-    /// Fills missing secrets with the development defaults (development profile only) and
-    /// returns the keys that were filled, so start-up can say so.
-    pub fn apply_development_defaults(&mut self) -> Vec<&'static str> {
-        let mut filled = Vec::new();
-        if self.jwt_secret.is_empty() {
-            self.jwt_secret = Secret::new(DEV_JWT_SECRET);
-            filled.push("auth.jwt_secret");
-        }
-        if self.session_encryption_key.is_empty() {
-            self.session_encryption_key = Secret::new(DEV_SESSION_KEY);
-            filled.push("auth.session_encryption_key");
-        }
-        filled
-    }
-}
-
-impl Validate for AuthConfig {
-    fn validate(&self, profile: Profile) -> Result<(), ConfigIssue> {
-        for (key, env, secret, dev) in [
-            ("auth.jwt_secret", "JWT_SECRET", &self.jwt_secret, DEV_JWT_SECRET),
-            ("auth.session_encryption_key", "SESSION_ENCRYPTION_KEY", &self.session_encryption_key, DEV_SESSION_KEY),
-        ] {
-            if profile.is_production() {
-                if secret.is_empty() {
-                    return Err(ConfigIssue::new(key, format!("is required in production (set {env})")));
-                }
-                if secret.expose() == dev {
-                    return Err(ConfigIssue::new(key, "is the development default; production needs a real secret"));
-                }
-            }
-            if !secret.is_empty() && secret.len() < 32 {
-                return Err(ConfigIssue::new(
-                    key,
-                    format!(
-                        "is too short ({} bytes); use at least 32 random bytes, e.g. `openssl rand -base64 48`",
-                        secret.len()
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 impl AppConfig {

@@ -4,6 +4,7 @@
 //! Architecture invariant: nothing under `modules/` depends on this crate; this crate is the
 //! only place that knows every module.
 
+pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod config;

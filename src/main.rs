@@ -1,4 +1,4 @@
-//! `app`: serve (default), migrate, or print the OpenAPI document.
+//! `app`: serve (default), migrate, print the OpenAPI document, or manage accounts.
 
 use std::process::ExitCode;
 
@@ -43,6 +43,32 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(async { serve(config, shutdown_signal()).await }),
         Command::Migrate => runtime.block_on(migrate(config)),
         Command::Openapi { .. } => unreachable!("handled above"),
+        Command::User { command } => runtime.block_on(user(config, command)),
+    }
+}
+
+async fn user(config: AppConfig, command: app::cli::UserCommand) -> ExitCode {
+    let password = match &command {
+        app::cli::UserCommand::Create { .. } => {
+            let mut line = String::new();
+            if let Err(err) = std::io::stdin().read_line(&mut line) {
+                eprintln!("error: cannot read the password from standard input: {err}");
+                return ExitCode::FAILURE;
+            }
+            // Only the line break is removed: the password is used exactly as typed otherwise.
+            Some(line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned())
+        }
+        _ => None,
+    };
+    match app::accounts::run(config, command, password).await {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

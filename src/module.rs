@@ -7,10 +7,14 @@
 
 use std::sync::Arc;
 
+use app_auth::{
+    AuthModule, AuthService, AuthServiceImpl, AuthServiceImplParameters, SessionStoreBinding, SessionStoreParams,
+};
 use app_core::metrics::Metrics;
 use app_database::{Database, DatabaseModule, SqlDatabase};
 use app_health::{HealthModule, HealthService, HealthServiceImpl, HealthServiceImplParameters};
 use app_redis::{KvStore, PubSub, RedisHealth, RedisModule, SharedState};
+use app_users::{UserRepository, UsersModule, UsersService};
 use shaku::{ModuleBuilder, module};
 
 use crate::config::AppConfig;
@@ -33,6 +37,16 @@ module! {
         use HealthModule {
             components = [dyn HealthService],
             providers = []
+        },
+
+        use UsersModule {
+            components = [dyn UserRepository, dyn UsersService],
+            providers = []
+        },
+
+        use AuthModule {
+            components = [dyn AuthService],
+            providers = []
         }
     }
 }
@@ -49,6 +63,10 @@ pub struct Overrides {
     pub database: Option<Customize<DatabaseModule>>,
     /// Applied to the HealthModule builder.
     pub health: Option<Customize<HealthModule>>,
+    /// Applied to the UsersModule builder.
+    pub users: Option<Customize<UsersModule>>,
+    /// Applied to the AuthModule builder.
+    pub auth: Option<Customize<AuthModule>>,
 }
 
 fn customize<M: shaku::Module>(builder: ModuleBuilder<M>, f: Option<Customize<M>>) -> ModuleBuilder<M> {
@@ -66,11 +84,19 @@ pub fn build_modules(
     metrics: Metrics,
     overrides: Overrides,
 ) -> Arc<AppModule> {
-    let redis = Arc::new(customize(RedisModule::with_state(state), overrides.redis).build());
+    let redis = Arc::new(customize(RedisModule::with_state(state.clone()), overrides.redis).build());
     let db = Arc::new(customize(DatabaseModule::with_database(database), overrides.database).build());
     let health = HealthModule::builder(redis.clone(), db.clone()).with_component_parameters::<HealthServiceImpl>(
         HealthServiceImplParameters { metrics, check_timeout: config.health.check_timeout },
     );
     let health = Arc::new(customize(health, overrides.health).build());
-    Arc::new(AppModule::builder(redis, db, health).build())
+    let users = Arc::new(customize(UsersModule::builder(db.clone()), overrides.users).build());
+    let auth = AuthModule::builder(users.clone())
+        .with_component_parameters::<SessionStoreBinding>(SessionStoreParams {
+            state,
+            policy: config.auth.session_policy(),
+        })
+        .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters { config: config.auth.clone() });
+    let auth = Arc::new(customize(auth, overrides.auth).build());
+    Arc::new(AppModule::builder(redis, db, health, users, auth).build())
 }

@@ -1,17 +1,23 @@
 //! The HTTP surface: every module's controller combined under one OpenAPI service, the spec at
 //! `/openapi.json`, Swagger UI at `/docs`, all behind the core middleware stack.
 
-use app_core::{config::ServerConfig, metrics::HttpMetrics, openapi::finalize};
+use std::sync::Arc;
+
+use app_auth::{AuthApi, AuthVerifier};
+use app_core::{guard::Verifier, metrics::HttpMetrics, openapi::finalize};
 use app_health::HealthApi;
+use app_users::UsersApi;
 use bytes::Bytes;
 use poem::{
-    Endpoint, IntoEndpoint, IntoResponse, PathPattern, Request, Response,
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, PathPattern, Request, Response,
     error::MethodNotAllowedError,
     http::{Method, StatusCode, header},
 };
 use poem_openapi::OpenApiService;
 
-use crate::module::AppModule;
+use shaku::HasComponent;
+
+use crate::{AppConfig, module::AppModule};
 
 /// The API title in the spec.
 pub const TITLE: &str = "SPA Backend API";
@@ -31,21 +37,21 @@ carries one, generated when absent.
 chunked bodies). Lists take `page` (>= 1) and `pageSize` (1-100); out-of-range values are a 400, \
 never clamped.";
 
-/// The controllers of every module, combined (a tuple once there are several).
-type Apis = HealthApi;
+/// The controllers of every module, combined.
+type Apis = (AuthApi, UsersApi, HealthApi);
 
 /// Each feature module adds its controller here.
-fn apis(module: &AppModule) -> Apis {
-    HealthApi::new(module)
+fn apis(module: &AppModule, config: &AppConfig) -> Apis {
+    (AuthApi::new(module, config.auth.cookie_secure(config.profile)), UsersApi::new(module), HealthApi::new(module))
 }
 
-fn service(module: &AppModule) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(apis(module), TITLE, env!("CARGO_PKG_VERSION")).description(DESCRIPTION).server("/")
+fn service(module: &AppModule, config: &AppConfig) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(apis(module, config), TITLE, env!("CARGO_PKG_VERSION")).description(DESCRIPTION).server("/")
 }
 
 /// The finalized OpenAPI document (what `/openapi.json` serves and `app openapi` prints).
-pub fn spec(module: &AppModule) -> String {
-    let raw = service(module).spec();
+pub fn spec(module: &AppModule, config: &AppConfig) -> String {
+    let raw = service(module, config).spec();
     // The finalizer only adds entries to a document poem-openapi produced; it cannot fail on it.
     finalize(&raw).unwrap_or(raw)
 }
@@ -84,10 +90,10 @@ impl<E: Endpoint> Endpoint for Surface<E> {
 /// Every route of the app behind the middleware stack.
 pub fn routes(
     module: &AppModule,
-    server: &ServerConfig,
+    config: &AppConfig,
     metrics: HttpMetrics,
 ) -> impl Endpoint<Output = Response> + use<> {
-    let service = service(module);
+    let service = service(module, config);
     let raw = service.spec();
     let spec = finalize(&raw).unwrap_or_else(|_| raw.clone());
     // Swagger UI embeds the document; give it the finalized one so it shows every error status.
@@ -99,13 +105,15 @@ pub fn routes(
         spec_pattern: PathPattern("/openapi.json".into()),
         docs_pattern: PathPattern("/docs".into()),
     };
-    app_core::http::stack(surface, server, metrics)
+    // The bearer guard reaches the auth module's session verifier through request data.
+    let verifier = Verifier(Arc::new(AuthVerifier(module.resolve())));
+    app_core::http::stack(surface.data(verifier), &config.server, metrics)
 }
 
 /// The spec without any configuration or external service: the modules are built on the
 /// memory backend and an in-memory SQLite database (the document depends on types only).
 pub async fn standalone_spec() -> Result<String, app_database::DbError> {
-    let config = crate::AppConfig::default();
+    let config = AppConfig::default();
     let database = app_database::Database::connect(&app_database::DatabaseConfig {
         url: "sqlite::memory:".into(),
         ..config.database.clone()
@@ -118,7 +126,7 @@ pub async fn standalone_spec() -> Result<String, app_database::DbError> {
         app_core::metrics::Metrics::new(),
         crate::module::Overrides::default(),
     );
-    let spec = spec(&module);
+    let spec = spec(&module, &config);
     database.close().await;
     Ok(spec)
 }

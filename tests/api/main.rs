@@ -2,6 +2,7 @@
 //! binary, plus private ones for outage tests) and a real database (SQLite, and PostgreSQL when
 //! `TEST_DATABASE_URL` is set). Set `TEST_LOG=1` to see the app's logs.
 
+mod auth;
 mod cli;
 mod di;
 mod docker;

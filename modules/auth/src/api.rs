@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use app_core::{
-    AdminAuth, BearerAuth, Problems, Role,
+    AdminAuth, BearerAuth, Problems, Role, Timestamp,
     problem::status::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
     validation::validate,
 };
 use app_users::{Email, UserDto, UserName};
-use chrono::{DateTime, Utc};
 use poem::{Request, http::header};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, param::Path, payload::Json};
 use shaku::HasComponent;
@@ -99,11 +98,11 @@ struct SessionDto {
     /// The session id (use it with `DELETE /api/v1/auth/sessions/{id}`).
     id: String,
     /// When the session was created (login).
-    created_at: DateTime<Utc>,
+    created_at: Timestamp,
     /// When it was last used.
-    last_seen_at: DateTime<Utc>,
+    last_seen_at: Timestamp,
     /// When it ends unless used again.
-    expires_at: DateTime<Utc>,
+    expires_at: Timestamp,
     /// The IP address of the login.
     ip: Option<String>,
     /// The `User-Agent` of the login.
@@ -112,8 +111,8 @@ struct SessionDto {
     current: bool,
 }
 
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+fn time(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
 }
 
 #[derive(ApiResponse)]
@@ -223,8 +222,10 @@ impl AuthApi {
         &self,
         body: Json<RegisterRequest>,
     ) -> Result<RegisterResponse, Problems<(BadRequest, Conflict, Unavailable)>> {
-        validate(&body.0)?;
-        let RegisterRequest { email, password, name } = body.0;
+        let mut body = body.0;
+        body.email = body.email.trim().to_owned();
+        validate(&body)?;
+        let RegisterRequest { email, password, name } = body;
         let name = UserName::parse(&name).ok_or_else(|| {
             app_core::ApiError::validation(vec![app_core::FieldError::new("name", "must not be blank")])
         })?;
@@ -243,8 +244,10 @@ impl AuthApi {
         req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<TokenResponse, Problems<(BadRequest, Unauthorized, Unavailable)>> {
-        validate(&body.0)?;
-        let LoginRequest { email, password } = body.0;
+        let mut body = body.0;
+        body.email = body.email.trim().to_owned();
+        validate(&body)?;
+        let LoginRequest { email, password } = body;
         let issued = self.service.login(Email::normalize(&email), password, client_info(req)).await?;
         Ok(self.tokens(issued))
     }

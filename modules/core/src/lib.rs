@@ -12,6 +12,7 @@
 //! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
 //! - [`metrics`]: the Prometheus registry modules register their metrics in;
 //! - [`validation`]: `validator` failures as `VALIDATION_FAILED` problems (camelCase fields, no echoed values);
+//! - [`time`]: the one timestamp format of the API (RFC 3339, UTC, `Z`);
 //! - [`pagination`]: the `page` / `pageSize` contract of every list;
 //! - `testing` (feature `testing`): a real `redis-server` per test binary, a database per test,
 //!   and the macro that runs one contract suite against every adapter of a port.
@@ -29,8 +30,10 @@ pub mod pagination;
 pub mod problem;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod time;
 pub mod validation;
 
 pub use context::RequestId;
 pub use guard::{AdminAuth, BearerAuth, Principal, Role};
 pub use problem::{ApiError, ErrorCode, FieldError, Problem, Problems};
+pub use time::Timestamp;

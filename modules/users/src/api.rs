@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use app_core::{
-    AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role,
+    AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role, Timestamp,
     problem::status::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
     validation::validate,
 };
-use chrono::{DateTime, Utc};
 use poem_openapi::{Object, OpenApi, Tags, param::Path, payload::Json};
 use shaku::HasComponent;
 use uuid::Uuid;
@@ -34,9 +33,9 @@ pub struct UserDto {
     /// `user` or `admin`.
     pub role: Role,
     /// When the account was created (RFC 3339, UTC).
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When the account last changed (RFC 3339, UTC).
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 impl From<User> for UserDto {
@@ -46,8 +45,8 @@ impl From<User> for UserDto {
             email: u.email,
             name: u.name,
             role: u.role,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
+            created_at: u.created_at.into(),
+            updated_at: u.updated_at.into(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `spawn_app()`: the app built exactly as `main` builds it, on port 0, with its own key prefix
 //! and database, and a client with one method per endpoint.
 
+pub mod auth;
+
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
 use app::{
@@ -62,6 +64,16 @@ impl AppBuilder {
         self
     }
 
+    /// A second instance of `other`: the same Redis key prefix and database (and secrets).
+    #[allow(dead_code)]
+    pub fn instance_of(self, other: &TestApp) -> Self {
+        let (prefix, url) = (other.prefix.clone(), other.database_url.clone());
+        self.config(move |c| {
+            c.redis.key_prefix = prefix;
+            c.database.url = url;
+        })
+    }
+
     /// Overrides components.
     pub fn overrides(mut self, overrides: Overrides) -> Self {
         self.overrides = overrides;
@@ -88,6 +100,7 @@ impl AppBuilder {
             Backend::Redis(url) => Some(url),
             Backend::Memory => None,
         };
+        config.auth.apply_development_defaults();
         (self.config)(&mut config);
         config.validate().expect("the test configuration is valid");
         let prefix = config.redis.key_prefix.clone();
@@ -100,6 +113,7 @@ impl AppBuilder {
             let _ = stopped.await;
         }));
         TestApp {
+            database_url: database.url().to_owned(),
             addr,
             base: format!("http://{addr}"),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
@@ -137,6 +151,9 @@ pub struct TestApp {
     /// This app's Redis key prefix.
     #[allow(dead_code)]
     pub prefix: String,
+    /// This app's database.
+    #[allow(dead_code)]
+    pub database_url: String,
     _database: TestDatabase,
 }
 
