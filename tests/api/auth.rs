@@ -464,3 +464,14 @@ async fn the_profile_can_be_renamed_and_blank_names_are_refused() {
         .unwrap();
     assert_problem(resp, 400, "VALIDATION_FAILED").await;
 }
+
+#[tokio::test]
+async fn accounts_and_sessions_work_on_postgres() {
+    let Some(database) = app_core::testing::TestDatabase::postgres().await else { return };
+    let app = app().database(database).spawn().await;
+    let (account, tokens) = app.user().await;
+    let me: Value = app.me(&tokens.access).await.json().await.expect("json");
+    assert_eq!(me["email"], account.email.as_str());
+    assert_problem(app.register(&account.email.to_uppercase(), "another password", "X").await, 409, "EMAIL_TAKEN")
+        .await;
+}

@@ -98,3 +98,65 @@ fn production_logs_are_json_lines() {
     }
     assert!(stdout.contains("migrations applied"), "{stdout}");
 }
+
+fn run_with_stdin(args: &[&str], env: &[(&str, &str)], stdin: &str, dir: &std::path::Path) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_app"));
+    cmd.current_dir(dir).args(args).env("APP_LOG__LEVEL", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write the password");
+    child.wait_with_output().expect("the binary finishes")
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_from_the_command_line_and_role_changes_end_sessions() {
+    let redis = app_core::testing::RedisServer::shared();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}/app.db?mode=rwc", dir.path().display());
+    let prefix = app_core::testing::unique_prefix();
+    let env = [("DATABASE_URL", db_url.as_str()), ("REDIS_URL", &redis.url()), ("APP_REDIS__KEY_PREFIX", &prefix)];
+    let create = ["user", "create", "--email", "Root@Example.com", "--name", "Root", "--admin"];
+
+    let out = run_with_stdin(&create, &env, "short\n", dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("8 to 128 characters"), "{}", stderr(&out));
+
+    let out = run_with_stdin(&create, &env, "a long admin password\n", dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("created root@example.com") && stdout.contains("role admin"), "{stdout}");
+    let again = run_with_stdin(&create, &env, "a long admin password\n", dir.path());
+    assert_eq!(again.status.code(), Some(1), "the email is taken");
+
+    let (url, key_prefix) = (db_url.clone(), prefix.clone());
+    let app = crate::support::app()
+        .config(move |c| {
+            c.database.url = url;
+            c.redis.key_prefix = key_prefix;
+        })
+        .spawn()
+        .await;
+    let resp = app.login("root@example.com", "a long admin password").await;
+    assert_eq!(resp.status(), 200);
+    let token = resp.json::<serde_json::Value>().await.expect("json")["accessToken"].as_str().unwrap().to_owned();
+    let me: serde_json::Value = app.me(&token).await.json().await.expect("json");
+    assert_eq!(me["role"], "admin");
+
+    let out =
+        run_with_stdin(&["user", "set-role", "--email", "root@example.com", "--role", "user"], &env, "", dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    crate::support::assert_problem(app.me(&token).await, 401, "SESSION_REVOKED").await;
+
+    let out = run_with_stdin(&["user", "delete", "--email", "root@example.com"], &env, "", dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_with_stdin(&["user", "delete", "--email", "root@example.com"], &env, "", dir.path());
+    assert!(stderr(&out).contains("no user with the email"), "{}", stderr(&out));
+}
