@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Throughput and latency of the app next to a bare poem hello-world, measured in the same run.
+# Throughput and latency of the app next to a bare poem hello-world, measured in the same run:
+#   - bare poem GET /health/live (the baseline),
+#   - the app's GET /health/live (the default app: memory backend, embedded SQLite),
+#   - the app's guarded GET /api/v1/users/me with a bearer token, on a real redis-server the script
+#     starts on loopback (JWT check in process + the session check in Redis), with the Redis
+#     commands per request counted from INFO stats.
 #
 #   ./scripts/bench.sh                        # 3 rounds x 8 s per scenario, 64 connections
 #   ROUNDS=5 DURATION=10s CONNECTIONS=128 ./scripts/bench.sh
@@ -18,6 +23,8 @@ CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 BARE_PORT="${BARE_PORT:-3901}"
 APP_PORT="${APP_PORT:-3902}"
+GUARDED_PORT="${GUARDED_PORT:-3903}"
+REDIS_PORT="${REDIS_PORT:-3904}"
 
 if ! command -v wrk >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
@@ -55,17 +62,36 @@ pids+=($!)
 # terminal does not become the bottleneck.
 (cd "$workdir" && PORT=$APP_PORT APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn "$OLDPWD/target/release/app" >/dev/null 2>&1) &
 pids+=($!)
+# A second app on a private redis-server (no persistence: the benchmark measures the app), for
+# the guarded route.
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null 2>&1 &
+pids+=($!)
+mkdir -p "$workdir/guarded"
+(cd "$workdir/guarded" && PORT=$GUARDED_PORT APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$OLDPWD/target/release/app" >/dev/null 2>&1) &
+pids+=($!)
 wait_for "$BARE_PORT"
 wait_for "$APP_PORT"
+wait_for "$GUARDED_PORT"
 
-# measure URL -> prints "rps p50 p99" (latencies in ms) for one run
+guarded_base="http://127.0.0.1:$GUARDED_PORT/api/v1"
+curl -fsS -H 'content-type: application/json' -o /dev/null "$guarded_base/auth/register" \
+  -d '{"email":"bench@example.com","password":"benchmark password","name":"Bench"}'
+token=$(curl -fsS -H 'content-type: application/json' "$guarded_base/auth/login" \
+  -d '{"email":"bench@example.com","password":"benchmark password"}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])')
+redis_commands() { redis-cli -p "$REDIS_PORT" INFO stats | tr -d '\r' | awk -F: '/^total_commands_processed/ { print $2 }'; }
+
+# measure URL [wrk args] -> prints "rps p50 p99 requests" (latencies in ms) for one run
 measure() {
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1" | awk '
+  local url=$1; shift
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url" | awk '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps = $2 }
+    /requests in/ { total = $1 }
     /^ +50%/ { p50 = ms($2) }
     /^ +99%/ { p99 = ms($2) }
-    END { printf "%.0f %.3f %.3f\n", rps, p50, p99 }'
+    END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, total }'
 }
 
 # median FILE -> the line whose first field is the median
@@ -73,21 +99,38 @@ median() { sort -n "$1" | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }
 
 bare_url="http://127.0.0.1:$BARE_PORT/health/live"
 app_url="http://127.0.0.1:$APP_PORT/health/live"
+guarded_url="$guarded_base/users/me"
+auth=(-H "Authorization: Bearer $token")
+status=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$guarded_url")
+[ "$status" = 200 ] || { echo "error: the guarded route answered $status" >&2; exit 1; }
 echo "==> warming up"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$bare_url" >/dev/null
 wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "$app_url" >/dev/null
+wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "${auth[@]}" "$guarded_url" >/dev/null
 
 echo "==> measuring: $ROUNDS alternating rounds of $DURATION, $CONNECTIONS connections, $THREADS wrk threads, $(nproc) cores"
 for round in $(seq 1 "$ROUNDS"); do
   measure "$bare_url" | tee -a "$workdir/bare" | sed "s/^/    round $round bare: /"
   measure "$app_url" | tee -a "$workdir/app" | sed "s/^/    round $round app:  /"
+  before=$(redis_commands)
+  measure "$guarded_url" "${auth[@]}" | tee -a "$workdir/guarded" | sed "s/^/    round $round guarded: /"
+  after=$(redis_commands)
+  requests=$(tail -1 "$workdir/guarded" | awk '{ print $4 }')
+  # INFO itself counts as one command.
+  awk -v d=$((after - before - 1)) -v n="$requests" 'BEGIN { printf "%.2f\n", d / n }' >>"$workdir/commands"
 done
-read -r bare_rps bare_p50 bare_p99 < <(median "$workdir/bare")
-read -r app_rps app_p50 app_p99 < <(median "$workdir/app")
+read -r bare_rps bare_p50 bare_p99 _ < <(median "$workdir/bare")
+read -r app_rps app_p50 app_p99 _ < <(median "$workdir/app")
+read -r guarded_rps guarded_p50 guarded_p99 _ < <(median "$workdir/guarded")
+commands=$(median "$workdir/commands")
 
 printf '\n%-34s %12s %10s %10s %8s\n' "scenario (median round)" "req/s" "p50 ms" "p99 ms" "ratio"
 printf '%-34s %12s %10s %10s %8s\n' "bare poem GET /health/live" "$bare_rps" "$bare_p50" "$bare_p99" "1.00"
 printf '%-34s %12s %10s %10s %8s\n' "app GET /health/live" "$app_rps" "$app_p50" "$app_p99" \
   "$(awk -v a="$app_rps" -v b="$bare_rps" 'BEGIN { printf "%.2f", a / b }')"
+printf '%-34s %12s %10s %10s %8s\n' "app GET /api/v1/users/me (bearer)" "$guarded_rps" "$guarded_p50" "$guarded_p99" \
+  "$(awk -v a="$guarded_rps" -v b="$bare_rps" 'BEGIN { printf "%.2f", a / b }')"
+echo
+echo "Redis commands per guarded request (median round): $commands (target: 1, the session check)"
 echo
 awk -v a="$app_rps" -v b="$bare_rps" 'BEGIN { r = a / b; printf "app/bare = %.2f (target >= 0.80): %s\n", r, (r >= 0.8 ? "met" : "NOT met") }'

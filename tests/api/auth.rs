@@ -325,10 +325,10 @@ async fn a_tampered_or_transplanted_session_blob_is_401_and_keys_share_the_users
     assert!(!raw.contains(&account.id) && !raw.contains("127.0.0.1"), "{raw}");
 
     // A blob copied from another session does not decrypt (the session id is bound in).
-    let copy = format!("local d = redis.call('HGET', KEYS[1], 'd') redis.call('HSET', KEYS[2], 'd', d) return 1");
+    let copy = "local d = redis.call('HGET', KEYS[1], 'd') redis.call('HSET', KEYS[2], 'd', d) return 1";
     redis.command(&[
         "EVAL",
-        &copy,
+        copy,
         "2",
         &format!("{base}{}", first.session_id),
         &format!("{base}{}", second.session_id),
