@@ -66,8 +66,8 @@ pids+=($!)
 # the guarded route.
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >/dev/null 2>&1 &
 pids+=($!)
-mkdir -p "$workdir/guarded"
-(cd "$workdir/guarded" && PORT=$GUARDED_PORT APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
+mkdir -p "$workdir/guarded-app"
+(cd "$workdir/guarded-app" && PORT=$GUARDED_PORT APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT" "$OLDPWD/target/release/app" >/dev/null 2>&1) &
 pids+=($!)
 wait_for "$BARE_PORT"

@@ -35,7 +35,7 @@ enum AuthTags {
 }
 
 /// A new account.
-#[derive(Debug, Object, Validate)]
+#[derive(Object, Validate)]
 #[oai(rename_all = "camelCase")]
 struct RegisterRequest {
     /// The email address; compared case-insensitively and stored in lower case.
@@ -51,7 +51,7 @@ struct RegisterRequest {
 }
 
 /// Credentials.
-#[derive(Debug, Object, Validate)]
+#[derive(Object, Validate)]
 #[oai(rename_all = "camelCase")]
 struct LoginRequest {
     /// The email address the account was registered with (any case).
@@ -64,7 +64,7 @@ struct LoginRequest {
 
 /// A refresh request. Send `refreshToken`, or an empty object `{}` and let the browser send
 /// the `refresh_token` cookie set at login.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct RefreshRequest {
     /// The refresh token from the last login or refresh.
@@ -72,7 +72,7 @@ struct RefreshRequest {
 }
 
 /// Tokens for a session.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct TokenPair {
     /// The JWT to send as `Authorization: Bearer <accessToken>`.
@@ -255,11 +255,11 @@ impl AuthApi {
     /// Refresh the tokens
     ///
     /// Exchanges a refresh token (from the body, or else the `refresh_token` cookie) for a new
-    /// pair. A refresh token works once. Presenting one that was already rotated revokes the
-    /// session (401 `REFRESH_TOKEN_REUSED`), except within a few seconds of its rotation, when
-    /// it answers 409 `CONFLICT` and changes nothing: that is two tabs refreshing at once, and
-    /// the losing tab should retry with the newest token (the cookie already holds it). Tabs
-    /// sharing tokens should refresh under one lock (e.g. the Web Locks API) to avoid even that.
+    /// pair. A refresh token works once: presenting one that was already rotated is treated as
+    /// theft and revokes the session (401 `REFRESH_TOKEN_REUSED`). Two tabs racing (or a retry
+    /// after a lost reply) are the exception: within `auth.refresh_race_grace` (10 s) of its
+    /// rotation, the same token gets the same new refresh token again, so the session never
+    /// forks and nobody is logged out. A 401 also clears the refresh cookie.
     #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(
         &self,
@@ -272,8 +272,18 @@ impl AuthApi {
                 "is required (or send the refresh_token cookie)",
             )])
         })?;
-        let issued = self.service.refresh(&token).await?;
-        Ok(self.tokens(issued))
+        match self.service.refresh(&token).await {
+            Ok(issued) => Ok(self.tokens(issued)),
+            // A refresh token that no longer works is dropped from the browser too.
+            Err(err) => {
+                let err = app_core::ApiError::from(err);
+                if err.status() != poem::http::StatusCode::UNAUTHORIZED {
+                    return Err(err.into());
+                }
+                let clear = poem::http::HeaderValue::from_str(&self.cookie("", 0)).expect("a valid cookie header");
+                Err(err.with_header(header::SET_COOKIE, clear).into())
+            }
+        }
     }
 
     /// Log out

@@ -14,7 +14,7 @@ use crate::{
     crypto::SessionCipher,
     password,
     store::{NewSession, Rotation, SessionStore, StoredSession},
-    tokens::{AccessTokens, RefreshToken, TokenError, new_session_id},
+    tokens::{AccessTokens, RefreshKey, RefreshToken, TokenError, new_session_id},
 };
 
 /// Where a login came from, recorded in the session (shown in the session list).
@@ -104,6 +104,7 @@ pub trait AuthService: Interface {
 
 struct Keys {
     tokens: AccessTokens,
+    refresh: RefreshKey,
     cipher: SessionCipher,
 }
 
@@ -130,6 +131,7 @@ impl AuthServiceImpl {
     fn keys(&self) -> &Keys {
         self.keys.get_or_init(|| Keys {
             tokens: AccessTokens::new(&self.config),
+            refresh: RefreshKey::new(&self.config),
             cipher: SessionCipher::new(
                 &self.config.session_encryption_key,
                 &self.config.previous_session_encryption_keys,
@@ -188,17 +190,26 @@ impl AuthService for AuthServiceImpl {
         let refresh = RefreshToken::generate(user.id, &session_id);
         let session =
             self.store.create(NewSession { user_id: user.id, session_id, blob, refresh_hash: refresh.hash() }).await?;
+        // A role change or a deletion that ran while this login was hashing has already revoked
+        // the user's sessions, but not this one, which records the role read before it. Read
+        // the account again: if it changed, the new session goes too.
+        let current = self.users.find(user.id).await;
+        if !matches!(&current, Ok(Some(now)) if now.role == user.role) {
+            self.store.revoke(user.id, &session.session_id).await?;
+            current?;
+            return Err(AuthError::InvalidCredentials);
+        }
         tracing::info!(user = %user.id, session = %session.session_id, "logged in");
         Ok(self.issue(user.id, &session, &refresh))
     }
 
     async fn refresh(&self, presented: &str) -> Result<Issued, AuthError> {
         let presented = RefreshToken::parse(presented).ok_or(AuthError::InvalidRefreshToken)?;
-        let next = RefreshToken::generate(presented.user_id, &presented.session_id);
+        let next = presented.successor(&self.keys().refresh);
         let outcome =
             self.store.rotate(presented.user_id, &presented.session_id, &presented.hash(), &next.hash()).await?;
         match outcome {
-            Rotation::Rotated(session) => {
+            Rotation::Rotated(session) | Rotation::Repeated(session) => {
                 self.open(presented.user_id, &session)?;
                 Ok(self.issue(presented.user_id, &session, &next))
             }
@@ -258,17 +269,18 @@ impl AuthService for AuthServiceImpl {
     }
 
     async fn set_role(&self, user: Uuid, role: Role) -> Result<User, AuthError> {
-        let updated = self.users.set_role(user, role).await?.ok_or(UsersError::NotFound)?;
+        let updated = self.users.set_role(user, role).await?;
+        // Sessions go whatever the update found, so a retry after a failed revoke still ends them.
         self.revoke_all(user).await?;
-        Ok(updated)
+        Ok(updated.ok_or(UsersError::NotFound)?)
     }
 
     async fn delete_user(&self, user: Uuid) -> Result<(), AuthError> {
-        if !self.users.delete(user).await? {
-            return Err(UsersError::NotFound.into());
-        }
+        // Before (no new request gets through) and after (a login that raced the delete).
         self.revoke_all(user).await?;
-        Ok(())
+        let existed = self.users.delete(user).await?;
+        self.revoke_all(user).await?;
+        if existed { Ok(()) } else { Err(UsersError::NotFound.into()) }
     }
 }
 

@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -176,6 +177,22 @@ impl RefreshToken {
         Some(Self { user_id: Uuid::try_parse(user).ok()?, session_id: sid.to_owned(), secret: secret.to_owned() })
     }
 
+    /// The token that replaces this one at rotation: HMAC-SHA256 under the server's refresh key
+    /// of the session id and this token's secret. Being deterministic, a request that repeats a
+    /// refresh moments later (a second tab, a retry after a lost reply) gets the same successor
+    /// back instead of a fork or a lock-out; nobody without the key can compute it.
+    pub fn successor(&self, key: &RefreshKey) -> RefreshToken {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key.0).expect("HMAC accepts any key length");
+        mac.update(self.session_id.as_bytes());
+        mac.update(b".");
+        mac.update(self.secret.as_bytes());
+        RefreshToken {
+            user_id: self.user_id,
+            session_id: self.session_id.clone(),
+            secret: URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()),
+        }
+    }
+
     /// The token as sent to the client.
     pub fn expose(&self) -> String {
         format!("rt1.{}.{}.{}", self.user_id.simple(), self.session_id, self.secret)
@@ -185,6 +202,23 @@ impl RefreshToken {
     /// or slow hash; the store compares hashes, so a leaked store reveals no usable token.
     pub fn hash(&self) -> String {
         URL_SAFE_NO_PAD.encode(Sha256::digest(self.secret.as_bytes()))
+    }
+}
+
+/// The key successors of refresh tokens are derived with (from `auth.jwt_secret`, under its own
+/// label, so it is never the signing key itself).
+pub struct RefreshKey([u8; 32]);
+
+impl RefreshKey {
+    /// Derives the key from `[auth]`.
+    pub fn new(cfg: &AuthConfig) -> Self {
+        RefreshKey(
+            Sha256::new()
+                .chain_update(b"spa-backend refresh successor v1\0")
+                .chain_update(cfg.jwt_secret.expose().as_bytes())
+                .finalize()
+                .into(),
+        )
     }
 }
 
@@ -230,6 +264,19 @@ mod tests {
         assert!(RefreshToken::parse(&tokens().issue(user, &sid)).is_none(), "an access token is no refresh token");
         assert_eq!(tokens().verify(&refresh.expose()), Err(TokenError::Invalid), "nor the reverse");
         assert!(RefreshToken::parse("rt1.x.y.z").is_none());
+    }
+
+    #[test]
+    fn successors_are_deterministic_well_formed_and_keyed() {
+        let cfg = AuthConfig { jwt_secret: Secret::new("k".repeat(32)), ..AuthConfig::default() };
+        let key = RefreshKey::new(&cfg);
+        let token = RefreshToken::generate(Uuid::now_v7(), &new_session_id());
+        let next = token.successor(&key);
+        assert_eq!(next, token.successor(&key));
+        assert_ne!(next, token);
+        assert_eq!(RefreshToken::parse(&next.expose()), Some(next.clone()), "a successor is a valid token");
+        let other = RefreshKey::new(&AuthConfig { jwt_secret: Secret::new("x".repeat(32)), ..AuthConfig::default() });
+        assert_ne!(token.successor(&other), next);
     }
 
     #[test]

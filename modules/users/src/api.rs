@@ -76,7 +76,7 @@ impl UsersApi {
 impl UsersApi {
     /// The caller's profile
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, auth: BearerAuth) -> Result<Json<UserDto>, Problems<(Unauthorized, Unavailable)>> {
+    async fn me(&self, auth: BearerAuth) -> Result<Json<UserDto>, Problems<(Unauthorized, NotFound, Unavailable)>> {
         Ok(Json(self.service.get(auth.0.user_id).await?.into()))
     }
 
@@ -88,7 +88,7 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: Json<UpdateMe>,
-    ) -> Result<Json<UserDto>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+    ) -> Result<Json<UserDto>, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
         validate(&body.0)?;
         let user = match &body.0.name {
             None => self.service.get(auth.0.user_id).await?,

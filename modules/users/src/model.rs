@@ -74,7 +74,7 @@ impl UserName {
 }
 
 /// What creating an account takes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewUser {
     /// The normalized email.
     pub email: Email,
@@ -84,6 +84,12 @@ pub struct NewUser {
     pub role: Role,
     /// The argon2id PHC string.
     pub password_hash: String,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser").field("email", &self.email).field("role", &self.role).finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]

@@ -50,6 +50,41 @@ pub async fn an_unknown_refresh_token_changes_nothing(make: Factory) {
     assert!(matches!(store.rotate(user, &s.session_id, "r1", "r2").await.expect("rotate"), Rotation::Rotated(_)));
 }
 
+pub async fn a_repeated_refresh_within_the_grace_gets_the_same_successor_and_later_counts_as_reuse(make: Factory) {
+    let store = make(SessionPolicy { race_grace: Duration::from_millis(500), ..SessionPolicy::default() });
+    let user = Uuid::now_v7();
+    let s = store.create(new_session(user, "r1")).await.expect("create");
+    assert!(matches!(store.rotate(user, &s.session_id, "r1", "r2").await.expect("rotate"), Rotation::Rotated(_)));
+    let repeated = store.rotate(user, &s.session_id, "r1", "r2").await.expect("rotate");
+    assert!(matches!(repeated, Rotation::Repeated(ref t) if t.blob == b"sealed"), "{repeated:?}");
+    assert_eq!(store.rotate(user, &s.session_id, "r1", "other").await.expect("rotate"), Rotation::Concurrent);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(store.rotate(user, &s.session_id, "r1", "r2").await.expect("rotate"), Rotation::Reused);
+    assert!(store.touch(user, &s.session_id).await.expect("touch").is_none(), "reuse revoked the session");
+}
+
+pub async fn racing_refreshes_with_one_token_all_get_the_one_successor(make: Factory) {
+    let store = make(SessionPolicy::default());
+    let user = Uuid::now_v7();
+    let s = store.create(new_session(user, "r0")).await.expect("create");
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, sid) = (store.clone(), s.session_id.clone());
+            tokio::spawn(async move { store.rotate(user, &sid, "r0", "r1").await.expect("rotate") })
+        })
+        .collect();
+    let mut rotated = 0;
+    for racer in racers {
+        match racer.await.expect("task") {
+            Rotation::Rotated(_) => rotated += 1,
+            Rotation::Repeated(_) => {}
+            other => panic!("a racer saw {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one rotation happens; the others see it");
+    assert!(matches!(store.rotate(user, &s.session_id, "r1", "r2").await.expect("rotate"), Rotation::Rotated(_)));
+}
+
 pub async fn concurrent_refreshes_with_one_token_never_fork_the_session(make: Factory) {
     let store = make(SessionPolicy::default());
     let user = Uuid::now_v7();
@@ -139,14 +174,14 @@ pub async fn the_session_count_per_user_is_capped(make: Factory) {
 }
 
 pub async fn an_idle_session_ends_and_use_keeps_it_alive(make: Factory) {
-    let store = make(SessionPolicy { idle: Duration::from_millis(400), ..SessionPolicy::default() });
+    let store = make(SessionPolicy { idle: Duration::from_millis(1500), ..SessionPolicy::default() });
     let user = Uuid::now_v7();
     let s = store.create(new_session(user, "r")).await.expect("create");
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(store.touch(user, &s.session_id).await.expect("touch").is_some(), "use extends the idle timeout");
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
     assert!(store.touch(user, &s.session_id).await.expect("touch").is_none(), "idle for too long");
     assert_eq!(store.rotate(user, &s.session_id, "r", "r2").await.expect("rotate"), Rotation::Missing);
 }

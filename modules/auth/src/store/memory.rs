@@ -99,9 +99,15 @@ impl SessionStore for MemorySessionStore {
         }
         let sessions = users.entry(s.user_id).or_default();
         sessions.retain(|_, e| e.live(now));
+        let new_id = s.session_id.clone();
         sessions.insert(s.session_id, entry);
         while sessions.len() > self.policy.max_per_user as usize {
-            let oldest = sessions.iter().min_by_key(|(_, e)| (e.absolute, e.created)).map(|(sid, _)| sid.clone());
+            // The oldest others go; never the session being created.
+            let oldest = sessions
+                .iter()
+                .filter(|(sid, _)| **sid != new_id)
+                .min_by_key(|(_, e)| (e.absolute, e.created))
+                .map(|(sid, _)| sid.clone());
             match oldest {
                 Some(sid) => sessions.remove(&sid),
                 None => break,
@@ -150,7 +156,12 @@ impl SessionStore for MemorySessionStore {
             && previous == presented
             && now - at < ms(self.policy.race_grace)
         {
-            return Ok(Rotation::Concurrent);
+            if e.refresh != next {
+                return Ok(Rotation::Concurrent);
+            }
+            e.seen = now;
+            e.expires = now.saturating_add(ms(self.policy.idle)).min(e.absolute);
+            return Ok(Rotation::Repeated(e.stored(session_id)));
         }
         if e.rotated.iter().any(|h| h == presented) {
             sessions.remove(session_id);

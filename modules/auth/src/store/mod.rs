@@ -84,8 +84,10 @@ pub struct StoredSession {
 pub enum Rotation {
     /// The token was current; it is now rotated (the session was touched).
     Rotated(StoredSession),
-    /// The token was rotated moments ago by a concurrent request (within the grace period);
-    /// nothing changed.
+    /// The token was rotated moments ago (within the grace period) into the same `next`: a
+    /// second tab or a retry. The session is touched and returned; nothing else changes.
+    Repeated(StoredSession),
+    /// The token was rotated moments ago into something else; nothing changed.
     Concurrent,
     /// The token was rotated earlier: treated as theft, the session is now revoked.
     Reused,
@@ -105,7 +107,8 @@ pub trait SessionStore: Interface {
     /// bearer guard's one round trip.
     async fn touch(&self, user: Uuid, session_id: &str) -> Result<Option<StoredSession>, RedisError>;
 
-    /// Atomically checks a presented refresh-token hash and rotates it to `next`.
+    /// Atomically checks a presented refresh-token hash and rotates it to `next` (the
+    /// presented token's deterministic successor).
     async fn rotate(&self, user: Uuid, session_id: &str, presented: &str, next: &str) -> Result<Rotation, RedisError>;
 
     /// The user's live sessions, oldest first.

@@ -33,7 +33,11 @@ end
 redis.call('ZADD', KEYS[3], abs, ARGV[1])
 local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
 if over > 0 then
-  local evicted = redis.call('ZRANGE', KEYS[3], 0, over - 1)
+  -- The oldest others go; never the session being created.
+  local evicted = {}
+  for _, sid in ipairs(redis.call('ZRANGE', KEYS[3], 0, over)) do
+    if sid ~= ARGV[1] and #evicted < over then table.insert(evicted, sid) end
+  end
   for _, sid in ipairs(evicted) do redis.call('DEL', ARGV[7] .. sid, ARGV[7] .. sid .. ':old') end
   redis.call('ZREM', KEYS[3], unpack(evicted))
 end
@@ -77,7 +81,14 @@ if v[2] == ARGV[1] then
   redis.call('PEXPIRE', KEYS[2], ttl)
   return {'rotated', v[1], tonumber(v[5]), now, now + ttl}
 end
-if v[3] == ARGV[1] and now - tonumber(v[4]) < tonumber(ARGV[3]) then return {'concurrent'} end
+if v[3] == ARGV[1] and now - tonumber(v[4]) < tonumber(ARGV[3]) then
+  if v[2] ~= ARGV[2] then return {'concurrent'} end
+  local ttl = math.min(tonumber(v[7]), abs - now)
+  redis.call('HSET', KEYS[1], 's', now)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  return {'repeated', v[1], tonumber(v[5]), now, now + ttl}
+end
 if redis.call('LPOS', KEYS[2], ARGV[1]) then
   redis.call('DEL', KEYS[1], KEYS[2]); redis.call('ZREM', KEYS[3], ARGV[5])
   return {'reused'}
@@ -255,6 +266,7 @@ impl SessionStore for RedisSessionStore {
         let outcome = items.next();
         Ok(match outcome.as_ref().and_then(Reply::as_str) {
             Some("rotated") => Rotation::Rotated(stored(session_id, items)?),
+            Some("repeated") => Rotation::Repeated(stored(session_id, items)?),
             Some("concurrent") => Rotation::Concurrent,
             Some("reused") => Rotation::Reused,
             Some("mismatch") => Rotation::Mismatch,

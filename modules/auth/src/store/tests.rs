@@ -38,6 +38,8 @@ app_core::contract_tests! {
         a_created_session_can_be_touched,
         a_refresh_token_rotates_once_and_reuse_revokes_the_session,
         an_unknown_refresh_token_changes_nothing,
+        a_repeated_refresh_within_the_grace_gets_the_same_successor_and_later_counts_as_reuse,
+        racing_refreshes_with_one_token_all_get_the_one_successor,
         concurrent_refreshes_with_one_token_never_fork_the_session,
         revoking_ends_one_session_and_only_the_owners,
         revoking_all_ends_every_session_of_the_user_only,
