@@ -9,7 +9,7 @@ use app_health::HealthApi;
 use app_users::UsersApi;
 use bytes::Bytes;
 use poem::{
-    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, PathPattern, Request, Response,
+    Endpoint, IntoEndpoint, IntoResponse, PathPattern, Request, Response,
     error::MethodNotAllowedError,
     http::{Method, StatusCode, header},
 };
@@ -60,6 +60,9 @@ pub fn spec(module: &AppModule, config: &AppConfig) -> String {
 /// the API's own router the only router on the hot path (no outer `Route`, no per-request data).
 struct Surface<E> {
     api: E,
+    /// The bearer guard's session verifier, handed to API requests as request data (only to
+    /// `/api/` requests: health probes and documents never pay for it).
+    verifier: Verifier,
     spec: Bytes,
     swagger: Bytes,
     spec_pattern: PathPattern,
@@ -69,7 +72,11 @@ struct Surface<E> {
 impl<E: Endpoint> Endpoint for Surface<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        if req.uri().path().starts_with("/api/") {
+            req.set_data(self.verifier.clone());
+            return self.api.call(req).await.map(IntoResponse::into_response);
+        }
         let (body, content_type, pattern) = match req.uri().path() {
             "/openapi.json" => (&self.spec, "application/json", &self.spec_pattern),
             "/docs" => (&self.swagger, "text/html; charset=utf-8", &self.docs_pattern),
@@ -100,14 +107,13 @@ pub fn routes(
     let swagger = service.swagger_ui_html().replace(&raw, &spec);
     let surface = Surface {
         api: service.into_endpoint(),
+        verifier: Verifier(Arc::new(AuthVerifier(module.resolve()))),
         spec: spec.into(),
         swagger: swagger.into(),
         spec_pattern: PathPattern("/openapi.json".into()),
         docs_pattern: PathPattern("/docs".into()),
     };
-    // The bearer guard reaches the auth module's session verifier through request data.
-    let verifier = Verifier(Arc::new(AuthVerifier(module.resolve())));
-    app_core::http::stack(surface.data(verifier), &config.server, metrics)
+    app_core::http::stack(surface, &config.server, metrics)
 }
 
 /// The spec without any configuration or external service: the modules are built on the
