@@ -74,6 +74,12 @@ impl Database {
         if in_memory {
             options = options.idle_timeout(None).max_lifetime(None);
         }
+        // An embedded SQLite connection cannot go stale, and pinging it before every acquire
+        // costs a hand-off to its worker thread per query (measured by `scripts/bench.sh`). A
+        // PostgreSQL connection can die with the server, so it is still tested.
+        if backend == Backend::Sqlite {
+            options = options.test_before_acquire(false);
+        }
         let pool = options
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
