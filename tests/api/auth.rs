@@ -477,3 +477,28 @@ async fn accounts_and_sessions_work_on_postgres() {
     assert_problem(app.register(&account.email.to_uppercase(), "another password", "X").await, 409, "EMAIL_TAKEN")
         .await;
 }
+
+#[tokio::test]
+async fn a_stopped_redis_gives_503_and_login_works_again_once_it_is_back() {
+    let redis = RedisServer::start();
+    let app = app().backend(Backend::Redis(redis.url())).spawn().await;
+    let (account, tokens) = app.user().await;
+    redis.stop();
+    let started = Instant::now();
+    assert_problem(app.me(&tokens.access).await, 503, "DEPENDENCY_UNAVAILABLE").await;
+    assert_problem(app.login(&account.email, &account.password).await, 503, "DEPENDENCY_UNAVAILABLE").await;
+    assert!(started.elapsed() < Duration::from_secs(5), "fast failures: {:?}", started.elapsed());
+    redis.restart();
+    // The restarted server kept nothing (no persistence in tests): the old session is gone, and
+    // a new login works without restarting the app.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.login(&account.email, &account.password).await.status() == 200
+        })
+        .await,
+        "login recovers by itself"
+    );
+    let fresh = app.logged_in(&account).await;
+    assert_eq!(app.me(&fresh.access).await.status(), 200);
+    assert_problem(app.me(&tokens.access).await, 401, "SESSION_REVOKED").await;
+}
