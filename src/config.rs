@@ -14,6 +14,7 @@ pub use app_auth::{DEV_JWT_SECRET, DEV_SESSION_KEY};
 use app_core::config::{ConfigIssue, LogConfig, Profile, ServerConfig, Validate};
 use app_database::DatabaseConfig;
 use app_health::HealthConfig;
+use app_ratelimit::RateLimitConfig;
 use app_redis::RedisConfig;
 use figment::{
     Figment, Metadata, Profile as FigmentProfile, Provider,
@@ -37,7 +38,7 @@ const CONVENTIONAL: &[(&str, &str)] = &[
 /// The top-level keys: `APP_<SECTION>...` variables outside these are not ours (a platform's
 /// `APP_ENV`, Kubernetes' `APP_PORT=tcp://...` for a Service named `app`) and are ignored with a
 /// warning; unknown keys *inside* a section are typos and stop start-up.
-const SECTIONS: &[&str] = &["profile", "server", "log", "redis", "database", "health", "auth"];
+const SECTIONS: &[&str] = &["profile", "server", "log", "redis", "database", "health", "auth", "rate_limit"];
 
 /// `APP_` variables that are read elsewhere (the config file path, by the CLI).
 const NOT_KEYS: &[&str] = &["APP_CONFIG"];
@@ -60,6 +61,8 @@ pub struct AppConfig {
     pub health: HealthConfig,
     /// `[auth]`.
     pub auth: AuthConfig,
+    /// `[rate_limit]`.
+    pub rate_limit: RateLimitConfig,
 }
 
 impl AppConfig {
@@ -71,7 +74,8 @@ impl AppConfig {
         self.redis.validate(profile)?;
         self.database.validate(profile)?;
         self.health.validate(profile)?;
-        self.auth.validate(profile)
+        self.auth.validate(profile)?;
+        self.rate_limit.validate(profile)
     }
 }
 

@@ -13,6 +13,7 @@ use app_auth::{
 use app_core::metrics::Metrics;
 use app_database::{Database, DatabaseModule, SqlDatabase};
 use app_health::{HealthModule, HealthService, HealthServiceImpl, HealthServiceImplParameters};
+use app_ratelimit::{RateLimitModule, RateLimitStoreBinding, RateLimiterComponent, RateLimiterParams, RateLimits};
 use app_redis::{KvStore, PubSub, RedisHealth, RedisModule, SharedState};
 use app_users::{UserRepository, UsersModule, UsersService};
 use shaku::{ModuleBuilder, module};
@@ -47,6 +48,11 @@ module! {
         use AuthModule {
             components = [dyn AuthService],
             providers = []
+        },
+
+        use RateLimitModule {
+            components = [dyn RateLimits],
+            providers = []
         }
     }
 }
@@ -67,6 +73,8 @@ pub struct Overrides {
     pub users: Option<Customize<UsersModule>>,
     /// Applied to the AuthModule builder.
     pub auth: Option<Customize<AuthModule>>,
+    /// Applied to the RateLimitModule builder.
+    pub rate_limit: Option<Customize<RateLimitModule>>,
 }
 
 fn customize<M: shaku::Module>(builder: ModuleBuilder<M>, f: Option<Customize<M>>) -> ModuleBuilder<M> {
@@ -86,6 +94,13 @@ pub fn build_modules(
 ) -> Arc<AppModule> {
     let redis = Arc::new(customize(RedisModule::with_state(state.clone()), overrides.redis).build());
     let db = Arc::new(customize(DatabaseModule::with_database(database), overrides.database).build());
+    let rate_limit = RateLimitModule::builder()
+        .with_component_parameters::<RateLimitStoreBinding>(state.clone())
+        .with_component_parameters::<RateLimiterComponent>(RateLimiterParams {
+        config: config.rate_limit.clone(),
+        metrics: metrics.clone(),
+    });
+    let rate_limit = Arc::new(customize(rate_limit, overrides.rate_limit).build());
     let health = HealthModule::builder(redis.clone(), db.clone()).with_component_parameters::<HealthServiceImpl>(
         HealthServiceImplParameters { metrics, check_timeout: config.health.check_timeout },
     );
@@ -98,5 +113,5 @@ pub fn build_modules(
         })
         .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters { config: config.auth.clone() });
     let auth = Arc::new(customize(auth, overrides.auth).build());
-    Arc::new(AppModule::builder(redis, db, health, users, auth).build())
+    Arc::new(AppModule::builder(redis, db, health, users, auth, rate_limit).build())
 }

@@ -4,8 +4,14 @@
 use std::sync::Arc;
 
 use app_auth::{AuthApi, AuthVerifier};
-use app_core::{guard::Verifier, metrics::HttpMetrics, openapi::finalize};
+use app_core::{
+    guard::Verifier,
+    metrics::HttpMetrics,
+    openapi::finalize,
+    throttle::{ThrottleHandle, Throttler, screen},
+};
 use app_health::HealthApi;
+use app_ratelimit::{RateLimitApi, RateLimits};
 use app_users::UsersApi;
 use bytes::Bytes;
 use poem::{
@@ -38,11 +44,16 @@ chunked bodies). Lists take `page` (>= 1) and `pageSize` (1-100); out-of-range v
 never clamped.";
 
 /// The controllers of every module, combined.
-type Apis = (AuthApi, UsersApi, HealthApi);
+type Apis = (AuthApi, UsersApi, RateLimitApi, HealthApi);
 
 /// Each feature module adds its controller here.
 fn apis(module: &AppModule, config: &AppConfig) -> Apis {
-    (AuthApi::new(module, config.auth.cookie_secure(config.profile)), UsersApi::new(module), HealthApi::new(module))
+    (
+        AuthApi::new(module, config.auth.cookie_secure(config.profile)),
+        UsersApi::new(module),
+        RateLimitApi::new(module),
+        HealthApi::new(module),
+    )
 }
 
 fn service(module: &AppModule, config: &AppConfig) -> OpenApiService<Apis, ()> {
@@ -63,6 +74,8 @@ struct Surface<E> {
     /// The bearer guard's session verifier, handed to API requests as request data (only to
     /// `/api/` requests: health probes and documents never pay for it).
     verifier: Verifier,
+    /// The throttle guard's limiter (the default policy is counted before routing).
+    throttle: ThrottleHandle,
     spec: Bytes,
     swagger: Bytes,
     spec_pattern: PathPattern,
@@ -74,7 +87,7 @@ impl<E: Endpoint> Endpoint for Surface<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if req.uri().path().starts_with("/api/") {
-            req.set_data(self.verifier.clone());
+            screen(&mut req, &self.verifier, Some(&self.throttle)).await?;
             return self.api.call(req).await.map(IntoResponse::into_response);
         }
         let (body, content_type, pattern) = match req.uri().path() {
@@ -94,6 +107,12 @@ impl<E: Endpoint> Endpoint for Surface<E> {
     }
 }
 
+/// The rate limiter as the throttle guard's port.
+fn throttler(module: &AppModule) -> Arc<dyn Throttler> {
+    let limits: Arc<dyn RateLimits> = module.resolve();
+    limits
+}
+
 /// Every route of the app behind the middleware stack.
 pub fn routes(
     module: &AppModule,
@@ -108,6 +127,7 @@ pub fn routes(
     let surface = Surface {
         api: service.into_endpoint(),
         verifier: Verifier(Arc::new(AuthVerifier(module.resolve()))),
+        throttle: ThrottleHandle(throttler(module)),
         spec: spec.into(),
         swagger: swagger.into(),
         spec_pattern: PathPattern("/openapi.json".into()),

@@ -19,6 +19,32 @@ use crate::{
     service::{AuthService, ClientInfo, Issued, SessionInfo},
 };
 
+// Login and registration count against `auth` (client address + the account named: 5 per 15
+// min, then a 15 min block) and `auth_account` (the account alone, from any address: 20 per 15
+// min). An attacker on one address cannot lock a victim out of logging in from elsewhere, and
+// rotating addresses buys at most `auth_account`'s allowance per account. Refresh counts
+// against `auth` by address and the account its token names.
+app_core::throttle_policy!(credential_limits, ["auth", "auth_account"], account = email_of);
+app_core::throttle_policy!(refresh_limits, ["auth"], account = refresh_account_of);
+
+/// The `email` of a login or registration body.
+fn email_of(_: &Request, body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(value.get("email")?.as_str()?.trim().to_lowercase())
+}
+
+/// The user a presented refresh token names (body, else cookie); unverified, as a count key.
+fn refresh_account_of(req: &Request, body: &[u8]) -> Option<String> {
+    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let token = value
+        .as_ref()
+        .and_then(|v| v.get("refreshToken"))
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+        .or_else(|| refresh_cookie(req))?;
+    crate::tokens::RefreshToken::parse(&token).map(|t| t.user_id.to_string())
+}
+
 /// The refresh cookie's name.
 pub const REFRESH_COOKIE: &str = "refresh_token";
 /// The refresh cookie's path: only the auth routes ever see it.
@@ -217,7 +243,8 @@ impl AuthApi {
     /// Register
     ///
     /// Creates an account with the role `user`. It does not log in: call `/auth/login` next.
-    #[oai(path = "/auth/register", method = "post", operation_id = "register")]
+    /// Rate limits: `auth` and `auth_account` (see `login`).
+    #[oai(path = "/auth/register", method = "post", operation_id = "register", transform = "credential_limits")]
     async fn register(
         &self,
         body: Json<RegisterRequest>,
@@ -237,8 +264,10 @@ impl AuthApi {
     /// Log in
     ///
     /// Opens a session. An unknown email and a wrong password get the same answer
-    /// (`INVALID_CREDENTIALS`) in about the same time.
-    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
+    /// (`INVALID_CREDENTIALS`) in about the same time. Rate limits: `auth` (client address and
+    /// email: 5 per 15 min, then blocked for 15 min) and `auth_account` (the email from any
+    /// address: 20 per 15 min), on top of the default `api`.
+    #[oai(path = "/auth/login", method = "post", operation_id = "login", transform = "credential_limits")]
     async fn login(
         &self,
         req: &Request,
@@ -259,8 +288,9 @@ impl AuthApi {
     /// theft and revokes the session (401 `REFRESH_TOKEN_REUSED`). Two tabs racing (or a retry
     /// after a lost reply) are the exception: within `auth.refresh_race_grace` (10 s) of its
     /// rotation, the same token gets the same new refresh token again, so the session never
-    /// forks and nobody is logged out. A 401 also clears the refresh cookie.
-    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
+    /// forks and nobody is logged out. A 401 also clears the refresh cookie. Rate limit: `auth`
+    /// (client address and the token's account).
+    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh", transform = "refresh_limits")]
     async fn refresh(
         &self,
         req: &Request,

@@ -86,6 +86,9 @@ pub trait AuthService: Interface {
     /// Verifies an access token and the session behind it (one store round trip).
     async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError>;
 
+    /// The user an access token names, checked in process only (no session lookup).
+    fn token_user(&self, access_token: &str) -> Option<Uuid>;
+
     /// Ends one of the user's sessions; `SessionNotFound` when it is not theirs or gone.
     async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError>;
 
@@ -237,6 +240,10 @@ impl AuthService for AuthServiceImpl {
         Ok(Principal { user_id: claims.user_id, session_id: Arc::from(claims.session_id), role: data.role })
     }
 
+    fn token_user(&self, access_token: &str) -> Option<Uuid> {
+        self.keys().tokens.verify(access_token).ok().map(|c| c.user_id)
+    }
+
     async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError> {
         if !crate::tokens::is_session_id(session_id) || !self.store.revoke(user, session_id).await? {
             return Err(AuthError::SessionNotFound);
@@ -291,5 +298,9 @@ pub struct AuthVerifier(pub Arc<dyn AuthService>);
 impl SessionVerifier for AuthVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         Ok(self.0.authenticate(token).await?)
+    }
+
+    fn user_of(&self, token: &str) -> Option<Uuid> {
+        self.0.token_user(token)
     }
 }

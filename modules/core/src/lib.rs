@@ -6,6 +6,7 @@
 //! - [`problem`]: the RFC 9457 problem+json error type ([`ApiError`]) and the typed status sets
 //!   ([`Problems`]) that operations declare, so the spec lists every error status a route returns;
 //! - [`guard`]: the bearer and role guards operations declare, and the session-verifier port behind them;
+//! - [`throttle`]: the throttle guard (named rate-limit policies on operations, the `Throttler` port, headers);
 //! - [`context`]: the per-request context (the request id that appears in responses and log lines);
 //! - [`http`]: the middleware stack every route runs behind (request id, access log, metrics,
 //!   CORS, body limit, panic catching, turning every error into problem+json);
@@ -30,6 +31,7 @@ pub mod pagination;
 pub mod problem;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod time;
 pub mod validation;
 

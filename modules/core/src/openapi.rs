@@ -23,13 +23,16 @@ pub fn finalize(spec: &str) -> Result<String, serde_json::Error> {
     let mut doc: Value = serde_json::from_str(spec)?;
     add_problem_schemas(&mut doc)?;
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
                 continue;
             };
             for (method, op) in item.iter_mut() {
                 if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
                     decorate(op);
+                    if path.starts_with("/api/") {
+                        declare_rate_limits(op);
+                    }
                 }
             }
         }
@@ -107,6 +110,56 @@ fn decorate(op: &mut Value) {
     sort_statuses(responses);
 }
 
+/// The rate-limit headers every `/api/` answer carries (see the throttle guard).
+fn rate_limit_headers() -> Map<String, Value> {
+    let header = |description: &str, ty: &str| json!({ "description": description, "schema": { "type": ty } });
+    let mut headers = Map::new();
+    headers.insert("X-RateLimit-Limit".into(), header("Requests allowed per window by the tightest policy", "integer"));
+    headers.insert("X-RateLimit-Remaining".into(), header("Requests left under the tightest policy", "integer"));
+    headers.insert(
+        "X-RateLimit-Reset".into(),
+        header("When the tightest policy's allowance is whole again (Unix epoch seconds)", "integer"),
+    );
+    headers.insert(
+        "RateLimit-Policy".into(),
+        header("Every evaluated policy, IETF structured form: `\"api\";q=100;w=60`", "string"),
+    );
+    headers.insert(
+        "RateLimit".into(),
+        header("Every evaluated policy's state, IETF structured form: `\"api\";r=42;t=17`", "string"),
+    );
+    headers
+}
+
+/// Declares the 429 answer and the rate-limit headers of a rate-limited (`/api/`) operation.
+fn declare_rate_limits(op: &mut Value) {
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut limited = problem("`RATE_LIMITED`: a rate-limit policy was exceeded; retry after `Retry-After` seconds");
+    let mut headers = rate_limit_headers();
+    headers.insert(
+        "Retry-After".into(),
+        json!({ "description": "Seconds to wait before retrying", "required": true, "schema": { "type": "integer" } }),
+    );
+    limited["headers"] = Value::Object(headers);
+    responses.entry("429").or_insert(limited);
+    for (status, response) in responses.iter_mut() {
+        if status == "429" {
+            continue;
+        }
+        if let Some(response) = response.as_object_mut() {
+            let headers = response.entry("headers").or_insert_with(|| json!({}));
+            if let Some(headers) = headers.as_object_mut() {
+                for (name, value) in rate_limit_headers() {
+                    headers.entry(name).or_insert(value);
+                }
+            }
+        }
+    }
+    sort_statuses(responses);
+}
+
 /// Keeps responses in status order with `default` last, so the committed spec diffs cleanly.
 fn sort_statuses(responses: &mut Map<String, Value>) {
     let mut entries: Vec<_> = std::mem::take(responses).into_iter().collect();
@@ -140,8 +193,24 @@ mod tests {
         assert_eq!(statuses, ["200", "400", "401", "404", "413", "415", "default"]);
         assert_eq!(patch["404"]["description"], "own", "declared entries are kept");
         assert!(patch["401"]["headers"]["WWW-Authenticate"].is_object());
+        assert!(patch.get("429").is_none(), "only /api/ routes are rate-limited");
         let live = &out["paths"]["/health/live"]["get"]["responses"];
         assert_eq!(live.as_object().expect("object").keys().collect::<Vec<_>>(), ["200", "default"]);
         assert!(out["components"]["schemas"]["Problem"].is_object());
+    }
+
+    #[test]
+    fn api_operations_declare_429_and_the_rate_limit_headers() {
+        let spec = json!({
+            "openapi": "3.0.0",
+            "paths": { "/api/v1/things": { "get": { "responses": { "200": { "description": "ok" } } } } }
+        });
+        let out: Value = serde_json::from_str(&finalize(&spec.to_string()).expect("valid")).expect("json");
+        let responses = &out["paths"]["/api/v1/things"]["get"]["responses"];
+        assert!(responses["429"]["headers"]["Retry-After"].is_object());
+        assert!(responses["429"]["headers"]["RateLimit-Policy"].is_object());
+        for header in ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit"] {
+            assert!(responses["200"]["headers"][header].is_object(), "{header} on 200");
+        }
     }
 }

@@ -101,6 +101,11 @@ impl AppBuilder {
             Backend::Memory => None,
         };
         config.auth.apply_development_defaults();
+        // Tests log in and refresh far more often than people do; the rate-limit tests set
+        // their own policies.
+        for policy in config.rate_limit.policies.values_mut() {
+            policy.limit = 10_000;
+        }
         (self.config)(&mut config);
         config.validate().expect("the test configuration is valid");
         let prefix = config.redis.key_prefix.clone();

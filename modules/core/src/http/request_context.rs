@@ -65,6 +65,12 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         let uri = req.uri().clone();
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %uri.path());
 
+        // `/api/` responses carry the state of the rate-limit policies evaluated for them.
+        let limits = uri.path().starts_with("/api/").then(|| {
+            let slot = crate::throttle::LimitSlot::default();
+            req.set_data(slot.clone());
+            slot
+        });
         let serve = async {
             // A panic becomes a logged 500 (never a dropped connection). The panic message was
             // already printed by the panic hook; it may hold internals, so the client gets none.
@@ -99,6 +105,9 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
         self.metrics.observe(&labels, started.elapsed());
         resp.headers_mut().insert(RequestId::HEADER, id.header_value().clone());
+        if let Some(limits) = limits {
+            limits.write_headers(resp.headers_mut());
+        }
         // API answers carry tokens and personal data: no cache may keep them unless a route
         // says otherwise.
         if uri.path().starts_with("/api/") && !resp.headers().contains_key(header::CACHE_CONTROL) {

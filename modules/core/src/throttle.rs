@@ -1,0 +1,292 @@
+//! The throttle guard, as NestJS's `@Throttle('auth')`: rate-limit policies evaluated per
+//! request, their state in the standard headers, 429 when a policy is exceeded.
+//!
+//! The guard calls the [`Throttler`] port (implemented by the ratelimit module, installed by
+//! the composition root as request data), so feature modules only ever name a policy:
+//!
+//! ```ignore
+//! app_core::throttle_policy!(login_limits, ["auth", "auth_account"], account = email_of);
+//! #[oai(path = "/auth/login", method = "post", transform = "login_limits")]
+//! ```
+//!
+//! Every `/api/` request also passes the default policy (evaluated by the composition root
+//! before routing, together with the session check so both travel in one Redis pipeline).
+//! [`LimitSlot`] collects each evaluated policy's state; the request-context middleware writes
+//! the headers from it on every `/api/` response, errors included.
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+};
+use uuid::Uuid;
+
+use crate::{
+    ApiError, ErrorCode,
+    guard::{PreVerified, Verifier},
+};
+
+/// Who a policy counts: the parts a policy's subject may be built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// The client address (the peer, or the rightmost untrusted `X-Forwarded-For` hop).
+    pub ip: IpAddr,
+    /// The authenticated user, when the request carries a valid access token.
+    pub user: Option<Uuid>,
+    /// The account the request names (the submitted email on login, the user of a refresh
+    /// token), as the operation's account extractor read it. Unverified: a policy counting it
+    /// counts attempts against that account.
+    pub account: Option<String>,
+}
+
+/// One policy's state after a request was counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitState {
+    /// The policy's name.
+    pub policy: Arc<str>,
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// The window, in seconds.
+    pub window_secs: u64,
+    /// Requests left right now.
+    pub remaining: u32,
+    /// Seconds until the allowance is whole again.
+    pub reset_secs: u64,
+    /// `Some(seconds)` when this request was refused (429) and when to retry.
+    pub retry_after: Option<u64>,
+}
+
+impl LimitState {
+    /// Whether the request was refused.
+    pub fn denied(&self) -> bool {
+        self.retry_after.is_some()
+    }
+
+    /// The 429 problem for a refused request.
+    pub fn problem(&self) -> ApiError {
+        let retry = self.retry_after.unwrap_or(1).max(1);
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
+            .with_detail(format!("Rate limit '{}' exceeded; retry in {retry} s", self.policy))
+            .with_retry_after(retry)
+    }
+}
+
+/// The port behind the throttle guard.
+#[async_trait]
+pub trait Throttler: Send + Sync + 'static {
+    /// Counts one request of `subject` against `policy` (`route`: the operation, for policies
+    /// scoped per route). `Ok(None)` when the policy does not apply (unknown subject kind, or
+    /// the store is down and the policy fails open); `Err` for a fail-closed outage (503).
+    async fn check(&self, policy: &str, route: &str, subject: &Subject) -> Result<Option<LimitState>, ApiError>;
+
+    /// The client address of a request (trusted proxies considered).
+    fn client_ip(&self, req: &Request) -> IpAddr;
+
+    /// The policy every `/api/` request passes, if any.
+    fn default_policy(&self) -> Option<&str>;
+}
+
+/// The throttler, installed as request data by the composition root.
+#[derive(Clone)]
+pub struct ThrottleHandle(pub Arc<dyn Throttler>);
+
+/// The states of the policies evaluated for one request, for its response headers.
+#[derive(Clone, Default)]
+pub struct LimitSlot(Arc<Mutex<Vec<LimitState>>>);
+
+impl LimitSlot {
+    /// Records a policy's state.
+    pub fn push(&self, state: LimitState) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(state);
+    }
+
+    /// Writes the rate-limit headers: `X-RateLimit-*` for the most constrained policy, and the
+    /// IETF `RateLimit-Policy` / `RateLimit` fields listing every evaluated policy.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        let states = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tightest) = states.iter().min_by_key(|s| (!s.denied(), s.remaining)) else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let mut put = |name: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        put("x-ratelimit-limit", tightest.limit.to_string());
+        put("x-ratelimit-remaining", tightest.remaining.to_string());
+        put("x-ratelimit-reset", (now + tightest.reset_secs).to_string());
+        let list = |f: &dyn Fn(&LimitState) -> String| states.iter().map(f).collect::<Vec<_>>().join(", ");
+        put("ratelimit-policy", list(&|s| format!("\"{}\";q={};w={}", s.policy, s.limit, s.window_secs)));
+        put("ratelimit", list(&|s| format!("\"{}\";r={};t={}", s.policy, s.remaining, s.reset_secs)));
+        if let Some(retry) = states.iter().filter_map(|s| s.retry_after).max() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry.max(1)));
+        }
+    }
+}
+
+/// Reads the account a request names from the request and its (buffered) body.
+pub type AccountOf = fn(&Request, &[u8]) -> Option<String>;
+
+/// The user a request's valid access token names (set before routing, when there is one).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatedUser(pub Uuid);
+
+/// An operation guarded by named policies, on top of the default one (declare it with
+/// [`throttle_policy!`](crate::throttle_policy)).
+pub struct Throttled<E> {
+    inner: E,
+    policies: &'static [&'static str],
+    account: Option<AccountOf>,
+}
+
+impl<E> Throttled<E> {
+    /// Wraps an operation.
+    pub fn new(inner: E, policies: &'static [&'static str], account: Option<AccountOf>) -> Self {
+        Self { inner, policies, account }
+    }
+}
+
+impl<E: Endpoint> Endpoint for Throttled<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let Some(ThrottleHandle(throttler)) = req.data::<ThrottleHandle>().cloned() else {
+            return self.inner.call(req).await.map(IntoResponse::into_response);
+        };
+        let account = match self.account {
+            // The body is already bounded by the server's body limit; it is put back as read.
+            Some(account_of) => match req.take_body().into_bytes().await {
+                Ok(bytes) => {
+                    let account = account_of(&req, &bytes);
+                    req.set_body(bytes);
+                    account
+                }
+                Err(err) => return Err(err.into()),
+            },
+            None => None,
+        };
+        let route = match req.data::<poem::PathPattern>() {
+            Some(p) => format!("{} {}", req.method(), p.0),
+            None => format!("{} {}", req.method(), req.uri().path()),
+        };
+        let subject =
+            Subject { ip: throttler.client_ip(&req), user: req.data::<AuthenticatedUser>().map(|u| u.0), account };
+        // Every policy is counted (concurrently: one pipeline), so a refused request still
+        // spends its allowance everywhere, as it would without the others.
+        let checks = self.policies.iter().map(|policy| throttler.check(policy, &route, &subject));
+        let mut refused = None;
+        for result in futures::future::join_all(checks).await {
+            if let Some(state) = result? {
+                if state.denied() && refused.is_none() {
+                    refused = Some(state.problem());
+                }
+                if let Some(slot) = req.data::<LimitSlot>() {
+                    slot.push(state);
+                }
+            }
+        }
+        if let Some(problem) = refused {
+            return Err(problem.into());
+        }
+        self.inner.call(req).await.map(IntoResponse::into_response)
+    }
+}
+
+/// Declares a transform that guards an operation with named rate-limit policies, on top of the
+/// default policy:
+/// `throttle_policy!(login_limits, ["auth", "auth_account"], account = email_of);` then
+/// `#[oai(.., transform = "login_limits")]`. `account` names a function reading the account
+/// the request names (for subjects such as ip + account on login).
+#[macro_export]
+macro_rules! throttle_policy {
+    ($name:ident, [$($policy:literal),+ $(,)?]) => {
+        fn $name<E: poem::Endpoint>(ep: E) -> $crate::throttle::Throttled<E> {
+            $crate::throttle::Throttled::new(ep, &[$($policy),+], None)
+        }
+    };
+    ($name:ident, [$($policy:literal),+ $(,)?], account = $account:path) => {
+        fn $name<E: poem::Endpoint>(ep: E) -> $crate::throttle::Throttled<E> {
+            $crate::throttle::Throttled::new(ep, &[$($policy),+], Some($account))
+        }
+    };
+}
+
+/// Screens an `/api/` request before routing: installs the session verifier and the
+/// throttler as request data, and counts the request against the default policy. When the
+/// request carries an access token that verifies in process, the session check runs together
+/// with the policy's check (one Redis pipeline) and its result is left for the bearer guard.
+pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&ThrottleHandle>) -> Result<(), ApiError> {
+    req.set_data(verifier.clone());
+    let Some(handle) = throttle else { return Ok(()) };
+    req.set_data(handle.clone());
+    let Some(policy) = handle.0.default_policy() else { return Ok(()) };
+    let token = bearer_token(req);
+    let user = token.as_deref().and_then(|t| verifier.0.user_of(t));
+    if let Some(user) = user {
+        req.set_data(AuthenticatedUser(user));
+    }
+    let subject = Subject { ip: handle.0.client_ip(req), user, account: None };
+    let route = format!("{} {}", req.method(), req.uri().path());
+    let limit = handle.0.check(policy, &route, &subject);
+    let state = match (token, user) {
+        (Some(token), Some(_)) => {
+            let (verified, state) = futures::join!(verifier.0.verify(&token), limit);
+            req.set_data(PreVerified { token: Arc::from(token), result: verified });
+            state?
+        }
+        _ => limit.await?,
+    };
+    if let Some(state) = state {
+        let refused = state.denied().then(|| state.problem());
+        if let Some(slot) = req.data::<LimitSlot>() {
+            slot.push(state);
+        }
+        if let Some(problem) = refused {
+            return Err(problem);
+        }
+    }
+    Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(req: &Request) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(policy: &str, remaining: u32, retry: Option<u64>) -> LimitState {
+        LimitState { policy: policy.into(), limit: 10, window_secs: 60, remaining, reset_secs: 17, retry_after: retry }
+    }
+
+    #[test]
+    fn headers_show_the_tightest_policy_and_list_all() {
+        let slot = LimitSlot::default();
+        slot.push(state("api", 42, None));
+        slot.push(state("auth", 0, Some(840)));
+        let mut headers = HeaderMap::new();
+        slot.write_headers(&mut headers);
+        assert_eq!(headers["x-ratelimit-limit"], "10");
+        assert_eq!(headers["x-ratelimit-remaining"], "0");
+        assert_eq!(headers["ratelimit-policy"], "\"api\";q=10;w=60, \"auth\";q=10;w=60");
+        assert_eq!(headers["ratelimit"], "\"api\";r=42;t=17, \"auth\";r=0;t=17");
+        assert_eq!(headers["retry-after"], "840");
+        let reset: u64 = headers["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        assert!(reset > 1_700_000_000, "epoch seconds");
+    }
+
+    #[test]
+    fn a_denied_state_is_a_429_with_retry_after() {
+        let resp = state("auth", 0, Some(30)).problem().into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "30");
+    }
+}

@@ -1,0 +1,178 @@
+//! `[rate_limit]`: named policies, the default policy, trusted proxies.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use app_core::config::{ConfigIssue, Profile, Validate, string_list};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// What a policy counts requests by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// The client address.
+    Ip,
+    /// The authenticated user; anonymous requests are not counted by this policy.
+    User,
+    /// The user when authenticated, else the client address.
+    UserOrIp,
+    /// The account a request names: the submitted email (login, register) or the user of a
+    /// refresh token. Requests naming none are not counted.
+    Account,
+    /// The client address together with the account it names (the address alone when none).
+    IpAndAccount,
+}
+
+/// Which requests share a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// One counter per subject across every route the policy guards.
+    Global,
+    /// One counter per subject and route.
+    Route,
+}
+
+/// What a policy does while its store (Redis) is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureMode {
+    /// Let requests through (availability first).
+    Open,
+    /// Refuse them with 503 (protection first).
+    Closed,
+}
+
+/// One named policy.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Requests allowed per window (also the burst).
+    pub limit: u32,
+    /// The window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Once exceeded, refuse the subject for this long (independent of the window).
+    #[serde(default, with = "humantime_serde")]
+    pub block: Option<Duration>,
+    /// What requests are counted by.
+    pub subject: SubjectKind,
+    /// Shared counter across routes, or one per route.
+    #[serde(default = "global")]
+    pub scope: Scope,
+    /// Behaviour while Redis is unavailable.
+    #[serde(default = "open")]
+    pub on_unavailable: FailureMode,
+}
+
+fn global() -> Scope {
+    Scope::Global
+}
+
+fn open() -> FailureMode {
+    FailureMode::Open
+}
+
+/// `[rate_limit]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Evaluate policies at all (turning it off is for benchmarks and emergencies).
+    pub enabled: bool,
+    /// The policy every `/api/v1` request passes; empty for none.
+    pub default_policy: String,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` / `Forwarded` headers are believed. Empty: the
+    /// peer address is the client, and those headers change nothing.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// The policies by name.
+    pub policies: BTreeMap<String, PolicyConfig>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let policy = |limit, window, block, subject| PolicyConfig {
+            limit,
+            window,
+            block,
+            subject,
+            scope: Scope::Global,
+            on_unavailable: FailureMode::Open,
+        };
+        let policies = BTreeMap::from([
+            ("api".to_owned(), policy(100, minutes(1), None, SubjectKind::UserOrIp)),
+            ("auth".to_owned(), policy(5, minutes(15), Some(minutes(15)), SubjectKind::IpAndAccount)),
+            ("auth_account".to_owned(), policy(20, minutes(15), None, SubjectKind::Account)),
+            ("jobs".to_owned(), policy(20, minutes(60), None, SubjectKind::User)),
+        ]);
+        Self { enabled: true, default_policy: "api".into(), trusted_proxies: Vec::new(), policies }
+    }
+}
+
+/// The policies the code names on its operations; each must be configured.
+pub const REQUIRED_POLICIES: &[&str] = &["auth", "auth_account"];
+
+impl RateLimitConfig {
+    /// The trusted proxy networks (validated).
+    pub fn trusted_networks(&self) -> Vec<IpNet> {
+        self.trusted_proxies.iter().filter_map(|p| parse_net(p)).collect()
+    }
+}
+
+/// A CIDR, or a single address (as a /32 or /128).
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+impl Validate for RateLimitConfig {
+    fn validate(&self, _: Profile) -> Result<(), ConfigIssue> {
+        if let Some(bad) = self.trusted_proxies.iter().find(|p| parse_net(p).is_none()) {
+            return Err(ConfigIssue::new(
+                "rate_limit.trusted_proxies",
+                format!("`{bad}` is not an address or a CIDR (e.g. 10.0.0.0/8)"),
+            ));
+        }
+        if !self.default_policy.is_empty() && !self.policies.contains_key(&self.default_policy) {
+            return Err(ConfigIssue::new(
+                "rate_limit.default_policy",
+                format!("names `{}`, which is not a configured policy", self.default_policy),
+            ));
+        }
+        for name in REQUIRED_POLICIES {
+            if !self.policies.contains_key(*name) {
+                return Err(ConfigIssue::new(
+                    format!("rate_limit.policies.{name}"),
+                    "is required: operations name this policy",
+                ));
+            }
+        }
+        for (name, p) in &self.policies {
+            if p.limit == 0 || p.limit > 1_000_000 {
+                return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.limit"), "must be 1 to 1000000"));
+            }
+            if p.window < Duration::from_millis(1) {
+                return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.window"), "must be longer than 0s"));
+            }
+            if p.block.is_some_and(|b| b < Duration::from_millis(1)) {
+                return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.block"), "must be longer than 0s"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_proxies_are_named() {
+        assert!(RateLimitConfig::default().validate(Profile::Production).is_ok());
+        let bad = RateLimitConfig { trusted_proxies: vec!["10.0.0.0/33".into()], ..RateLimitConfig::default() };
+        assert_eq!(bad.validate(Profile::Development).unwrap_err().key, "rate_limit.trusted_proxies");
+        let ok =
+            RateLimitConfig { trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()], ..RateLimitConfig::default() };
+        assert_eq!(ok.trusted_networks().len(), 2);
+    }
+}

@@ -1,0 +1,223 @@
+//! The limiter behind the throttle guard: policies from config, subjects, keys, fail-open or
+//! fail-closed, one warning per outage.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use app_core::{
+    ApiError,
+    metrics::Metrics,
+    throttle::{LimitState, Subject, Throttler},
+};
+use app_redis::RedisError;
+use async_trait::async_trait;
+use ipnet::IpNet;
+use poem::Request;
+use prometheus_client::{encoding::EncodeLabelSet, metrics::counter::Counter, metrics::family::Family};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    FailureMode, PolicyConfig, RateLimitConfig, Scope, SubjectKind,
+    client_ip::client_ip,
+    store::{Limit, Outcome, RateLimitStore},
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabel {
+    policy: String,
+    outcome: &'static str,
+}
+
+/// A compiled policy.
+struct Policy {
+    name: Arc<str>,
+    config: PolicyConfig,
+    limit: Limit,
+}
+
+/// The rate limiter.
+pub struct RateLimiter {
+    enabled: bool,
+    default_policy: Option<String>,
+    policies: HashMap<String, Policy>,
+    trusted: Vec<IpNet>,
+    store: Arc<dyn RateLimitStore>,
+    /// Whether the store is known to be failing (so an outage is logged once, not per request).
+    outage: AtomicBool,
+    decisions: Family<PolicyLabel, Counter>,
+}
+
+/// A subject as it appears in keys and on the admin routes.
+fn account_key(account: &str) -> String {
+    // Hashed: keys never hold an email address, and odd characters cannot break the key.
+    let digest = Sha256::digest(account.trim().to_lowercase().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RateLimiter {
+    /// A limiter over `store`, registering its metrics in `metrics`.
+    pub fn new(config: &RateLimitConfig, store: Arc<dyn RateLimitStore>, metrics: &Metrics) -> Self {
+        let decisions = Family::<PolicyLabel, Counter>::default();
+        metrics.register(
+            "rate_limit_decisions",
+            "Rate-limit decisions by policy and outcome (allowed, limited, store_unavailable)",
+            decisions.clone(),
+        );
+        let policies = config
+            .policies
+            .iter()
+            .map(|(name, p)| {
+                let limit = Limit {
+                    limit: p.limit,
+                    window_ms: p.window.as_millis() as u64,
+                    block_ms: p.block.map_or(0, |b| b.as_millis() as u64),
+                };
+                (name.clone(), Policy { name: Arc::from(name.as_str()), config: p.clone(), limit })
+            })
+            .collect();
+        Self {
+            enabled: config.enabled,
+            default_policy: (!config.default_policy.is_empty()).then(|| config.default_policy.clone()),
+            policies,
+            trusted: config.trusted_networks(),
+            store,
+            outage: AtomicBool::new(false),
+            decisions,
+        }
+    }
+
+    /// The subject part of a key, or `None` when the policy does not count this request.
+    fn subject_key(kind: SubjectKind, subject: &Subject) -> Option<String> {
+        let ip = || format!("ip:{}", subject.ip);
+        match kind {
+            SubjectKind::Ip => Some(ip()),
+            SubjectKind::User => subject.user.map(|u| format!("u:{u}")),
+            SubjectKind::UserOrIp => Some(subject.user.map_or_else(ip, |u| format!("u:{u}"))),
+            SubjectKind::Account => subject.account.as_deref().map(|a| format!("a:{}", account_key(a))),
+            SubjectKind::IpAndAccount => Some(match subject.account.as_deref() {
+                Some(a) => format!("{}|a:{}", ip(), account_key(a)),
+                None => ip(),
+            }),
+        }
+    }
+
+    /// The store key: `rl:<policy>:[<route hash>:]{<subject>}`. The subject is the hash tag,
+    /// so the state and the block key share a slot.
+    fn key(policy: &Policy, route: &str, subject: &str) -> String {
+        match policy.config.scope {
+            Scope::Global => format!("rl:{}:{{{subject}}}", policy.name),
+            Scope::Route => {
+                let h = Sha256::digest(route.as_bytes());
+                format!("rl:{}:{:02x}{:02x}{:02x}{:02x}:{{{subject}}}", policy.name, h[0], h[1], h[2], h[3])
+            }
+        }
+    }
+
+    fn state(policy: &Policy, outcome: &Outcome) -> LimitState {
+        let secs = |ms: u64| ms.div_ceil(1000);
+        LimitState {
+            policy: policy.name.clone(),
+            limit: policy.limit.limit,
+            window_secs: secs(policy.limit.window_ms),
+            remaining: outcome.remaining,
+            reset_secs: secs(outcome.reset_ms),
+            retry_after: (!outcome.allowed).then(|| secs(outcome.retry_after_ms).max(1)),
+        }
+    }
+
+    fn count(&self, policy: &str, outcome: &'static str) {
+        self.decisions.get_or_create(&PolicyLabel { policy: policy.to_owned(), outcome }).inc();
+    }
+
+    fn store_failed(&self, policy: &Policy, err: &RedisError) -> Result<Option<LimitState>, ApiError> {
+        self.count(&policy.name, "store_unavailable");
+        if !self.outage.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                error = %err,
+                "rate limiting cannot reach its store; policies fail open or closed as configured until it is back"
+            );
+        }
+        match policy.config.on_unavailable {
+            FailureMode::Open => Ok(None),
+            FailureMode::Closed => Err(ApiError::unavailable("Rate limiting")),
+        }
+    }
+
+    fn store_ok(&self) {
+        if self.outage.load(Ordering::Relaxed) && self.outage.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate limiting reaches its store again");
+        }
+    }
+
+    /// The policy named `name`.
+    pub fn policy(&self, name: &str) -> Option<(&PolicyConfig, &Limit)> {
+        self.policies.get(name).map(|p| (&p.config, &p.limit))
+    }
+
+    /// The store key of an admin subject (`user:<uuid>`, `ip:<address>`, `email:<address>`,
+    /// `ip:<address>,email:<address>`), for `policy` and `route` (route-scoped policies).
+    pub fn admin_key(&self, policy: &str, subject: &str, route: &str) -> Option<String> {
+        let policy = self.policies.get(policy)?;
+        let mut ip = None;
+        let mut user = None;
+        let mut account = None;
+        for part in subject.split(',') {
+            let (kind, value) = part.trim().split_once(':')?;
+            match kind {
+                "ip" => ip = Some(value.parse::<IpAddr>().ok()?),
+                "user" => user = Some(value.parse().ok()?),
+                "email" | "account" => account = Some(value.to_owned()),
+                _ => return None,
+            }
+        }
+        let subject = Subject { ip: ip.unwrap_or(IpAddr::from([0, 0, 0, 0])), user, account };
+        let needs_ip = matches!(policy.config.subject, SubjectKind::Ip | SubjectKind::IpAndAccount)
+            || (policy.config.subject == SubjectKind::UserOrIp && user.is_none());
+        if needs_ip && ip.is_none() {
+            return None;
+        }
+        Some(Self::key(policy, route, &Self::subject_key(policy.config.subject, &subject)?))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn RateLimitStore> {
+        &self.store
+    }
+}
+
+#[async_trait]
+impl Throttler for RateLimiter {
+    async fn check(&self, policy: &str, route: &str, subject: &Subject) -> Result<Option<LimitState>, ApiError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let Some(policy) = self.policies.get(policy) else {
+            tracing::error!(policy, "an operation names a rate-limit policy that is not configured");
+            return Ok(None);
+        };
+        let Some(subject) = Self::subject_key(policy.config.subject, subject) else { return Ok(None) };
+        let key = Self::key(policy, route, &subject);
+        match self.store.hit(&key, &policy.limit).await {
+            Ok(outcome) => {
+                self.store_ok();
+                self.count(&policy.name, if outcome.allowed { "allowed" } else { "limited" });
+                Ok(Some(Self::state(policy, &outcome)))
+            }
+            Err(err) => self.store_failed(policy, &err),
+        }
+    }
+
+    fn client_ip(&self, req: &Request) -> IpAddr {
+        client_ip(req, &self.trusted)
+    }
+
+    fn default_policy(&self) -> Option<&str> {
+        if self.enabled { self.default_policy.as_deref() } else { None }
+    }
+}

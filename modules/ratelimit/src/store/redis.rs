@@ -1,0 +1,101 @@
+//! The Redis adapter: one Lua script per decision (one round trip, atomic, server clock).
+
+use app_redis::{Arg, Redis, RedisError, Reply, Script};
+use async_trait::async_trait;
+
+use super::{Limit, Outcome, RateLimitStore};
+
+/// KEYS: state, block. ARGV: limit, window ms, block ms, write (1: count the request, 0: peek).
+/// Returns {allowed, remaining, retry ms, reset ms, blocked}; the same arithmetic as `decide`.
+const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local limit, window, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local write = ARGV[4] == '1'
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > 0 then
+  return {0, 0, blocked, math.max(blocked, math.ceil(tat - now)), 1}
+end
+local new_tat = tat + interval
+if new_tat - now > window + 0.001 then
+  local retry = math.max(1, math.ceil(new_tat - now - window))
+  local is_blocked = 0
+  if write and block > 0 then
+    redis.call('SET', KEYS[2], '1', 'PX', block)
+    retry = block
+    is_blocked = 1
+  end
+  return {0, 0, retry, math.ceil(tat - now), is_blocked}
+end
+if not write then
+  return {1, math.floor((window - (tat - now)) / interval + 0.001), 0, math.ceil(tat - now), 0}
+end
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
+return {1, math.floor((window - (new_tat - now)) / interval + 0.001), 0, math.ceil(new_tat - now), 0}
+"#;
+
+const RESET: &str = "return redis.call('DEL', KEYS[1], KEYS[2])";
+
+/// Rate-limit state in Redis, shared by every instance.
+pub struct RedisRateLimitStore {
+    redis: Redis,
+    gcra: Script,
+    reset: Script,
+}
+
+impl RedisRateLimitStore {
+    /// A store on `redis`.
+    pub fn new(redis: Redis) -> Self {
+        let gcra = redis.register_script("ratelimit_gcra", GCRA);
+        let reset = redis.register_script("ratelimit_reset", RESET);
+        Self { redis, gcra, reset }
+    }
+
+    fn keys(&self, key: &str) -> Vec<String> {
+        let state = self.redis.key(key);
+        let block = format!("{state}:block");
+        vec![state, block]
+    }
+
+    async fn run(&self, key: &str, limit: &Limit, write: bool) -> Result<Outcome, RedisError> {
+        let args = vec![
+            Arg::Int(i64::from(limit.limit)),
+            Arg::Int(limit.window_ms as i64),
+            Arg::Int(limit.block_ms as i64),
+            Arg::from(if write { "1" } else { "0" }),
+        ];
+        let reply = self.redis.eval(&self.gcra, self.keys(key), args).await?.into_array();
+        let int = |i: usize| {
+            reply
+                .get(i)
+                .and_then(Reply::as_i64)
+                .ok_or_else(|| RedisError::Command("unexpected reply from the rate-limit script".into()))
+        };
+        Ok(Outcome {
+            allowed: int(0)? == 1,
+            remaining: u32::try_from(int(1)?.max(0)).unwrap_or(u32::MAX),
+            retry_after_ms: int(2)?.max(0) as u64,
+            reset_ms: int(3)?.max(0) as u64,
+            blocked: int(4)? == 1,
+        })
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for RedisRateLimitStore {
+    async fn hit(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError> {
+        self.run(key, limit, true).await
+    }
+
+    async fn peek(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError> {
+        self.run(key, limit, false).await
+    }
+
+    async fn reset(&self, key: &str) -> Result<bool, RedisError> {
+        let deleted = self.redis.eval(&self.reset, self.keys(key), Vec::new()).await?;
+        Ok(deleted.as_i64().unwrap_or(0) > 0)
+    }
+}

@@ -1,0 +1,56 @@
+//! The contract on both adapters (Redis on a real server and a real cluster), and the TTLs.
+
+use std::{sync::Arc, time::Duration};
+
+use app_core::testing::{RedisCluster, RedisServer, unique_prefix};
+use app_redis::{Redis, RedisConfig};
+
+use super::*;
+
+async fn connect(url: String) -> Redis {
+    let cfg = RedisConfig { url: Some(url), key_prefix: unique_prefix(), ..RedisConfig::default() };
+    let redis = Redis::connect(&cfg).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(10)).await, "test redis is not answering");
+    redis
+}
+
+async fn memory() -> Arc<dyn RateLimitStore> {
+    Arc::new(MemoryRateLimitStore::new())
+}
+
+async fn redis() -> Arc<dyn RateLimitStore> {
+    Arc::new(RedisRateLimitStore::new(connect(RedisServer::shared().url()).await))
+}
+
+async fn redis_cluster() -> Arc<dyn RateLimitStore> {
+    static CLUSTER: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
+    Arc::new(RedisRateLimitStore::new(connect(CLUSTER.get_or_init(RedisCluster::start).url()).await))
+}
+
+app_core::contract_tests! {
+    suite = contract,
+    adapters = { memory => memory, redis => redis, redis_cluster => redis_cluster },
+    tests = [
+        a_burst_of_limit_passes_then_requests_are_refused,
+        the_allowance_recovers_as_the_window_moves,
+        a_block_outlasts_the_window_and_ends_by_itself,
+        peeking_counts_nothing_and_reset_forgets,
+        exactly_the_limit_passes_under_concurrency,
+        subjects_are_independent,
+    ],
+}
+
+#[tokio::test]
+async fn every_rate_limit_key_carries_a_ttl() {
+    let server = RedisServer::shared();
+    let redis = connect(server.url()).await;
+    let store = RedisRateLimitStore::new(redis.clone());
+    let limit = Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 };
+    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
+    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
+    for key in ["rl:ttl:{ip:192.0.2.1}", "rl:ttl:{ip:192.0.2.1}:block"] {
+        let full = format!("{}{key}", redis.prefix());
+        let ttl: i64 = server.command(&["PTTL", &full]).trim().trim_start_matches(':').parse().expect("ttl");
+        assert!(ttl > 0 && ttl <= 60_000, "{full} has a TTL ({ttl})");
+    }
+}
