@@ -9,5 +9,6 @@ mod docker;
 mod errors;
 mod health;
 mod openapi;
+mod rate_limit;
 mod shutdown;
 mod support;

@@ -38,19 +38,21 @@ pub async fn the_allowance_recovers_as_the_window_moves(store: Arc<dyn RateLimit
 }
 
 pub async fn a_block_outlasts_the_window_and_ends_by_itself(store: Arc<dyn RateLimitStore>) {
-    let (key, limit) = (key(), Limit { limit: 1, window_ms: 200, block_ms: 900 });
+    let (key, limit) = (key(), Limit { limit: 2, window_ms: 60_000, block_ms: 900 });
+    assert!(store.hit(&key, &limit).await.expect("hit").allowed);
     assert!(store.hit(&key, &limit).await.expect("hit").allowed);
     let refused = store.hit(&key, &limit).await.expect("hit");
     assert!(!refused.allowed && refused.blocked);
     assert_eq!(refused.retry_after_ms, 900, "retry after the block, not the window");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let still = store.hit(&key, &limit).await.expect("hit");
-    assert!(!still.allowed && still.blocked, "the window has moved on but the block holds");
+    assert!(!still.allowed && still.blocked, "the block holds");
     assert!(still.retry_after_ms <= 520 && still.retry_after_ms >= 300, "{still:?}");
     let peeked = store.peek(&key, &limit).await.expect("peek");
     assert!(peeked.blocked && !peeked.allowed);
     tokio::time::sleep(Duration::from_millis(still.retry_after_ms + 50)).await;
-    assert!(store.hit(&key, &limit).await.expect("hit").allowed, "released after the block");
+    let released = store.hit(&key, &limit).await.expect("hit");
+    assert!(released.allowed && released.remaining == 1, "released with the whole allowance: {released:?}");
 }
 
 pub async fn peeking_counts_nothing_and_reset_forgets(store: Arc<dyn RateLimitStore>) {

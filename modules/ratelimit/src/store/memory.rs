@@ -49,7 +49,9 @@ impl MemoryRateLimitStore {
         if let Some(tat) = new_tat {
             state.tats.insert(key.to_owned(), tat);
         } else if write && outcome.blocked && blocked_ms == 0 {
+            // The block replaces the count: once it ends, the subject starts afresh.
             state.blocks.insert(key.to_owned(), now + limit.block_ms as f64);
+            state.tats.remove(key);
         }
         outcome
     }

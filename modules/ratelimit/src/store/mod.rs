@@ -24,6 +24,7 @@ pub struct Limit {
     /// The window, in milliseconds.
     pub window_ms: u64,
     /// How long a subject that exceeded the limit is refused, in milliseconds (0: no block).
+    /// The block replaces the count: when it ends, the subject has its whole allowance again.
     pub block_ms: u64,
 }
 

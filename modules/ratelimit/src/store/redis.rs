@@ -24,7 +24,9 @@ if new_tat - now > window + 0.001 then
   local retry = math.max(1, math.ceil(new_tat - now - window))
   local is_blocked = 0
   if write and block > 0 then
+    -- The block replaces the count: once it ends, the subject starts afresh.
     redis.call('SET', KEYS[2], '1', 'PX', block)
+    redis.call('DEL', KEYS[1])
     retry = block
     is_blocked = 1
   end

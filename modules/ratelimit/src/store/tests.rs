@@ -46,11 +46,15 @@ async fn every_rate_limit_key_carries_a_ttl() {
     let redis = connect(server.url()).await;
     let store = RedisRateLimitStore::new(redis.clone());
     let limit = Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 };
-    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
-    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
-    for key in ["rl:ttl:{ip:192.0.2.1}", "rl:ttl:{ip:192.0.2.1}:block"] {
+    let ttl = |key: &str| -> i64 {
         let full = format!("{}{key}", redis.prefix());
-        let ttl: i64 = server.command(&["PTTL", &full]).trim().trim_start_matches(':').parse().expect("ttl");
-        assert!(ttl > 0 && ttl <= 60_000, "{full} has a TTL ({ttl})");
-    }
+        server.command(&["PTTL", &full]).trim().trim_start_matches(':').parse().expect("ttl")
+    };
+    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
+    let state = ttl("rl:ttl:{ip:192.0.2.1}");
+    assert!(state > 0 && state <= 60_000, "the state carries a TTL ({state})");
+    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
+    let block = ttl("rl:ttl:{ip:192.0.2.1}:block");
+    assert!(block > 0 && block <= 30_000, "the block carries a TTL ({block})");
+    assert_eq!(ttl("rl:ttl:{ip:192.0.2.1}"), -2, "the block replaced the count");
 }
