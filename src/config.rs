@@ -18,7 +18,7 @@ use app_ratelimit::RateLimitConfig;
 use app_redis::RedisConfig;
 use figment::{
     Figment, Metadata, Profile as FigmentProfile, Provider,
-    providers::{Format, Toml},
+    providers::{Format, Serialized, Toml},
     value::{Dict, Map, Value},
 };
 use serde::{Deserialize, Serialize};
@@ -128,7 +128,10 @@ pub fn load_with_warnings(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
-    let mut figment = Figment::new();
+    // The defaults are a layer of their own, so a file or a variable that sets one field of a
+    // nested entry (`APP_RATE_LIMIT__POLICIES__AUTH__LIMIT`) merges into it instead of
+    // replacing the whole entry.
+    let mut figment = Figment::from(Serialized::defaults(AppConfig::default()));
     match file {
         Some(path) if !path.is_file() => {
             return Err(ConfigError {
@@ -243,6 +246,20 @@ mod tests {
 
     const SECRET_A: &str = "0123456789012345678901234567890123456789";
     const SECRET_B: &str = "9876543210987654321098765432109876543210";
+
+    #[test]
+    fn one_field_of_a_policy_can_be_overridden_alone() {
+        let cfg = load(
+            None,
+            env(&[("APP_RATE_LIMIT__POLICIES__AUTH__LIMIT", "10"), ("APP_RATE_LIMIT__POLICIES__API__BLOCK", "30s")]),
+        )
+        .expect("valid");
+        let auth = &cfg.rate_limit.policies["auth"];
+        assert_eq!(auth.limit, 10);
+        assert_eq!(auth.window, std::time::Duration::from_secs(15 * 60), "the rest of the entry is kept");
+        assert_eq!(cfg.rate_limit.policies["api"].block, Some(std::time::Duration::from_secs(30)));
+        assert_eq!(cfg.rate_limit.policies.len(), 4);
+    }
 
     #[test]
     fn defaults_need_nothing() {
