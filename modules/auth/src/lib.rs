@@ -30,6 +30,7 @@ pub use error::AuthError;
 pub use module::{AuthModule, SessionStoreBinding, SessionStoreParams};
 pub use service::{AuthService, AuthServiceImpl, AuthServiceImplParameters, AuthVerifier, ClientInfo, SessionInfo};
 pub use store::SessionPolicy;
+pub use tokens::AccessClaims;
 
 impl AuthConfig {
     /// The session store's policy from this configuration.

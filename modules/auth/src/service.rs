@@ -2,7 +2,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use app_core::{ApiError, Principal, Role, guard::SessionVerifier};
+use app_core::{
+    ApiError, Principal, Role,
+    guard::{SessionCheck, SessionVerifier},
+};
 use app_users::{Email, NewUser, User, UserName, UserRepository, UsersError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,7 +17,7 @@ use crate::{
     crypto::SessionCipher,
     password,
     store::{NewSession, Rotation, SessionStore, StoredSession},
-    tokens::{AccessTokens, RefreshKey, RefreshToken, TokenError, new_session_id},
+    tokens::{AccessClaims, AccessTokens, RefreshKey, RefreshToken, TokenError, new_session_id},
 };
 
 /// Where a login came from, recorded in the session (shown in the session list).
@@ -86,8 +89,11 @@ pub trait AuthService: Interface {
     /// Verifies an access token and the session behind it (one store round trip).
     async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError>;
 
-    /// The user an access token names, checked in process only (no session lookup).
-    fn token_user(&self, access_token: &str) -> Option<Uuid>;
+    /// Checks an access token in process only (signature, algorithm, audience, expiry, type).
+    fn verify_token(&self, access_token: &str) -> Result<AccessClaims, AuthError>;
+
+    /// Checks the session a verified token names (one store round trip).
+    async fn check_session(&self, claims: AccessClaims) -> Result<Principal, AuthError>;
 
     /// Ends one of the user's sessions; `SessionNotFound` when it is not theirs or gone.
     async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError>;
@@ -231,17 +237,21 @@ impl AuthService for AuthServiceImpl {
     }
 
     async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.keys().tokens.verify(access_token).map_err(|e| match e {
+        let claims = self.verify_token(access_token)?;
+        self.check_session(claims).await
+    }
+
+    fn verify_token(&self, access_token: &str) -> Result<AccessClaims, AuthError> {
+        self.keys().tokens.verify(access_token).map_err(|e| match e {
             TokenError::Expired => AuthError::TokenExpired,
             TokenError::Invalid => AuthError::InvalidToken,
-        })?;
+        })
+    }
+
+    async fn check_session(&self, claims: AccessClaims) -> Result<Principal, AuthError> {
         let session = self.store.touch(claims.user_id, &claims.session_id).await?.ok_or(AuthError::SessionRevoked)?;
         let data = self.open(claims.user_id, &session)?;
         Ok(Principal { user_id: claims.user_id, session_id: Arc::from(claims.session_id), role: data.role })
-    }
-
-    fn token_user(&self, access_token: &str) -> Option<Uuid> {
-        self.keys().tokens.verify(access_token).ok().map(|c| c.user_id)
     }
 
     async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError> {
@@ -300,7 +310,9 @@ impl SessionVerifier for AuthVerifier {
         Ok(self.0.authenticate(token).await?)
     }
 
-    fn user_of(&self, token: &str) -> Option<Uuid> {
-        self.0.token_user(token)
+    fn begin(&self, token: &str) -> Option<(Uuid, SessionCheck)> {
+        let claims = self.0.verify_token(token).ok()?;
+        let (user, service) = (claims.user_id, self.0.clone());
+        Some((user, Box::pin(async move { Ok(service.check_session(claims).await?) })))
     }
 }

@@ -69,10 +69,14 @@ pub trait SessionVerifier: Send + Sync + 'static {
     /// Verifies `token` and the live session it is bound to.
     async fn verify(&self, token: &str) -> Result<Principal, ApiError>;
 
-    /// The user a token names, checked in process only (signature, expiry): no session lookup.
-    /// Used to pick the rate-limit subject before routing.
-    fn user_of(&self, token: &str) -> Option<Uuid>;
+    /// Checks `token` in process (signature, expiry, type) and, when it passes, returns the
+    /// user it names and the session check still to run. Used before routing: the user picks
+    /// the rate-limit subject, and the session check runs together with the limiter.
+    fn begin(&self, token: &str) -> Option<(Uuid, SessionCheck)>;
 }
+
+/// A session check to await (from [`SessionVerifier::begin`]).
+pub type SessionCheck = futures::future::BoxFuture<'static, Result<Principal, ApiError>>;
 
 /// A session check done before routing (together with the default rate-limit policy, so both
 /// travel in one Redis pipeline); the bearer guard uses it instead of checking again.

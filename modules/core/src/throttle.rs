@@ -225,16 +225,18 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
     req.set_data(handle.clone());
     let Some(policy) = handle.0.default_policy() else { return Ok(()) };
     let token = bearer_token(req);
-    let user = token.as_deref().and_then(|t| verifier.0.user_of(t));
+    let begun = token.as_deref().and_then(|t| verifier.0.begin(t));
+    let user = begun.as_ref().map(|(user, _)| *user);
     if let Some(user) = user {
         req.set_data(AuthenticatedUser(user));
     }
     let subject = Subject { ip: handle.0.client_ip(req), user, account: None };
-    let route = format!("{} {}", req.method(), req.uri().path());
-    let limit = handle.0.check(policy, &route, &subject);
-    let state = match (token, user) {
-        (Some(token), Some(_)) => {
-            let (verified, state) = futures::join!(verifier.0.verify(&token), limit);
+    // The default policy is scoped by path when it is scoped per route at all.
+    let path = req.uri().path().to_owned();
+    let limit = handle.0.check(policy, &path, &subject);
+    let state = match (token, begun) {
+        (Some(token), Some((_, session))) => {
+            let (verified, state) = futures::join!(session, limit);
             req.set_data(PreVerified { token: Arc::from(token), result: verified });
             state?
         }

@@ -5,32 +5,33 @@ use async_trait::async_trait;
 
 use super::{Limit, Outcome, RateLimitStore};
 
-/// KEYS: state, block. ARGV: limit, window ms, block ms, write (1: count the request, 0: peek).
-/// Returns {allowed, remaining, retry ms, reset ms, blocked}; the same arithmetic as `decide`.
+/// KEYS: the subject's key. ARGV: limit, window ms, block ms, write (1: count the request, 0:
+/// peek). The key holds the theoretical arrival time, or `blocked` while a block runs (with the
+/// block's TTL), so the hot path is TIME, GET and SET. Returns {allowed, remaining, retry ms,
+/// reset ms, blocked}: the same arithmetic as `decide`.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local limit, window, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local write = ARGV[4] == '1'
 local interval = window / limit
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local blocked = redis.call('PTTL', KEYS[2])
-if blocked > 0 then
-  return {0, 0, blocked, math.max(blocked, math.ceil(tat - now)), 1}
+local stored = redis.call('GET', KEYS[1])
+if stored == 'blocked' then
+  local left = redis.call('PTTL', KEYS[1])
+  if left > 0 then return {0, 0, left, left, 1} end
+  stored = false
 end
+local tat = tonumber(stored or '0')
+if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - now > window + 0.001 then
   local retry = math.max(1, math.ceil(new_tat - now - window))
-  local is_blocked = 0
   if write and block > 0 then
     -- The block replaces the count: once it ends, the subject starts afresh.
-    redis.call('SET', KEYS[2], '1', 'PX', block)
-    redis.call('DEL', KEYS[1])
-    retry = block
-    is_blocked = 1
+    redis.call('SET', KEYS[1], 'blocked', 'PX', block)
+    return {0, 0, block, block, 1}
   end
-  return {0, 0, retry, math.ceil(tat - now), is_blocked}
+  return {0, 0, retry, math.ceil(tat - now), 0}
 end
 if not write then
   return {1, math.floor((window - (tat - now)) / interval + 0.001), 0, math.ceil(tat - now), 0}
@@ -39,7 +40,7 @@ redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_t
 return {1, math.floor((window - (new_tat - now)) / interval + 0.001), 0, math.ceil(new_tat - now), 0}
 "#;
 
-const RESET: &str = "return redis.call('DEL', KEYS[1], KEYS[2])";
+const RESET: &str = "return redis.call('DEL', KEYS[1])";
 
 /// Rate-limit state in Redis, shared by every instance.
 pub struct RedisRateLimitStore {
@@ -57,9 +58,7 @@ impl RedisRateLimitStore {
     }
 
     fn keys(&self, key: &str) -> Vec<String> {
-        let state = self.redis.key(key);
-        let block = format!("{state}:block");
-        vec![state, block]
+        vec![self.redis.key(key)]
     }
 
     async fn run(&self, key: &str, limit: &Limit, write: bool) -> Result<Outcome, RedisError> {
