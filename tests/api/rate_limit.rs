@@ -253,3 +253,20 @@ async fn the_default_policy_applies_to_every_api_route_and_not_to_docs() {
         assert!(app.get(path).await.headers().get("ratelimit-policy").is_none(), "{path} is exempt");
     }
 }
+
+#[tokio::test]
+async fn sessions_record_the_client_address_behind_a_trusted_proxy() {
+    let app = app().config(|c| c.rate_limit.trusted_proxies = vec!["127.0.0.1".into()]).spawn().await;
+    let account = app.signed_up().await;
+    let resp = app
+        .request(Method::POST, "/api/v1/auth/login")
+        .header("x-forwarded-for", "198.51.100.23")
+        .json(&serde_json::json!({"email": account.email, "password": account.password}))
+        .send()
+        .await
+        .expect("sent");
+    let token = resp.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_owned();
+    let list: Value =
+        app.authed(Method::GET, "/api/v1/auth/sessions", &token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list[0]["ip"], "198.51.100.23");
+}

@@ -204,7 +204,12 @@ impl AuthApi {
 }
 
 fn client_info(req: &Request) -> ClientInfo {
-    let ip = req.remote_addr().as_socket_addr().map(|a| a.ip().to_string());
+    // The client address as the rate limiter resolves it (trusted proxies considered), else
+    // the peer.
+    let ip = match req.data::<app_core::throttle::ThrottleHandle>() {
+        Some(handle) => Some(handle.0.client_ip(req).to_string()),
+        None => req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
+    };
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
         let mut end = ua.len().min(MAX_USER_AGENT);
         while !ua.is_char_boundary(end) {
