@@ -72,7 +72,7 @@ mkdir -p "$workdir/guarded-app"
 # The benchmark is the load, not an attack: the default policy gets room for it (and is
 # still evaluated on every request).
 (cd "$workdir/guarded-app" && PORT=$GUARDED_PORT APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
-  APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 \
+  APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 APP_RATE_LIMIT__POLICIES__API__WINDOW=1h \
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT" exec "$OLDPWD/target/release/app" >/dev/null 2>&1) &
 pids+=($!)
 wait_for "$BARE_PORT"

@@ -258,7 +258,7 @@ mod tests {
         assert_eq!(auth.limit, 10);
         assert_eq!(auth.window, std::time::Duration::from_secs(15 * 60), "the rest of the entry is kept");
         assert_eq!(cfg.rate_limit.policies["api"].block, Some(std::time::Duration::from_secs(30)));
-        assert_eq!(cfg.rate_limit.policies.len(), 4);
+        assert_eq!(cfg.rate_limit.policies.len(), 5);
     }
 
     #[test]

@@ -270,3 +270,13 @@ async fn sessions_record_the_client_address_behind_a_trusted_proxy() {
         app.authed(Method::GET, "/api/v1/auth/sessions", &token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list[0]["ip"], "198.51.100.23");
 }
+
+#[tokio::test]
+async fn one_address_trying_many_accounts_is_bounded() {
+    let app = app().config(|c| policy(&mut c.rate_limit, "auth_ip", 3, Duration::from_secs(600), None)).spawn().await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(app.login(&unique_email(), "some password").await.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+}

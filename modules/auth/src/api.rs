@@ -22,9 +22,10 @@ use crate::{
 // Login and registration count against `auth` (client address + the account named: 5 per 15
 // min, then a 15 min block) and `auth_account` (the account alone, from any address: 20 per 15
 // min). An attacker on one address cannot lock a victim out of logging in from elsewhere, and
-// rotating addresses buys at most `auth_account`'s allowance per account. Refresh counts
+// rotating addresses buys at most `auth_account`'s allowance per account; `auth_ip` (100 per
+// 15 min per address) bounds one address trying many accounts. Refresh counts
 // against `auth` by address and the account its token names.
-app_core::throttle_policy!(credential_limits, ["auth", "auth_account"], account = email_of);
+app_core::throttle_policy!(credential_limits, ["auth", "auth_account", "auth_ip"], account = email_of);
 app_core::throttle_policy!(refresh_limits, ["auth"], account = refresh_account_of);
 
 /// The `email` of a login or registration body.

@@ -178,19 +178,29 @@ impl<E: Endpoint> Endpoint for Throttled<E> {
         // Every policy is counted (concurrently: one pipeline), so a refused request still
         // spends its allowance everywhere, as it would without the others.
         let checks = self.policies.iter().map(|policy| throttler.check(policy, &route, &subject));
-        let mut refused = None;
+        let mut refused: Option<LimitState> = None;
+        let mut unavailable = None;
         for result in futures::future::join_all(checks).await {
-            if let Some(state) = result? {
-                if state.denied() && refused.is_none() {
-                    refused = Some(state.problem());
+            match result {
+                Ok(Some(state)) => {
+                    // The answer names the policy that keeps the client out longest, so the
+                    // body's `retryAfter` and the `Retry-After` header agree.
+                    if state.retry_after > refused.as_ref().and_then(|r| r.retry_after) {
+                        refused = Some(state.clone());
+                    }
+                    if let Some(slot) = req.data::<LimitSlot>() {
+                        slot.push(state);
+                    }
                 }
-                if let Some(slot) = req.data::<LimitSlot>() {
-                    slot.push(state);
-                }
+                Ok(None) => {}
+                Err(err) => unavailable = Some(err),
             }
         }
-        if let Some(problem) = refused {
-            return Err(problem.into());
+        if let Some(err) = unavailable {
+            return Err(err.into());
+        }
+        if let Some(state) = refused {
+            return Err(state.problem().into());
         }
         self.inner.call(req).await.map(IntoResponse::into_response)
     }

@@ -1,20 +1,25 @@
 //! The client address: the peer, unless the peer is a trusted proxy; then the rightmost
-//! address in `X-Forwarded-For` (or `Forwarded: for=`) that is not itself a trusted proxy.
-//! Headers from untrusted peers are ignored entirely, so spoofing them changes nothing.
+//! address of the configured forwarding header (`X-Forwarded-For`, or RFC 7239 `Forwarded`)
+//! that is not itself a trusted proxy. Headers from untrusted peers are ignored entirely, so
+//! spoofing them changes nothing; only the header the proxies are configured to write is read
+//! (a proxy that writes one usually passes the other through from the client unchanged).
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use poem::{Request, http::HeaderMap};
 
+use crate::ForwardedHeader;
+
 /// Picks the client address of `req` given the trusted proxy networks.
-pub fn client_ip(req: &Request, trusted: &[IpNet]) -> IpAddr {
+pub fn client_ip(req: &Request, trusted: &[IpNet], header: ForwardedHeader) -> IpAddr {
     let peer =
         req.remote_addr().as_socket_addr().map(|a| canonical(a.ip())).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    resolve(peer, req.headers(), trusted)
+    resolve(peer, req.headers(), trusted, header)
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
+/// IPv4-mapped IPv6 addresses as IPv4, so one client has one address.
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
@@ -25,48 +30,58 @@ fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&ip))
 }
 
-/// The hops a proxy chain reports, oldest first: `X-Forwarded-For`, else `Forwarded`.
-fn forwarded_hops(headers: &HeaderMap) -> Vec<IpAddr> {
-    let xff: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok().map(canonical))
-        .collect();
-    if !xff.is_empty() {
-        return xff;
+/// One hop: an address, with an optional port (`192.0.2.1:4711`, `[2001:db8::1]:80`) or in
+/// brackets; `None` when it is not an address (`unknown`, `_hidden`, garbage).
+fn parse_hop(raw: &str) -> Option<IpAddr> {
+    let raw = raw.trim().trim_matches('"');
+    if let Ok(ip) = raw.parse::<IpAddr>() {
+        return Some(canonical(ip));
     }
-    headers
-        .get_all("forwarded")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .flat_map(|element| element.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            if !name.trim().eq_ignore_ascii_case("for") {
-                return None;
-            }
-            let value = value.trim().trim_matches('"');
-            // `for="[2001:db8::1]:4711"` or `for=192.0.2.60:80`.
-            let host = match value.strip_prefix('[') {
-                Some(rest) => rest.split(']').next()?,
-                None => value.split(':').next()?,
-            };
-            host.parse::<IpAddr>().ok().map(canonical)
-        })
-        .collect()
+    let host = match raw.strip_prefix('[') {
+        Some(rest) => rest.split(']').next()?,
+        None => raw.rsplit_once(':').map(|(host, _)| host)?,
+    };
+    host.parse::<IpAddr>().ok().map(canonical)
 }
 
-fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+/// The hops the configured header reports, oldest first, unparsable ones kept as `None`.
+fn forwarded_hops(headers: &HeaderMap, header: ForwardedHeader) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| {
+        headers.get_all(name).iter().map(|v| v.to_str().unwrap_or("garbage").to_owned()).collect::<Vec<_>>()
+    };
+    match header {
+        ForwardedHeader::XForwardedFor => {
+            values("x-forwarded-for").iter().flat_map(|v| v.split(',').map(parse_hop).collect::<Vec<_>>()).collect()
+        }
+        ForwardedHeader::Forwarded => values("forwarded")
+            .iter()
+            .flat_map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (name, value) = pair.trim().split_once('=')?;
+                    name.trim().eq_ignore_ascii_case("for").then(|| parse_hop(value)).flatten()
+                })
+            })
+            .collect(),
+    }
+}
+
+fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: ForwardedHeader) -> IpAddr {
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    // Walk from the nearest hop outwards; the first untrusted one is the client. When every
-    // hop is trusted (or there are none), the oldest one reported is the best answer.
-    let hops = forwarded_hops(headers);
-    hops.iter().rev().find(|ip| !is_trusted(**ip, trusted)).or(hops.first()).copied().unwrap_or(peer)
+    // Walk from the nearest hop outwards: the first untrusted one is the client. A hop that is
+    // not an address ends the walk at the last trusted one (what lies beyond it could be
+    // anything the client wrote). When every hop is trusted, the oldest is the client.
+    let mut client = peer;
+    for hop in forwarded_hops(headers, header).into_iter().rev() {
+        match hop {
+            None => return client,
+            Some(ip) if is_trusted(ip, trusted) => client = ip,
+            Some(ip) => return ip,
+        }
+    }
+    client
 }
 
 #[cfg(test)]
@@ -90,20 +105,29 @@ mod tests {
     #[test]
     fn untrusted_peers_are_the_client_whatever_they_claim() {
         let h = headers(&[("x-forwarded-for", "1.1.1.1")]);
-        assert_eq!(resolve(ip("203.0.113.9"), &h, &[]), ip("203.0.113.9"));
+        let xff = ForwardedHeader::XForwardedFor;
+        assert_eq!(resolve(ip("203.0.113.9"), &h, &[], xff), ip("203.0.113.9"));
         let trusted = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(resolve(ip("203.0.113.9"), &h, &trusted), ip("203.0.113.9"));
+        assert_eq!(resolve(ip("203.0.113.9"), &h, &trusted, xff), ip("203.0.113.9"));
     }
 
     #[test]
     fn trusted_proxies_yield_the_rightmost_untrusted_hop() {
         let trusted = ["10.0.0.0/8".parse().unwrap()];
         // The client forged the first entry; the proxy appended the real address.
+        let (xff, fwd) = (ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded);
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
-        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.7"));
-        let h = headers(&[("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\"")]);
-        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted), ip("2001:db8::1"));
-        assert_eq!(resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted), ip("10.0.0.1"));
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted, xff), ip("198.51.100.7"));
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7:5678, [10.0.0.2]:80")]);
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted, xff), ip("198.51.100.7"), "ports are stripped");
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, unknown, 10.0.0.2")]);
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted, xff), ip("10.0.0.2"), "an unparsable hop ends the walk");
+        let h = headers(&[
+            ("forwarded", "for=192.0.2.60;proto=http, for=\"[2001:db8::1]:4711\""),
+            ("x-forwarded-for", "1.1.1.1"),
+        ]);
+        assert_eq!(resolve(ip("10.0.0.1"), &h, &trusted, fwd), ip("2001:db8::1"), "only the configured header");
+        assert_eq!(resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted, xff), ip("10.0.0.1"));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(canonical(mapped), ip("10.0.0.1"));
     }

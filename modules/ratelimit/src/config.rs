@@ -43,6 +43,17 @@ pub enum FailureMode {
     Closed,
 }
 
+/// The header trusted proxies write the client chain into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (most load balancers).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=..`.
+    Forwarded,
+}
+
 /// One named policy.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +96,8 @@ pub struct RateLimitConfig {
     /// peer address is the client, and those headers change nothing.
     #[serde(deserialize_with = "string_list")]
     pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies write (`x-forwarded-for` or `forwarded`); the other is ignored.
+    pub forwarded_header: ForwardedHeader,
     /// The policies by name.
     pub policies: BTreeMap<String, PolicyConfig>,
 }
@@ -104,14 +117,21 @@ impl Default for RateLimitConfig {
             ("api".to_owned(), policy(100, minutes(1), None, SubjectKind::UserOrIp)),
             ("auth".to_owned(), policy(5, minutes(15), Some(minutes(15)), SubjectKind::IpAndAccount)),
             ("auth_account".to_owned(), policy(20, minutes(15), None, SubjectKind::Account)),
+            ("auth_ip".to_owned(), policy(100, minutes(15), None, SubjectKind::Ip)),
             ("jobs".to_owned(), policy(20, minutes(60), None, SubjectKind::User)),
         ]);
-        Self { enabled: true, default_policy: "api".into(), trusted_proxies: Vec::new(), policies }
+        Self {
+            enabled: true,
+            default_policy: "api".into(),
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            policies,
+        }
     }
 }
 
 /// The policies the code names on its operations; each must be configured.
-pub const REQUIRED_POLICIES: &[&str] = &["auth", "auth_account"];
+pub const REQUIRED_POLICIES: &[&str] = &["auth", "auth_account", "auth_ip"];
 
 impl RateLimitConfig {
     /// The trusted proxy networks (validated).
@@ -147,7 +167,27 @@ impl Validate for RateLimitConfig {
                 ));
             }
         }
+        if let Some(default) = self.policies.get(&self.default_policy)
+            && default.scope == Scope::Route
+        {
+            return Err(ConfigIssue::new(
+                format!("rate_limit.policies.{}.scope", self.default_policy),
+                "must be `global` for the default policy (it is counted before routing)",
+            ));
+        }
         for (name, p) in &self.policies {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(ConfigIssue::new(
+                    format!("rate_limit.policies.{name}"),
+                    "policy names are letters, digits, `_` and `-`",
+                ));
+            }
+            if u128::from(p.limit) > p.window.as_millis() {
+                return Err(ConfigIssue::new(
+                    format!("rate_limit.policies.{name}.limit"),
+                    "must be at most one request per millisecond of `window`",
+                ));
+            }
             if p.limit == 0 || p.limit > 1_000_000 {
                 return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.limit"), "must be 1 to 1000000"));
             }
@@ -174,5 +214,22 @@ mod tests {
         let ok =
             RateLimitConfig { trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()], ..RateLimitConfig::default() };
         assert_eq!(ok.trusted_networks().len(), 2);
+    }
+
+    #[test]
+    fn policies_that_cannot_work_are_refused() {
+        let mut cfg = RateLimitConfig::default();
+        cfg.policies.get_mut("api").unwrap().scope = Scope::Route;
+        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.api.scope");
+        let mut cfg = RateLimitConfig::default();
+        cfg.policies.get_mut("auth").unwrap().window = Duration::from_millis(3);
+        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth.limit");
+        let mut cfg = RateLimitConfig::default();
+        cfg.policies.remove("auth_ip");
+        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth_ip");
+        let mut cfg = RateLimitConfig::default();
+        let api = cfg.policies["api"].clone();
+        cfg.policies.insert("bad{tag}".into(), api);
+        assert!(cfg.validate(Profile::Development).unwrap_err().message.contains("letters"));
     }
 }

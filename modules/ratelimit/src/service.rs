@@ -23,8 +23,8 @@ use prometheus_client::{encoding::EncodeLabelSet, metrics::counter::Counter, met
 use sha2::{Digest, Sha256};
 
 use crate::{
-    FailureMode, PolicyConfig, RateLimitConfig, Scope, SubjectKind,
-    client_ip::client_ip,
+    FailureMode, ForwardedHeader, PolicyConfig, RateLimitConfig, Scope, SubjectKind,
+    client_ip::{canonical, client_ip},
     store::{Limit, Outcome, RateLimitStore},
 };
 
@@ -47,10 +47,23 @@ pub struct RateLimiter {
     default_policy: Option<String>,
     policies: HashMap<String, Policy>,
     trusted: Vec<IpNet>,
+    forwarded_header: ForwardedHeader,
     store: Arc<dyn RateLimitStore>,
     /// Whether the store is known to be failing (so an outage is logged once, not per request).
     outage: AtomicBool,
     decisions: Family<PolicyLabel, Counter>,
+}
+
+/// An address as counted: IPv4 as is, IPv6 by its /64 (one subscriber usually holds a whole
+/// /64, and counting each address would give them 2^64 allowances).
+fn address_key(ip: IpAddr) -> String {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let net = ipnet::Ipv6Net::new(v6, 64).map(|n| n.trunc()).unwrap_or_else(|_| v6.into());
+            net.to_string()
+        }
+        v4 => v4.to_string(),
+    }
 }
 
 /// A subject as it appears in keys and on the admin routes.
@@ -86,6 +99,7 @@ impl RateLimiter {
             default_policy: (!config.default_policy.is_empty()).then(|| config.default_policy.clone()),
             policies,
             trusted: config.trusted_networks(),
+            forwarded_header: config.forwarded_header,
             store,
             outage: AtomicBool::new(false),
             decisions,
@@ -94,7 +108,7 @@ impl RateLimiter {
 
     /// The subject part of a key, or `None` when the policy does not count this request.
     fn subject_key(kind: SubjectKind, subject: &Subject) -> Option<String> {
-        let ip = || format!("ip:{}", subject.ip);
+        let ip = || format!("ip:{}", address_key(subject.ip));
         match kind {
             SubjectKind::Ip => Some(ip()),
             SubjectKind::User => subject.user.map(|u| format!("u:{u}")),
@@ -170,7 +184,7 @@ impl RateLimiter {
         for part in subject.split(',') {
             let (kind, value) = part.trim().split_once(':')?;
             match kind {
-                "ip" => ip = Some(value.parse::<IpAddr>().ok()?),
+                "ip" => ip = Some(canonical(value.parse::<IpAddr>().ok()?)),
                 "user" => user = Some(value.parse().ok()?),
                 "email" | "account" => account = Some(value.to_owned()),
                 _ => return None,
@@ -214,7 +228,7 @@ impl Throttler for RateLimiter {
     }
 
     fn client_ip(&self, req: &Request) -> IpAddr {
-        client_ip(req, &self.trusted)
+        client_ip(req, &self.trusted, self.forwarded_header)
     }
 
     fn default_policy(&self) -> Option<&str> {

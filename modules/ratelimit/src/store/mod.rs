@@ -76,7 +76,7 @@ pub(crate) fn decide(tat: f64, blocked_ms: u64, now: f64, limit: &Limit, write: 
         let natural = ((new_tat - now - window).ceil() as u64).max(1);
         let blocks = write && limit.block_ms > 0;
         let retry = if blocks { limit.block_ms } else { natural };
-        let reset = (tat - now).ceil() as u64;
+        let reset = if blocks { limit.block_ms } else { (tat - now).ceil() as u64 };
         return (
             Outcome { allowed: false, remaining: 0, retry_after_ms: retry, reset_ms: reset, blocked: blocks },
             None,
