@@ -67,7 +67,7 @@ impl Application {
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
         let module = build_modules(&config, state.clone(), database.clone(), metrics, overrides);
-        let endpoint = routes::routes(&module, &config, http_metrics);
+        let endpoint = routes::routes(&module, &config, &state, http_metrics);
         // The server boxes the endpoint once itself; keeping the concrete type here (inside a
         // closure) avoids boxing every request's future twice.
         let serve: Serve = Box::new(move |acceptor, signal, timeout| {

@@ -76,6 +76,9 @@ struct Surface<E> {
     verifier: Verifier,
     /// The throttle guard's limiter (the default policy is counted before routing).
     throttle: ThrottleHandle,
+    /// On the Redis backend: the client whose batches carry the session check and the default
+    /// policy in one script call.
+    redis: Option<app_redis::Redis>,
     spec: Bytes,
     swagger: Bytes,
     spec_pattern: PathPattern,
@@ -87,7 +90,10 @@ impl<E: Endpoint> Endpoint for Surface<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if req.uri().path().starts_with("/api/") {
-            screen(&mut req, &self.verifier, Some(&self.throttle)).await?;
+            match &self.redis {
+                Some(redis) => redis.batched(screen(&mut req, &self.verifier, Some(&self.throttle))).await?,
+                None => screen(&mut req, &self.verifier, Some(&self.throttle)).await?,
+            }
             return self.api.call(req).await.map(IntoResponse::into_response);
         }
         let (body, content_type, pattern) = match req.uri().path() {
@@ -117,6 +123,7 @@ fn throttler(module: &AppModule) -> Arc<dyn Throttler> {
 pub fn routes(
     module: &AppModule,
     config: &AppConfig,
+    state: &app_redis::SharedState,
     metrics: HttpMetrics,
 ) -> impl Endpoint<Output = Response> + use<> {
     let service = service(module, config);
@@ -128,6 +135,7 @@ pub fn routes(
         api: service.into_endpoint(),
         verifier: Verifier(Arc::new(AuthVerifier(module.resolve()))),
         throttle: ThrottleHandle(throttler(module)),
+        redis: state.redis().cloned(),
         spec: spec.into(),
         swagger: swagger.into(),
         spec_pattern: PathPattern("/openapi.json".into()),

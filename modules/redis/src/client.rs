@@ -293,9 +293,32 @@ impl Redis {
     /// Runs a registered script (EVALSHA; on NOSCRIPT it loads the script and retries once).
     /// In a cluster every key must share one hash tag.
     pub async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Result<Reply, RedisError> {
+        match crate::batch::enqueue(script, keys, args) {
+            Ok(reply) => reply.await,
+            Err((keys, args)) => self.eval_now(script, keys, args).await,
+        }
+    }
+
+    /// Runs a script now, outside any batch.
+    pub(crate) async fn eval_now(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Arg>,
+    ) -> Result<Reply, RedisError> {
         let args: Vec<Value> = args.into_iter().map(Value::from).collect();
         let value: Value = script.fred().evalsha_with_reload(self.inner.pool.next(), keys, args).await?;
         Ok(Reply::from(value))
+    }
+
+    /// The registry (for combined scripts).
+    pub(crate) fn scripts(&self) -> &ScriptRegistry {
+        &self.inner.scripts
+    }
+
+    /// Whether the client talks to a cluster.
+    pub(crate) fn is_clustered(&self) -> bool {
+        self.inner.pool.next().is_clustered()
     }
 
     /// PING; returns the round-trip time.

@@ -13,6 +13,7 @@
 //! fred (the client library) never leaks out of this crate, so it could be swapped.
 //! Depends on `core` only.
 
+mod batch;
 mod client;
 mod config;
 mod error;

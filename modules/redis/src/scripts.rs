@@ -16,6 +16,7 @@ use fred::{clients::Client, types::scripts::Script as FredScript};
 #[derive(Clone)]
 pub struct Script {
     name: &'static str,
+    lua: &'static str,
     inner: Arc<FredScript>,
 }
 
@@ -39,6 +40,11 @@ impl Script {
     pub(crate) fn fred(&self) -> &FredScript {
         &self.inner
     }
+
+    /// The Lua source.
+    pub(crate) fn lua(&self) -> &'static str {
+        self.lua
+    }
 }
 
 /// Scripts by name.
@@ -52,14 +58,32 @@ impl ScriptRegistry {
     /// a different body under a taken name is a programming error and panics at start-up.
     pub(crate) fn register(&self, name: &'static str, lua: &'static str) -> Script {
         let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
-        let script =
-            scripts.entry(name).or_insert_with(|| Script { name, inner: Arc::new(FredScript::from_lua(lua)) }).clone();
+        let script = scripts
+            .entry(name)
+            .or_insert_with(|| Script { name, lua, inner: Arc::new(FredScript::from_lua(lua)) })
+            .clone();
         assert_eq!(
             script.sha1(),
             FredScript::from_lua(lua).sha1().to_string(),
             "two different Lua scripts registered as {name:?}"
         );
         script
+    }
+
+    /// The script combining `parts` (see [`crate::batch`]), registered on first use. The
+    /// combinations are few (the scripts one request issues together), so their names and
+    /// sources are leaked once each.
+    pub(crate) fn combined(&self, parts: &[Script]) -> Script {
+        let name = parts.iter().map(Script::name).collect::<Vec<_>>().join("+");
+        if let Some(script) = self.scripts.lock().unwrap_or_else(|p| p.into_inner()).get(name.as_str()) {
+            return script.clone();
+        }
+        let mut lua = String::from("local PARTS = {}\n");
+        for (i, part) in parts.iter().enumerate() {
+            lua.push_str(&format!("PARTS[{}] = function(KEYS, ARGV)\n{}\nend\n", i + 1, part.lua()));
+        }
+        lua.push_str(crate::batch::COMBINER);
+        self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str()))
     }
 
     /// Loads every registered script; failures are left to the NOSCRIPT fallback.

@@ -142,3 +142,42 @@ async fn the_last_subscriber_leaving_unsubscribes_from_redis() {
     drop(b);
     assert!(eventually(PATIENCE, || async { numsub().ends_with(":0\r\n") }).await, "unsubscribed: {:?}", numsub());
 }
+
+#[tokio::test]
+async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    let echo = redis.register_script("test_echo", "return {KEYS[1], ARGV[1]}");
+    let nothing = redis.register_script("test_nothing", "if ARGV[1] == 'x' then return false end return 1");
+    let evalsha = || -> u64 {
+        let stats = server.command(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_evalsha:"))
+            .and_then(|l| l.split(['=', ',']).nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let together = || {
+        redis.batched(async {
+            futures::join!(
+                redis.eval(&echo, vec![redis.key("{t}a")], vec![crate::Arg::from("one")]),
+                redis.eval(&nothing, vec![redis.key("{t}b")], vec![crate::Arg::from("x")]),
+            )
+        })
+    };
+    // The first time, the combined script is loaded (NOSCRIPT, SCRIPT LOAD, EVALSHA).
+    let (first, _) = together().await;
+    first.expect("echo");
+    let before = evalsha();
+    let (a, b) = together().await;
+    let a = a.expect("echo").into_array();
+    assert_eq!(a[0].as_str(), Some(redis.key("{t}a").as_str()), "each part sees its own KEYS");
+    assert_eq!(a[1].as_str(), Some("one"), "and its own ARGV");
+    assert_eq!(b.expect("nothing"), crate::Reply::Nil, "a part answering nil stays nil");
+    assert_eq!(evalsha() - before, 1, "one EVALSHA carried both scripts");
+    // Outside a batch, or alone in one, scripts run as they are.
+    let alone = redis.batched(redis.eval(&nothing, vec![redis.key("c")], vec![crate::Arg::from("y")])).await;
+    assert_eq!(alone.expect("nothing").as_i64(), Some(1));
+}
