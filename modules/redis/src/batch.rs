@@ -47,13 +47,16 @@ tokio::task_local! {
     static BATCH: Queue;
 }
 
+/// A queued script's reply to come.
+pub(crate) type PendingReply = BoxFuture<'static, Result<Reply, RedisError>>;
+
 /// Inside a batch, queues the script and returns its reply to come; outside, gives the
 /// arguments back.
 pub(crate) fn enqueue(
     script: &Script,
     keys: Vec<String>,
     args: Vec<Arg>,
-) -> Result<BoxFuture<'static, Result<Reply, RedisError>>, (Vec<String>, Vec<Arg>)> {
+) -> Result<PendingReply, (Vec<String>, Vec<Arg>)> {
     let Ok(queue) = BATCH.try_with(Arc::clone) else { return Err((keys, args)) };
     let (tx, rx) = oneshot::channel();
     queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: script.clone(), keys, args, reply: tx });
