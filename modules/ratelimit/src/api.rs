@@ -86,7 +86,7 @@ impl RateLimitApi {
         let limiter = self.limits.limiter();
         let (_, limit) = limiter.policy(&policy.0).ok_or_else(|| ApiError::not_found("No such policy"))?;
         let outcome = limiter.store().peek(&store_key, limit).await.map_err(ApiError::from)?;
-        let now = chrono_now_ms();
+        let now = now_ms();
         Ok(Json(RateLimitStatus {
             limit: limit.limit,
             remaining: outcome.remaining,
@@ -112,6 +112,6 @@ impl RateLimitApi {
     }
 }
 
-fn chrono_now_ms() -> i64 {
+fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }

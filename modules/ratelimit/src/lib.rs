@@ -18,7 +18,6 @@ mod service;
 pub mod store;
 
 pub use api::RateLimitApi;
-pub use client_ip::client_ip;
 pub use config::{FailureMode, ForwardedHeader, PolicyConfig, REQUIRED_POLICIES, RateLimitConfig, Scope, SubjectKind};
 pub use module::{RateLimitModule, RateLimitStoreBinding, RateLimiterComponent, RateLimiterParams, RateLimits};
 pub use service::RateLimiter;

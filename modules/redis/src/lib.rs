@@ -23,8 +23,10 @@ mod probe;
 pub mod pubsub;
 mod scripts;
 mod state;
-#[cfg(test)]
-mod testing;
+/// Test support (feature `testing`): clients on real test servers, for the contract suites of
+/// this crate and of the modules whose ports have Redis adapters.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -1,4 +1,5 @@
-//! Test helpers of this crate: clients on the shared test `redis-server`.
+//! Test helpers: clients on the shared test `redis-server` and on a shared test cluster, each
+//! with a key prefix of its own.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use app_core::testing::{RedisCluster, RedisServer, unique_prefix};
 use crate::{Redis, RedisConfig};
 
 /// A config for the server at `url`, with a prefix of its own and short timeouts.
-pub(crate) fn config(url: String) -> RedisConfig {
+pub fn config(url: String) -> RedisConfig {
     RedisConfig {
         url: Some(url),
         key_prefix: unique_prefix(),
@@ -22,14 +23,14 @@ pub(crate) fn config(url: String) -> RedisConfig {
 }
 
 /// A connected client on the shared test server, with a key prefix no other test uses.
-pub(crate) async fn redis() -> Redis {
+pub async fn redis() -> Redis {
     let redis = Redis::connect(&config(RedisServer::shared().url())).expect("client");
     assert!(redis.wait_connected(Duration::from_secs(5)).await, "test redis-server is not answering");
     redis
 }
 
 /// A connected client on a three-node Redis Cluster shared by this test binary.
-pub(crate) async fn redis_cluster() -> Redis {
+pub async fn redis_cluster() -> Redis {
     static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
     let url = CLUSTER.get_or_init(RedisCluster::start).url();
     let redis = Redis::connect(&config(url)).expect("client");

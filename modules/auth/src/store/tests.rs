@@ -1,33 +1,25 @@
 //! The contract suite on both adapters (Redis on a real server and on a real cluster), plus the
 //! Redis key layout.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use app_core::testing::{RedisCluster, RedisServer, unique_prefix};
-use app_redis::{Redis, RedisConfig};
+use app_core::testing::RedisServer;
+use app_redis::testing::{redis as client, redis_cluster as cluster_client};
 use uuid::Uuid;
 
 use super::{contract::Factory, *};
-
-async fn connect(url: String) -> Redis {
-    let cfg = RedisConfig { url: Some(url), key_prefix: unique_prefix(), ..RedisConfig::default() };
-    let redis = Redis::connect(&cfg).expect("client");
-    assert!(redis.wait_connected(Duration::from_secs(10)).await, "test redis is not answering");
-    redis
-}
 
 async fn memory() -> Factory {
     Arc::new(|policy| Arc::new(MemorySessionStore::new(policy)) as Arc<dyn SessionStore>)
 }
 
 async fn redis() -> Factory {
-    let redis = connect(RedisServer::shared().url()).await;
+    let redis = client().await;
     Arc::new(move |policy| Arc::new(RedisSessionStore::new(redis.clone(), policy)) as Arc<dyn SessionStore>)
 }
 
 async fn redis_cluster() -> Factory {
-    static CLUSTER: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
-    let redis = connect(CLUSTER.get_or_init(RedisCluster::start).url()).await;
+    let redis = cluster_client().await;
     Arc::new(move |policy| Arc::new(RedisSessionStore::new(redis.clone(), policy)) as Arc<dyn SessionStore>)
 }
 
@@ -53,7 +45,7 @@ app_core::contract_tests! {
 #[tokio::test]
 async fn every_key_of_a_user_shares_one_hash_tag_and_carries_a_ttl() {
     let server = RedisServer::shared();
-    let redis = connect(server.url()).await;
+    let redis = client().await;
     let store = RedisSessionStore::new(redis.clone(), SessionPolicy::default());
     let user = Uuid::now_v7();
     let s = store

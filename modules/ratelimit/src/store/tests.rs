@@ -1,30 +1,22 @@
 //! The contract on both adapters (Redis on a real server and a real cluster), and the TTLs.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use app_core::testing::{RedisCluster, RedisServer, unique_prefix};
-use app_redis::{Redis, RedisConfig};
+use app_core::testing::RedisServer;
+use app_redis::testing::{redis as client, redis_cluster as cluster_client};
 
 use super::*;
-
-async fn connect(url: String) -> Redis {
-    let cfg = RedisConfig { url: Some(url), key_prefix: unique_prefix(), ..RedisConfig::default() };
-    let redis = Redis::connect(&cfg).expect("client");
-    assert!(redis.wait_connected(Duration::from_secs(10)).await, "test redis is not answering");
-    redis
-}
 
 async fn memory() -> Arc<dyn RateLimitStore> {
     Arc::new(MemoryRateLimitStore::new())
 }
 
 async fn redis() -> Arc<dyn RateLimitStore> {
-    Arc::new(RedisRateLimitStore::new(connect(RedisServer::shared().url()).await))
+    Arc::new(RedisRateLimitStore::new(client().await))
 }
 
 async fn redis_cluster() -> Arc<dyn RateLimitStore> {
-    static CLUSTER: std::sync::OnceLock<RedisCluster> = std::sync::OnceLock::new();
-    Arc::new(RedisRateLimitStore::new(connect(CLUSTER.get_or_init(RedisCluster::start).url()).await))
+    Arc::new(RedisRateLimitStore::new(cluster_client().await))
 }
 
 app_core::contract_tests! {
@@ -43,7 +35,7 @@ app_core::contract_tests! {
 #[tokio::test]
 async fn every_rate_limit_key_carries_a_ttl() {
     let server = RedisServer::shared();
-    let redis = connect(server.url()).await;
+    let redis = client().await;
     let store = RedisRateLimitStore::new(redis.clone());
     let limit = Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 };
     let ttl = |key: &str| -> i64 {
