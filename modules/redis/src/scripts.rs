@@ -51,6 +51,8 @@ impl Script {
 #[derive(Default)]
 pub(crate) struct ScriptRegistry {
     scripts: Mutex<HashMap<&'static str, Script>>,
+    /// Combined scripts by their parts' names, found without allocating (hot path).
+    combinations: Mutex<Vec<(Vec<&'static str>, Script)>>,
 }
 
 impl ScriptRegistry {
@@ -74,16 +76,22 @@ impl ScriptRegistry {
     /// combinations are few (the scripts one request issues together), so their names and
     /// sources are leaked once each.
     pub(crate) fn combined(&self, parts: &[Script]) -> Script {
-        let name = parts.iter().map(Script::name).collect::<Vec<_>>().join("+");
-        if let Some(script) = self.scripts.lock().unwrap_or_else(|p| p.into_inner()).get(name.as_str()) {
+        let mut combinations = self.combinations.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, script)) =
+            combinations.iter().find(|(names, _)| names.iter().copied().eq(parts.iter().map(Script::name)))
+        {
             return script.clone();
         }
+        let names: Vec<&'static str> = parts.iter().map(Script::name).collect();
         let mut lua = String::from("local PARTS = {}\n");
         for (i, part) in parts.iter().enumerate() {
             lua.push_str(&format!("PARTS[{}] = function(KEYS, ARGV)\n{}\nend\n", i + 1, part.lua()));
         }
         lua.push_str(crate::batch::COMBINER);
-        self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str()))
+        let name = Box::leak(names.join("+").into_boxed_str());
+        let script = self.register(name, Box::leak(lua.into_boxed_str()));
+        combinations.push((names, script.clone()));
+        script
     }
 
     /// Loads every registered script; failures are left to the NOSCRIPT fallback.
