@@ -1,0 +1,438 @@
+//! The cache manager: typed entries in namespaces, cache-aside reads with stampede protection,
+//! invalidation by generations and tags, hit/miss counts.
+//!
+//! The cache is never a reason for a request to fail: when the store is unreachable, reads go
+//! to the loader (the database) and writes are skipped, with one warning per outage. Values are
+//! MessagePack (compact, and a value that no longer decodes is a miss that gets replaced).
+
+use std::{
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use app_core::metrics::Metrics;
+use app_redis::RedisError;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    CacheConfig,
+    flight::{Flights, Role},
+    store::{CacheStore, EntryKey, Read},
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabel {
+    namespace: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NamespaceLabel {
+    namespace: String,
+}
+
+/// A namespace of entries of one type, with its TTL and counters. Cheap to clone.
+#[derive(Clone)]
+pub struct Namespace(Arc<NamespaceInner>);
+
+struct NamespaceInner {
+    name: &'static str,
+    /// `name.v<version>`: bumping the version (when the cached type changes) orphans old entries.
+    key: String,
+    ttl: Duration,
+    hits: Counter,
+    misses: Counter,
+    loads: Counter,
+}
+
+impl Namespace {
+    /// The namespace's name (`user`, `lib`).
+    pub fn name(&self) -> &'static str {
+        self.0.name
+    }
+
+    /// The entries' TTL (before jitter).
+    pub fn ttl(&self) -> Duration {
+        self.0.ttl
+    }
+
+    fn key<'a>(&'a self, scope: &'a str, item: &'a str) -> EntryKey<'a> {
+        EntryKey { namespace: &self.0.key, scope, item }
+    }
+
+    /// How long a generation counter outlives its last bump: longer than any entry (TTL plus
+    /// the largest jitter), so an expired counter can never make a dead entry current again.
+    fn generation_ttl(&self) -> Duration {
+        self.0.ttl * 2 + Duration::from_secs(60)
+    }
+}
+
+/// A namespace's counters since start-up (this instance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespaceStats {
+    /// The namespace.
+    pub namespace: &'static str,
+    /// Reads answered from the cache.
+    pub hits: u64,
+    /// Reads that had to load.
+    pub misses: u64,
+    /// Loader calls (database queries); below `misses` when concurrent misses were coalesced.
+    pub loads: u64,
+}
+
+impl NamespaceStats {
+    /// `hits / (hits + misses)`, 0 when there were no reads.
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 { 0.0 } else { self.hits as f64 / total as f64 }
+    }
+}
+
+/// The cache manager (one per app instance).
+pub struct CacheManager {
+    store: Arc<dyn CacheStore>,
+    config: CacheConfig,
+    flights: Arc<Flights>,
+    namespaces: Mutex<Vec<Namespace>>,
+    requests: Family<RequestLabel, Counter>,
+    loads: Family<NamespaceLabel, Counter>,
+    /// Whether the store is known to be failing (one warning per outage).
+    outage: AtomicBool,
+}
+
+impl CacheManager {
+    /// A manager over `store`, registering its counters in `metrics`.
+    pub fn new(store: Arc<dyn CacheStore>, config: CacheConfig, metrics: &Metrics) -> Self {
+        let requests = Family::<RequestLabel, Counter>::default();
+        let loads = Family::<NamespaceLabel, Counter>::default();
+        metrics.register("cache_requests", "Cache reads by namespace and result (hit, miss)", requests.clone());
+        metrics.register("cache_loads", "Loader calls (database reads) made to fill cache misses", loads.clone());
+        Self {
+            store,
+            config,
+            flights: Arc::default(),
+            namespaces: Mutex::default(),
+            requests,
+            loads,
+            outage: AtomicBool::new(false),
+        }
+    }
+
+    /// Declares a namespace: entries of one type, `version` bumped whenever that type changes
+    /// shape, living `ttl` (plus jitter). Declaring the same name again returns the same one.
+    pub fn namespace(&self, name: &'static str, version: u32, ttl: Duration) -> Namespace {
+        let mut namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ns) = namespaces.iter().find(|ns| ns.0.name == name) {
+            return ns.clone();
+        }
+        let counter = |result| self.requests.get_or_create(&RequestLabel { namespace: name.into(), result }).clone();
+        let ns = Namespace(Arc::new(NamespaceInner {
+            name,
+            key: format!("{name}.v{version}"),
+            ttl,
+            hits: counter("hit"),
+            misses: counter("miss"),
+            loads: self.loads.get_or_create(&NamespaceLabel { namespace: name.into() }).clone(),
+        }));
+        namespaces.push(ns.clone());
+        ns
+    }
+
+    /// The counters of every namespace, in declaration order.
+    pub fn stats(&self) -> Vec<NamespaceStats> {
+        let namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
+        namespaces
+            .iter()
+            .map(|ns| NamespaceStats {
+                namespace: ns.0.name,
+                hits: ns.0.hits.get(),
+                misses: ns.0.misses.get(),
+                loads: ns.0.loads.get(),
+            })
+            .collect()
+    }
+
+    /// The cached value, if there is a current one.
+    pub async fn get<T: DeserializeOwned>(&self, ns: &Namespace, scope: &str, item: &str) -> Option<T> {
+        let read = self.read(ns, scope, item).await?;
+        match read.value.as_deref().and_then(decode) {
+            Some(value) => {
+                ns.0.hits.inc();
+                Some(value)
+            }
+            None => {
+                ns.0.misses.inc();
+                None
+            }
+        }
+    }
+
+    /// Stores `value` under the scope's current generation (write-through).
+    pub async fn set<T: Serialize>(&self, ns: &Namespace, scope: &str, item: &str, value: &T) {
+        let Some(bytes) = encode(value) else { return };
+        if self.usable() {
+            let written = self.store.write(ns.key(scope, item), &bytes, self.jittered(ns.0.ttl), None).await;
+            self.observe(written);
+        }
+    }
+
+    /// Removes one entry. Failures are logged; the entry then lives until its TTL.
+    pub async fn delete(&self, ns: &Namespace, scope: &str, item: &str) {
+        if self.reachable() {
+            let deleted = self.store.delete(ns.key(scope, item)).await;
+            self.observe(deleted);
+        }
+    }
+
+    /// Invalidates every entry of the scope (one O(1) generation bump). Called after the
+    /// database write committed. Returns whether it took effect; a failure is logged, and the
+    /// old entries then live until their TTL.
+    pub async fn invalidate(&self, ns: &Namespace, scope: &str) -> bool {
+        let bumped = match self.reachable() {
+            true => self.store.bump(&ns.0.key, scope, ns.generation_ttl()).await,
+            false => Err(RedisError::Unavailable("not connected".into())),
+        };
+        if let Err(err) = &bumped {
+            tracing::warn!(
+                namespace = ns.0.name, error = %err,
+                "cache invalidation failed; cached entries stay until their TTL"
+            );
+        }
+        self.observe(bumped).is_some()
+    }
+
+    /// Adds the entry to the ad-hoc group `tag`, for [`invalidate_tag`](Self::invalidate_tag).
+    pub async fn tag(&self, tag: &str, ns: &Namespace, scope: &str, item: &str) {
+        if self.usable() {
+            let tagged = self.store.tag(tag, ns.key(scope, item), ns.generation_ttl()).await;
+            self.observe(tagged);
+        }
+    }
+
+    /// Deletes every entry tagged `tag`; how many there were.
+    pub async fn invalidate_tag(&self, tag: &str) -> u64 {
+        let deleted = match self.reachable() {
+            true => self.store.invalidate_tag(tag).await,
+            false => Err(RedisError::Unavailable("not connected".into())),
+        };
+        if let Err(err) = &deleted {
+            tracing::warn!(tag, error = %err, "cache tag invalidation failed; entries stay until their TTL");
+        }
+        self.observe(deleted).unwrap_or(0)
+    }
+
+    /// The cached value, or `load`'s (then cached). Concurrent misses for one entry run `load`
+    /// once: in this process they wait for one leader, across instances for the holder of the
+    /// entry's fill lock (bounded by `cache.fill_wait`). Loader errors are returned, not cached.
+    pub async fn get_or_load<T, E, F, Fut>(&self, ns: &Namespace, scope: &str, item: &str, load: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let Some(read) = self.read(ns, scope, item).await else {
+            ns.0.misses.inc();
+            return self.load(ns, load).await;
+        };
+        if let Some(value) = read.value.as_deref().and_then(decode) {
+            ns.0.hits.inc();
+            return Ok(value);
+        }
+        ns.0.misses.inc();
+        let flight = {
+            let key = ns.key(scope, item);
+            format!("{}:{}:{}", key.namespace, key.scope, key.item)
+        };
+        match self.flights.join(flight) {
+            Role::Follower(follower) => match follower.wait().await.as_deref().and_then(|b| decode(b)) {
+                Some(value) => Ok(value),
+                // The leader failed or went away: load by ourselves.
+                None => self.fill(ns, scope, item, read.generation, load).await.map(|(v, _)| v),
+            },
+            Role::Leader(leader) => {
+                let filled = self.fill(ns, scope, item, read.generation, load).await;
+                leader.land(filled.as_ref().ok().and_then(|(_, bytes)| bytes.clone()));
+                filled.map(|(v, _)| v)
+            }
+        }
+    }
+
+    /// Fills a missed entry seen at `generation`: takes the fill lock and loads, or waits for
+    /// the instance that holds it.
+    async fn fill<T, E, F, Fut>(
+        &self,
+        ns: &Namespace,
+        scope: &str,
+        item: &str,
+        generation: u64,
+        load: F,
+    ) -> Result<(T, Option<Arc<Vec<u8>>>), E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let key = ns.key(scope, item);
+        let token = format!("{:032x}", rand::random::<u128>());
+        let locked = self.store.try_lock(key, &token, self.config.fill_lock_ttl).await;
+        match self.observe(locked) {
+            Some(true) => {
+                // Another instance may have filled the entry and let go of the lock between our
+                // miss and our lock: look once more before querying.
+                if let Some(read) = self.observe(self.store.read(key).await)
+                    && read.generation == generation
+                    && let Some(bytes) = read.value
+                    && let Some(value) = decode(&bytes)
+                {
+                    let unlocked = self.store.unlock(key, &token).await;
+                    self.observe(unlocked);
+                    return Ok((value, Some(Arc::new(bytes))));
+                }
+                let loaded = self.load(ns, load).await;
+                let stored = match &loaded {
+                    Ok(value) => self.store_loaded(ns, key, generation, value).await,
+                    Err(_) => None,
+                };
+                let unlocked = self.store.unlock(key, &token).await;
+                self.observe(unlocked);
+                loaded.map(|v| (v, stored))
+            }
+            Some(false) => {
+                if let Some((value, bytes)) = self.wait_for_fill::<T>(ns, key, generation).await {
+                    return Ok((value, Some(Arc::new(bytes))));
+                }
+                let value = self.load(ns, load).await?;
+                let stored = self.store_loaded(ns, key, generation, &value).await;
+                Ok((value, stored))
+            }
+            None => self.load(ns, load).await.map(|v| (v, None)),
+        }
+    }
+
+    /// Polls for another instance's fill, until `cache.fill_wait` runs out or the scope moves
+    /// to a new generation (then that fill is stale anyway).
+    async fn wait_for_fill<T: DeserializeOwned>(
+        &self,
+        ns: &Namespace,
+        key: EntryKey<'_>,
+        generation: u64,
+    ) -> Option<(T, Vec<u8>)> {
+        let deadline = Instant::now() + self.config.fill_wait;
+        while Instant::now() < deadline {
+            tokio::time::sleep(self.config.fill_poll_interval).await;
+            let read = self.observe(self.store.read(key).await)?;
+            if read.generation != generation {
+                return None;
+            }
+            if let Some(bytes) = read.value
+                && let Some(value) = decode(&bytes)
+            {
+                return Some((value, bytes));
+            }
+        }
+        tracing::debug!(namespace = ns.0.name, "waited for another instance's cache fill in vain; loading");
+        None
+    }
+
+    async fn load<T, E, F, Fut>(&self, ns: &Namespace, load: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        ns.0.loads.inc();
+        load().await
+    }
+
+    /// Stores a loaded value if the scope is still at `generation`; the encoded value for
+    /// followers.
+    async fn store_loaded<T: Serialize>(
+        &self,
+        ns: &Namespace,
+        key: EntryKey<'_>,
+        generation: u64,
+        value: &T,
+    ) -> Option<Arc<Vec<u8>>> {
+        let bytes = encode(value)?;
+        let written = self.store.write(key, &bytes, self.jittered(ns.0.ttl), Some(generation)).await;
+        self.observe(written);
+        Some(Arc::new(bytes))
+    }
+
+    /// One read, or `None` when the cache is off or unreachable (then the caller loads).
+    async fn read(&self, ns: &Namespace, scope: &str, item: &str) -> Option<Read> {
+        if !self.usable() {
+            return None;
+        }
+        let read = self.store.read(ns.key(scope, item)).await;
+        self.observe(read)
+    }
+
+    /// Whether reads and fills use the store: the cache is on and reachable. (Invalidation
+    /// only asks [`reachable`](Self::reachable): it runs with the cache off too, so turning it
+    /// back on never serves entries that writes made stale meanwhile.)
+    fn usable(&self) -> bool {
+        self.config.enabled && self.reachable()
+    }
+
+    fn reachable(&self) -> bool {
+        if self.store.is_available() {
+            return true;
+        }
+        self.observe::<()>(Err(RedisError::Unavailable("not connected".into())));
+        false
+    }
+
+    /// Notes the store's health from a result: one warning when an outage starts, one line
+    /// when it ends.
+    fn observe<R>(&self, result: Result<R, RedisError>) -> Option<R> {
+        match result {
+            Ok(value) => {
+                if self.outage.load(Ordering::Relaxed) && self.outage.swap(false, Ordering::Relaxed) {
+                    tracing::info!("the cache store is reachable again");
+                }
+                Some(value)
+            }
+            Err(err) => {
+                if !self.outage.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %err, "the cache store is unreachable; reading from the database until it is back");
+                }
+                None
+            }
+        }
+    }
+
+    fn jittered(&self, ttl: Duration) -> Duration {
+        let pct = u64::from(self.config.ttl_jitter_percent);
+        let max = ttl.as_millis() as u64 * pct / 100;
+        if max == 0 { ttl } else { ttl + Duration::from_millis(rand::random_range(0..=max)) }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
+    match rmp_serde::to_vec(value) {
+        Ok(bytes) => Some(bytes),
+        Err(err) => {
+            tracing::error!(error = %err, "a value could not be encoded for the cache");
+            None
+        }
+    }
+}
+
+/// A value that does not decode (corrupt, or written by an older shape) is a miss.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    match rmp_serde::from_slice(bytes) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            tracing::debug!(error = %err, "a cache entry did not decode; treating it as a miss");
+            None
+        }
+    }
+}

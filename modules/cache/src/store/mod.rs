@@ -1,0 +1,88 @@
+//! The cache store port and its adapters.
+//!
+//! Entries live in *scopes* (a user's library, one user's profile). Each scope has a
+//! generation counter; an entry remembers the generation it was written under and reads as
+//! absent once the scope has moved on, so invalidating a whole scope is one O(1) bump,
+//! cluster-safe (the counter and the entries share the scope's hash tag), and a reader that
+//! raced a writer can only store under a dead generation. Writes are conditional on the
+//! generation the reader saw, so such a reader usually stores nothing at all.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use app_redis::RedisError;
+use async_trait::async_trait;
+use shaku::Interface;
+
+pub use memory::MemoryCacheStore;
+pub use redis::RedisCacheStore;
+
+/// Where an entry lives: `cache:<namespace>:{<scope>}:<item>` on Redis, with the scope as the
+/// hash tag so the entry, its generation and its fill lock share one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryKey<'a> {
+    /// The namespace (`user`, `lib`), with its schema version (`user.v1`).
+    pub namespace: &'a str,
+    /// The scope within the namespace (`u:<uuid>`): the unit of invalidation.
+    pub scope: &'a str,
+    /// The entry within the scope (`profile`, `page:<hash>`).
+    pub item: &'a str,
+}
+
+/// What a read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The scope's current generation (0 before the first bump).
+    pub generation: u64,
+    /// The entry, when present and written under the current generation.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Where cache entries live.
+#[async_trait]
+pub trait CacheStore: Interface {
+    /// The entry and its scope's generation, in one round trip.
+    async fn read(&self, key: EntryKey<'_>) -> Result<Read, RedisError>;
+
+    /// Stores `value` for `ttl` under the scope's current generation. With `if_generation`,
+    /// only when the scope is still at that generation (the one the reader saw before loading);
+    /// returns whether it was stored.
+    async fn write(
+        &self,
+        key: EntryKey<'_>,
+        value: &[u8],
+        ttl: Duration,
+        if_generation: Option<u64>,
+    ) -> Result<bool, RedisError>;
+
+    /// Removes one entry; whether it existed.
+    async fn delete(&self, key: EntryKey<'_>) -> Result<bool, RedisError>;
+
+    /// Moves the scope to a new generation, so every entry in it reads as absent; returns the
+    /// new generation. The counter expires `ttl` after the last bump (longer than any entry
+    /// lives, so an expired counter never revives an entry).
+    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, RedisError>;
+
+    /// Takes the entry's fill lock for `ttl` unless another filler holds it.
+    async fn try_lock(&self, key: EntryKey<'_>, token: &str, ttl: Duration) -> Result<bool, RedisError>;
+
+    /// Releases the fill lock if `token` still holds it.
+    async fn unlock(&self, key: EntryKey<'_>, token: &str) -> Result<(), RedisError>;
+
+    /// Adds the entry to the tag set `tag` (which expires `ttl` after its last addition).
+    async fn tag(&self, tag: &str, key: EntryKey<'_>, ttl: Duration) -> Result<(), RedisError>;
+
+    /// Deletes every entry tagged `tag`, and the tag; returns how many entries were deleted.
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64, RedisError>;
+
+    /// Whether the store can be reached right now (checked before each use, so an outage
+    /// costs nothing instead of a command timeout per read).
+    fn is_available(&self) -> bool;
+}
+
+#[cfg(test)]
+pub(crate) mod contract;
+#[cfg(test)]
+mod tests;

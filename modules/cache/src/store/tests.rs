@@ -1,0 +1,73 @@
+//! The contract on both adapters (Redis on a real server and a real cluster), plus what only
+//! Redis can show: corrupt entries, TTLs on every key.
+
+use std::{sync::Arc, time::Duration};
+
+use app_core::testing::RedisServer;
+use app_redis::testing::{redis as client, redis_cluster as cluster_client};
+
+use super::*;
+
+async fn memory() -> Arc<dyn CacheStore> {
+    Arc::new(MemoryCacheStore::new())
+}
+
+async fn redis() -> Arc<dyn CacheStore> {
+    Arc::new(RedisCacheStore::new(client().await))
+}
+
+async fn redis_cluster() -> Arc<dyn CacheStore> {
+    Arc::new(RedisCacheStore::new(cluster_client().await))
+}
+
+app_core::contract_tests! {
+    suite = contract,
+    adapters = { memory => memory, redis => redis, redis_cluster => redis_cluster },
+    tests = [
+        a_written_entry_reads_back_under_generation_zero,
+        a_bump_hides_every_entry_of_the_scope_only,
+        a_write_under_a_dead_generation_is_refused,
+        entries_expire_after_their_ttl,
+        an_expired_generation_counts_from_zero_again,
+        delete_removes_one_entry,
+        the_fill_lock_has_one_holder_and_only_its_token_releases_it,
+        a_fill_lock_expires_by_itself,
+        a_tag_invalidates_its_entries_across_scopes,
+    ],
+}
+
+fn full(redis: &app_redis::Redis, suffix: &str) -> String {
+    format!("{}{suffix}", redis.prefix())
+}
+
+#[tokio::test]
+async fn a_corrupt_entry_reads_as_absent() {
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let store = RedisCacheStore::new(redis.clone());
+    let key = EntryKey { namespace: "test.v1", scope: "s", item: "a" };
+    for garbage in ["no header at all", "x:bad generation", "7:from a generation that never was", ""] {
+        server.command(&["SET", &full(&redis, "cache:test.v1:{s}:a"), garbage]);
+        assert_eq!(store.read(key).await.expect("read").value, None, "{garbage:?}");
+    }
+    assert!(store.write(key, b"fixed", Duration::from_secs(60), None).await.expect("write"));
+    assert_eq!(store.read(key).await.expect("read").value, Some(b"fixed".to_vec()));
+}
+
+#[tokio::test]
+async fn every_cache_key_carries_a_ttl() {
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let store = RedisCacheStore::new(redis.clone());
+    let key = EntryKey { namespace: "test.v1", scope: "s", item: "a" };
+    let minute = Duration::from_secs(60);
+    store.write(key, b"v", minute, None).await.expect("write");
+    store.bump("test.v1", "other", minute).await.expect("bump");
+    assert!(store.try_lock(key, "t", minute).await.expect("lock"));
+    store.tag("t1", key, minute).await.expect("tag");
+    for suffix in ["cache:test.v1:{s}:a", "cache:test.v1:{other}:~gen", "cache:test.v1:{s}:a~fill", "cache:tag:{t1}"] {
+        let ttl: i64 =
+            server.command(&["PTTL", &full(&redis, suffix)]).trim().trim_start_matches(':').parse().expect("ttl");
+        assert!(ttl > 0 && ttl <= 60_000, "{suffix}: {ttl}");
+    }
+}

@@ -1,0 +1,203 @@
+//! The manager on real stores: coalescing in one process and across two instances, errors not
+//! cached, corrupt entries replaced, invalidation, and an unreachable store.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use app_core::{
+    metrics::Metrics,
+    testing::{RedisServer, unique_prefix},
+};
+use app_redis::{Redis, testing::redis as client};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CacheConfig, CacheManager,
+    store::{CacheStore, MemoryCacheStore, RedisCacheStore},
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    id: u32,
+    name: String,
+}
+
+fn manager(store: Arc<dyn CacheStore>) -> CacheManager {
+    CacheManager::new(store, CacheConfig::default(), &Metrics::new())
+}
+
+fn on(redis: &Redis) -> CacheManager {
+    manager(Arc::new(RedisCacheStore::new(redis.clone())))
+}
+
+/// A loader that counts its calls and takes a while, like a database query under load.
+fn loader(calls: &Arc<AtomicUsize>, name: &str) -> impl Future<Output = Result<Profile, String>> + use<> {
+    let (calls, name) = (calls.clone(), name.to_owned());
+    async move {
+        calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(Profile { id: 1, name })
+    }
+}
+
+async fn hundred_concurrent_misses(managers: &[Arc<CacheManager>], scope: &str) -> usize {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (cache, calls, scope) = (managers[i % managers.len()].clone(), calls.clone(), scope.to_owned());
+            tokio::spawn(async move {
+                let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+                cache.get_or_load(&ns, &scope, "p", || loader(&calls, "Ada")).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task").expect("loaded").name, "Ada");
+    }
+    calls.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_load_once_in_memory() {
+    let cache = Arc::new(manager(Arc::new(MemoryCacheStore::new())));
+    assert_eq!(hundred_concurrent_misses(std::slice::from_ref(&cache), "s").await, 1);
+    let stats = &cache.stats()[0];
+    assert_eq!((stats.misses, stats.loads), (100, 1), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_load_once_across_two_instances() {
+    let redis = client().await;
+    let (a, b) = (Arc::new(on(&redis)), Arc::new(on(&redis)));
+    assert_eq!(hundred_concurrent_misses(&[a.clone(), b.clone()], "s").await, 1, "one database query in all");
+    let loads: u64 = [&a, &b].iter().map(|m| m.stats()[0].loads).sum();
+    assert_eq!(loads, 1);
+}
+
+#[tokio::test]
+async fn hits_after_the_first_load_and_a_bump_reloads() {
+    let redis = client().await;
+    let cache = on(&redis);
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    let calls = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let p = cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load");
+        assert_eq!(p.name, "Ada");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(cache.invalidate(&ns, "s").await);
+    let p = cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada Lovelace")).await.expect("load");
+    assert_eq!((p.name.as_str(), calls.load(Ordering::SeqCst)), ("Ada Lovelace", 2));
+    let stats = &cache.stats()[0];
+    assert_eq!((stats.hits, stats.misses, stats.loads), (2, 2, 2), "{stats:?}");
+    assert!((stats.hit_rate() - 0.5).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn loader_errors_are_returned_and_not_cached() {
+    let cache = manager(Arc::new(MemoryCacheStore::new()));
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    let failed: Result<Profile, String> = cache.get_or_load(&ns, "s", "p", || async { Err("db down".into()) }).await;
+    assert_eq!(failed.expect_err("the loader failed"), "db down");
+    let calls = Arc::new(AtomicUsize::new(0));
+    cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("the next read loads");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_or_foreign_entry_is_a_miss_and_gets_replaced() {
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let cache = on(&redis);
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    // Well-formed for the store (generation 0), but not a Profile.
+    let key = format!("{}cache:profile.v1:{{s}}:p", redis.prefix());
+    server.command(&["SET", &key, "0:\u{1}\u{2}garbage"]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    assert_eq!(cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load").name, "Ada");
+    assert_eq!(cache.get::<Profile>(&ns, "s", "p").await.map(|p| p.name), Some("Ada".into()), "replaced");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn typed_get_set_delete_and_tags() {
+    let redis = client().await;
+    let cache = on(&redis);
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    let ada = Profile { id: 1, name: "Ada".into() };
+    assert_eq!(cache.get::<Profile>(&ns, "s", "p").await, None);
+    cache.set(&ns, "s", "p", &ada).await;
+    assert_eq!(cache.get::<Profile>(&ns, "s", "p").await, Some(ada.clone()));
+    cache.delete(&ns, "s", "p").await;
+    assert_eq!(cache.get::<Profile>(&ns, "s", "p").await, None);
+    cache.set(&ns, "s", "p", &ada).await;
+    cache.set(&ns, "t", "p", &ada).await;
+    cache.tag("team", &ns, "s", "p").await;
+    cache.tag("team", &ns, "t", "p").await;
+    assert_eq!(cache.invalidate_tag("team").await, 2);
+    assert_eq!(cache.get::<Profile>(&ns, "t", "p").await, None);
+}
+
+#[tokio::test]
+async fn a_reader_that_raced_a_writer_stores_nothing() {
+    let redis = client().await;
+    let cache = on(&redis);
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    // The loader reads the old row; the writer commits and invalidates before it returns.
+    let stale = cache
+        .get_or_load(&ns, "s", "p", || async {
+            let old = Profile { id: 1, name: "old".into() };
+            assert!(cache.invalidate(&ns, "s").await);
+            Ok::<_, String>(old)
+        })
+        .await
+        .expect("load");
+    assert_eq!(stale.name, "old", "this reader saw the old row (it began before the write)");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let next = cache.get_or_load(&ns, "s", "p", || loader(&calls, "new")).await.expect("load");
+    assert_eq!((next.name.as_str(), calls.load(Ordering::SeqCst)), ("new", 1), "the stale value was not cached");
+}
+
+#[tokio::test]
+async fn an_unreachable_store_means_loading_every_time_never_an_error() {
+    // A client whose server is gone: commands cannot be sent.
+    let server = RedisServer::start();
+    let mut config = app_redis::testing::config(server.url());
+    config.key_prefix = unique_prefix();
+    let redis = Redis::connect(&config).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(5)).await);
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cache = on(&redis);
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load").name, "Ada");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(started.elapsed() < Duration::from_secs(2), "no command timeout per read: {:?}", started.elapsed());
+    assert!(!cache.invalidate(&ns, "s").await, "the failed invalidation is reported");
+}
+
+#[tokio::test]
+async fn a_disabled_cache_always_loads_but_still_invalidates() {
+    let store: Arc<dyn CacheStore> = Arc::new(MemoryCacheStore::new());
+    let config = CacheConfig { enabled: false, ..CacheConfig::default() };
+    let off = CacheManager::new(store.clone(), config, &Metrics::new());
+    let ns = off.namespace("profile", 1, Duration::from_secs(60));
+    let calls = Arc::new(AtomicUsize::new(0));
+    off.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load");
+    off.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let on = manager(store);
+    let ns_on = on.namespace("profile", 1, Duration::from_secs(60));
+    on.set(&ns_on, "s", "p", &Profile { id: 1, name: "cached".into() }).await;
+    assert!(off.invalidate(&ns, "s").await);
+    assert_eq!(on.get::<Profile>(&ns_on, "s", "p").await, None, "the write made while off still invalidated");
+}
