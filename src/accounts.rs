@@ -13,21 +13,21 @@ use validator::ValidateEmail;
 
 use crate::{
     AppConfig,
-    app::{connect_shared_state, open_database},
+    app::{Backends, open_database},
     cli::UserCommand,
     module::{Overrides, build_modules},
 };
 
 /// Runs one account command; `Ok` carries the line to print.
 pub async fn run(config: AppConfig, command: UserCommand, stdin_password: Option<String>) -> Result<String, String> {
-    let state = connect_shared_state(&config).map_err(|e| e.to_string())?;
-    if let Some(redis) = state.redis()
+    let backends = Backends::connect(&config).map_err(|e| e.to_string())?;
+    if let Some(redis) = backends.state.redis()
         && !redis.wait_connected(config.redis.connect_timeout.max(Duration::from_secs(2))).await
     {
         return Err("Redis is not reachable; nothing was changed (sessions must be revocable)".into());
     }
     let database = open_database(&config).await.map_err(|e| e.to_string())?;
-    let module = build_modules(&config, state.clone(), database.clone(), Default::default(), Overrides::default());
+    let module = build_modules(&config, &backends, database.clone(), Default::default(), Overrides::default());
     let auth: &dyn AuthService = module.resolve_ref();
     let users: &dyn UserRepository = module.resolve_ref();
     let find = |email: &str| {
@@ -74,11 +74,9 @@ pub async fn run(config: AppConfig, command: UserCommand, stdin_password: Option
             Err(e) => Err(e),
         },
     };
-    if let Some(redis) = state.redis() {
-        redis.close().await;
-    }
+    backends.close().await;
     database.close().await;
-    match state {
+    match backends.state {
         app_redis::SharedState::Memory => result.map(|line| {
             format!("{line}\nnote: shared state is in memory (no REDIS_URL): sessions live in the running server; restart it to end them")
         }),

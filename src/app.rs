@@ -41,13 +41,53 @@ pub enum StartError {
 type Serve =
     Box<dyn FnOnce(BoxAcceptor, BoxFuture<'static, ()>, Duration) -> BoxFuture<'static, io::Result<()>> + Send>;
 
+/// Where shared state and the cache live, decided at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct Backends {
+    /// Sessions, rate limits, locks, jobs: Redis or memory.
+    pub state: SharedState,
+    /// The cache: the separate cache Redis (`cache.redis_url`), else the same as `state`.
+    pub cache: SharedState,
+    /// Whether `cache` is a client of its own (closed separately).
+    separate_cache: bool,
+}
+
+impl Backends {
+    /// One backend for everything.
+    pub fn single(state: SharedState) -> Self {
+        Self { cache: state.clone(), state, separate_cache: false }
+    }
+
+    /// Connects (in the background) what the configuration names.
+    pub fn connect(config: &AppConfig) -> Result<Self, StartError> {
+        let state = connect_shared_state(config)?;
+        let Some(url) = config.cache.separate_url() else { return Ok(Self::single(state)) };
+        let cache_config = app_redis::RedisConfig { url: Some(url.to_owned()), host: None, ..config.redis.clone() };
+        let cache = SharedState::Redis(Redis::connect(&cache_config)?);
+        tracing::info!("the cache uses its own Redis (cache.redis_url)");
+        Ok(Self { state, cache, separate_cache: true })
+    }
+
+    /// Closes the Redis clients.
+    pub async fn close(&self) {
+        if let Some(redis) = self.state.redis() {
+            redis.close().await;
+        }
+        if self.separate_cache
+            && let Some(redis) = self.cache.redis()
+        {
+            redis.close().await;
+        }
+    }
+}
+
 /// A built application: listening, not yet serving.
 pub struct Application {
     acceptor: BoxAcceptor,
     addr: SocketAddr,
     serve: Serve,
     module: std::sync::Arc<AppModule>,
-    state: SharedState,
+    backends: Backends,
     database: Database,
     shutdown_timeout: Duration,
 }
@@ -60,14 +100,14 @@ impl Application {
 
     /// As [`build`](Self::build), with component overrides (tests).
     pub async fn build_with(config: AppConfig, overrides: Overrides) -> Result<Application, StartError> {
-        let state = connect_shared_state(&config)?;
+        let backends = Backends::connect(&config)?;
         // The dummy password hash (for logins with an unknown email) is made off the hot path.
         tokio::task::spawn_blocking(app_auth::password::warm_up);
         let database = open_database(&config).await?;
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
-        let module = build_modules(&config, state.clone(), database.clone(), metrics, overrides);
-        let endpoint = routes::routes(&module, &config, &state, http_metrics);
+        let module = build_modules(&config, &backends, database.clone(), metrics, overrides);
+        let endpoint = routes::routes(&module, &config, &backends.state, http_metrics);
         // The server boxes the endpoint once itself; keeping the concrete type here (inside a
         // closure) avoids boxing every request's future twice.
         let serve: Serve = Box::new(move |acceptor, signal, timeout| {
@@ -91,7 +131,7 @@ impl Application {
             addr: local,
             serve,
             module,
-            state,
+            backends,
             database,
             shutdown_timeout: config.server.shutdown_timeout,
         })
@@ -115,12 +155,10 @@ impl Application {
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
     /// within `server.shutdown_timeout`, and closes Redis and the database last.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Application { acceptor, serve, state, database, shutdown_timeout, addr, .. } = self;
+        let Application { acceptor, serve, backends, database, shutdown_timeout, addr, .. } = self;
         tracing::info!(%addr, "serving");
         let result = serve(acceptor, Box::pin(shutdown), shutdown_timeout).await;
-        if let Some(redis) = state.redis() {
-            redis.close().await;
-        }
+        backends.close().await;
         database.close().await;
         tracing::info!("stopped");
         result

@@ -11,11 +11,14 @@ use std::{fmt, path::Path};
 
 use app_auth::AuthConfig;
 pub use app_auth::{DEV_JWT_SECRET, DEV_SESSION_KEY};
+use app_cache::CacheConfig;
 use app_core::config::{ConfigIssue, LogConfig, Profile, ServerConfig, Validate};
 use app_database::DatabaseConfig;
 use app_health::HealthConfig;
+use app_library::LibraryConfig;
 use app_ratelimit::RateLimitConfig;
 use app_redis::RedisConfig;
+use app_users::UsersConfig;
 use figment::{
     Figment, Metadata, Profile as FigmentProfile, Provider,
     providers::{Format, Serialized, Toml},
@@ -38,7 +41,8 @@ const CONVENTIONAL: &[(&str, &str)] = &[
 /// The top-level keys: `APP_<SECTION>...` variables outside these are not ours (a platform's
 /// `APP_ENV`, Kubernetes' `APP_PORT=tcp://...` for a Service named `app`) and are ignored with a
 /// warning; unknown keys *inside* a section are typos and stop start-up.
-const SECTIONS: &[&str] = &["profile", "server", "log", "redis", "database", "health", "auth", "rate_limit"];
+const SECTIONS: &[&str] =
+    &["profile", "server", "log", "redis", "database", "health", "auth", "rate_limit", "cache", "users", "library"];
 
 /// `APP_` variables that are read elsewhere (the config file path, by the CLI).
 const NOT_KEYS: &[&str] = &["APP_CONFIG"];
@@ -63,6 +67,12 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     /// `[rate_limit]`.
     pub rate_limit: RateLimitConfig,
+    /// `[cache]`.
+    pub cache: CacheConfig,
+    /// `[users]`.
+    pub users: UsersConfig,
+    /// `[library]`.
+    pub library: LibraryConfig,
 }
 
 impl AppConfig {
@@ -75,7 +85,10 @@ impl AppConfig {
         self.database.validate(profile)?;
         self.health.validate(profile)?;
         self.auth.validate(profile)?;
-        self.rate_limit.validate(profile)
+        self.rate_limit.validate(profile)?;
+        self.cache.validate(profile)?;
+        self.users.validate(profile)?;
+        self.library.validate(profile)
     }
 }
 

@@ -10,52 +10,78 @@ use std::sync::Arc;
 use app_auth::{
     AuthModule, AuthService, AuthServiceImpl, AuthServiceImplParameters, SessionStoreBinding, SessionStoreParams,
 };
+use app_cache::{CacheManager, CacheManagerComponent, CacheManagerParams, CacheModule, CacheStoreBinding};
 use app_core::metrics::Metrics;
 use app_database::{Database, DatabaseModule, SqlDatabase};
 use app_health::{HealthModule, HealthService, HealthServiceImpl, HealthServiceImplParameters};
+use app_library::{LibraryModule, LibraryService, LibraryServiceComponent, LibraryServiceParams};
+use app_locks::{LockModule, LockStoreBinding, Locks};
 use app_ratelimit::{RateLimitModule, RateLimitStoreBinding, RateLimiterComponent, RateLimiterParams, RateLimits};
 use app_redis::{KvStore, PubSub, RedisHealth, RedisModule, SharedState};
-use app_users::{UserRepository, UsersModule, UsersService};
+use app_users::{UserRepository, UserRepositoryComponent, UserRepositoryParams, UsersModule, UsersService};
 use shaku::{ModuleBuilder, module};
 
-use crate::config::AppConfig;
+use crate::{app::Backends, config::AppConfig};
 
-module! {
-    pub AppModule {
-        components = [],
-        providers = [],
+// shaku's generated `AppModule::builder` takes one argument per imported module.
+#[allow(clippy::too_many_arguments)]
+mod composed {
+    use super::*;
 
-        use RedisModule {
-            components = [dyn KvStore, dyn PubSub, dyn RedisHealth],
-            providers = []
-        },
+    module! {
+        pub AppModule {
+            components = [],
+            providers = [],
 
-        use DatabaseModule {
-            components = [dyn SqlDatabase],
-            providers = []
-        },
+            use RedisModule {
+                components = [dyn KvStore, dyn PubSub, dyn RedisHealth],
+                providers = []
+            },
 
-        use HealthModule {
-            components = [dyn HealthService],
-            providers = []
-        },
+            use DatabaseModule {
+                components = [dyn SqlDatabase],
+                providers = []
+            },
 
-        use UsersModule {
-            components = [dyn UserRepository, dyn UsersService],
-            providers = []
-        },
+            use HealthModule {
+                components = [dyn HealthService],
+                providers = []
+            },
 
-        use AuthModule {
-            components = [dyn AuthService],
-            providers = []
-        },
+            use CacheModule {
+                components = [CacheManager],
+                providers = []
+            },
 
-        use RateLimitModule {
-            components = [dyn RateLimits],
-            providers = []
+            use LockModule {
+                components = [Locks],
+                providers = []
+            },
+
+            use LibraryModule {
+                components = [dyn LibraryService],
+                providers = []
+            },
+
+            use UsersModule {
+                components = [dyn UserRepository, dyn UsersService],
+                providers = []
+            },
+
+            use AuthModule {
+                components = [dyn AuthService],
+                providers = []
+            },
+
+            use RateLimitModule {
+                components = [dyn RateLimits],
+                providers = []
+            }
         }
     }
 }
+
+pub use composed::AppModule;
 
 /// A change to one module's builder before it is built (component overrides in tests).
 pub type Customize<M> = Box<dyn FnOnce(ModuleBuilder<M>) -> ModuleBuilder<M> + Send>;
@@ -69,6 +95,12 @@ pub struct Overrides {
     pub database: Option<Customize<DatabaseModule>>,
     /// Applied to the HealthModule builder.
     pub health: Option<Customize<HealthModule>>,
+    /// Applied to the CacheModule builder.
+    pub cache: Option<Customize<CacheModule>>,
+    /// Applied to the LockModule builder.
+    pub locks: Option<Customize<LockModule>>,
+    /// Applied to the LibraryModule builder.
+    pub library: Option<Customize<LibraryModule>>,
     /// Applied to the UsersModule builder.
     pub users: Option<Customize<UsersModule>>,
     /// Applied to the AuthModule builder.
@@ -87,11 +119,12 @@ fn customize<M: shaku::Module>(builder: ModuleBuilder<M>, f: Option<Customize<M>
 /// Builds every module from the connected resources.
 pub fn build_modules(
     config: &AppConfig,
-    state: SharedState,
+    backends: &Backends,
     database: Database,
     metrics: Metrics,
     overrides: Overrides,
 ) -> Arc<AppModule> {
+    let state: SharedState = backends.state.clone();
     let redis = Arc::new(customize(RedisModule::with_state(state.clone()), overrides.redis).build());
     let db = Arc::new(customize(DatabaseModule::with_database(database), overrides.database).build());
     let rate_limit = RateLimitModule::builder()
@@ -102,10 +135,25 @@ pub fn build_modules(
     });
     let rate_limit = Arc::new(customize(rate_limit, overrides.rate_limit).build());
     let health = HealthModule::builder(redis.clone(), db.clone()).with_component_parameters::<HealthServiceImpl>(
-        HealthServiceImplParameters { metrics, check_timeout: config.health.check_timeout },
+        HealthServiceImplParameters { metrics: metrics.clone(), check_timeout: config.health.check_timeout },
     );
     let health = Arc::new(customize(health, overrides.health).build());
-    let users = Arc::new(customize(UsersModule::builder(db.clone()), overrides.users).build());
+    let cache = CacheModule::builder()
+        .with_component_parameters::<CacheStoreBinding>(backends.cache.clone())
+        .with_component_parameters::<CacheManagerComponent>(CacheManagerParams {
+        config: config.cache.clone(),
+        metrics: metrics.clone(),
+    });
+    let cache = Arc::new(customize(cache, overrides.cache).build());
+    let locks = LockModule::builder().with_component_parameters::<LockStoreBinding>(state.clone());
+    let locks = Arc::new(customize(locks, overrides.locks).build());
+    let library = LibraryModule::builder(db.clone(), cache.clone(), locks.clone())
+        .with_component_parameters::<LibraryServiceComponent>(LibraryServiceParams { config: config.library.clone() });
+    let library = Arc::new(customize(library, overrides.library).build());
+    let users = UsersModule::builder(db.clone(), cache.clone()).with_component_parameters::<UserRepositoryComponent>(
+        UserRepositoryParams { cache_ttl: config.users.cache_ttl },
+    );
+    let users = Arc::new(customize(users, overrides.users).build());
     let auth = AuthModule::builder(users.clone())
         .with_component_parameters::<SessionStoreBinding>(SessionStoreParams {
             state,
@@ -113,5 +161,5 @@ pub fn build_modules(
         })
         .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters { config: config.auth.clone() });
     let auth = Arc::new(customize(auth, overrides.auth).build());
-    Arc::new(AppModule::builder(redis, db, health, users, auth, rate_limit).build())
+    Arc::new(AppModule::builder(redis, db, health, cache, locks, library, users, auth, rate_limit).build())
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use app_auth::{AuthApi, AuthVerifier};
+use app_cache::CacheApi;
 use app_core::{
     guard::Verifier,
     metrics::HttpMetrics,
@@ -11,6 +12,7 @@ use app_core::{
     throttle::{ThrottleHandle, Throttler, screen},
 };
 use app_health::HealthApi;
+use app_library::LibraryApi;
 use app_ratelimit::{RateLimitApi, RateLimits};
 use app_users::UsersApi;
 use bytes::Bytes;
@@ -44,14 +46,16 @@ chunked bodies). Lists take `page` (>= 1) and `pageSize` (1-100); out-of-range v
 never clamped.";
 
 /// The controllers of every module, combined.
-type Apis = (AuthApi, UsersApi, RateLimitApi, HealthApi);
+type Apis = (AuthApi, UsersApi, LibraryApi, RateLimitApi, CacheApi, HealthApi);
 
 /// Each feature module adds its controller here.
 fn apis(module: &AppModule, config: &AppConfig) -> Apis {
     (
         AuthApi::new(module, config.auth.cookie_secure(config.profile)),
         UsersApi::new(module),
+        LibraryApi::new(module),
         RateLimitApi::new(module),
+        CacheApi::new(module),
         HealthApi::new(module),
     )
 }
@@ -155,7 +159,7 @@ pub async fn standalone_spec() -> Result<String, app_database::DbError> {
     .await?;
     let module = crate::module::build_modules(
         &config,
-        app_redis::SharedState::Memory,
+        &crate::app::Backends::single(app_redis::SharedState::Memory),
         database.clone(),
         app_core::metrics::Metrics::new(),
         crate::module::Overrides::default(),

@@ -13,6 +13,7 @@
 //! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
 //! - [`metrics`]: the Prometheus registry modules register their metrics in;
 //! - [`validation`]: `validator` failures as `VALIDATION_FAILED` problems (camelCase fields, no echoed values);
+//! - [`nullable`]: PATCH fields that may be absent, `null` or a value, documented as nullable;
 //! - [`time`]: the one timestamp format of the API (RFC 3339, UTC, `Z`);
 //! - [`pagination`]: the `page` / `pageSize` contract of every list;
 //! - `testing` (feature `testing`): a real `redis-server` per test binary, a database per test,
@@ -26,6 +27,7 @@ pub mod context;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod nullable;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
@@ -37,5 +39,6 @@ pub mod validation;
 
 pub use context::RequestId;
 pub use guard::{AdminAuth, BearerAuth, Principal, Role};
+pub use nullable::Nullable;
 pub use problem::{ApiError, ErrorCode, FieldError, Problem, Problems};
 pub use time::Timestamp;

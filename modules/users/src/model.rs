@@ -2,10 +2,12 @@
 
 use app_core::Role;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An account, without its password hash (which only [`Credentials`] carries).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An account, without its password hash (which only [`Credentials`] carries). Serializable
+/// for the profile cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// UUID v7: time-ordered.
     pub id: Uuid,

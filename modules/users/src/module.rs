@@ -1,17 +1,23 @@
 //! The UsersModule.
 
+use app_cache::{CacheManager, CacheModule};
 use app_database::{DatabaseModule, SqlDatabase};
 use shaku::module;
 
-use crate::{SqlUserRepository, UsersServiceImpl};
+use crate::{UserRepositoryComponent, UsersServiceImpl};
 
 module! {
     pub UsersModule {
-        components = [SqlUserRepository, UsersServiceImpl],
+        components = [UserRepositoryComponent, UsersServiceImpl],
         providers = [],
 
         use DatabaseModule {
             components = [dyn SqlDatabase],
+            providers = []
+        },
+
+        use CacheModule {
+            components = [CacheManager],
             providers = []
         }
     }

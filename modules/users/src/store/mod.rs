@@ -1,5 +1,6 @@
 //! The user repository port and its SQL adapter.
 
+mod cached;
 mod sql;
 
 use app_core::Role;
@@ -7,12 +8,13 @@ use async_trait::async_trait;
 use shaku::Interface;
 use uuid::Uuid;
 
+pub use cached::{CachedUserRepository, UserRepositoryComponent, UserRepositoryParams};
 pub use sql::SqlUserRepository;
 
 use crate::{Credentials, Email, NewUser, User, UserName, UsersError};
 
-/// Where accounts live. The SQL adapter is the only one: the database is the source of truth,
-/// and tests run it on real SQLite and PostgreSQL.
+/// Where accounts live. The SQL adapter is the source of truth (tests run it on real SQLite and
+/// PostgreSQL); the container hands out its cache-aside decorator.
 #[async_trait]
 pub trait UserRepository: Interface {
     /// Creates an account with a fresh UUID v7; `EmailTaken` when the email is in use.

@@ -7,7 +7,6 @@ use app_core::Role;
 use app_database::{DbError, SqlDatabase};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use shaku::Component;
 use uuid::Uuid;
 
 use super::UserRepository;
@@ -16,10 +15,7 @@ use crate::{Credentials, Email, NewUser, User, UserName, UsersError};
 const COLUMNS: &str = "id, email, name, role, password_hash, created_at, updated_at";
 
 /// Users in the SQL database.
-#[derive(Component)]
-#[shaku(interface = UserRepository)]
 pub struct SqlUserRepository {
-    #[shaku(inject)]
     db: Arc<dyn SqlDatabase>,
 }
 

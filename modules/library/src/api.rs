@@ -1,0 +1,373 @@
+//! The library controller: `/api/v1/library/*`.
+
+use std::{sync::Arc, time::Duration};
+
+use app_core::{
+    BearerAuth, FieldError, Nullable, Problems, Timestamp,
+    pagination::Pagination,
+    problem::status::{BadRequest, Conflict, Locked, NotFound, Unauthorized, Unavailable},
+};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, Tags,
+    param::{Header, Path, Query},
+    payload::Json,
+};
+use serde::{Deserialize, Serialize};
+use shaku::HasComponent;
+use uuid::Uuid;
+
+use crate::{
+    ItemChanges, ItemType, LibraryError, LibraryItem, LibraryService, ListQuery, NewItem,
+    model::{RawChanges, RawItem},
+};
+
+#[derive(Tags)]
+enum LibraryTags {
+    /// The caller's library: songs, albums, playlists, podcasts. Reads are cached; every write is
+    /// visible to the next read on any instance.
+    Library,
+}
+
+/// An item of the caller's library.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "LibraryItem", rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct LibraryItemDto {
+    /// The item's id (UUID v7).
+    pub id: Uuid,
+    /// What kind of item it is.
+    #[oai(rename = "type")]
+    pub kind: ItemType,
+    /// The title.
+    pub title: String,
+    /// The artist, when known.
+    pub artist: Option<String>,
+    /// The album, when known.
+    pub album: Option<String>,
+    /// The length in seconds, when known.
+    pub duration_seconds: Option<u32>,
+    /// Tags, in the order given.
+    pub tags: Vec<String>,
+    /// When it was added (RFC 3339, UTC).
+    pub created_at: Timestamp,
+    /// When it last changed (RFC 3339, UTC).
+    pub updated_at: Timestamp,
+}
+
+impl From<LibraryItem> for LibraryItemDto {
+    fn from(i: LibraryItem) -> Self {
+        LibraryItemDto {
+            id: i.id,
+            kind: i.kind,
+            title: i.title,
+            artist: i.artist,
+            album: i.album,
+            duration_seconds: i.duration_seconds,
+            tags: i.tags,
+            created_at: i.created_at.into(),
+            updated_at: i.updated_at.into(),
+        }
+    }
+}
+
+/// A new library item. Fields not listed here (`id`, `ownerId`, timestamps) are ignored: the
+/// server sets them.
+#[derive(Debug, Clone, Object, Deserialize, Serialize)]
+#[oai(rename = "LibraryItemInput", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryItemInput {
+    /// What kind of item it is: `song`, `album`, `playlist` or `podcast`.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: ItemType,
+    /// 1 to 200 characters (surrounding spaces are trimmed).
+    pub title: String,
+    /// 1 to 200 characters.
+    pub artist: Option<String>,
+    /// 1 to 200 characters.
+    pub album: Option<String>,
+    /// 1 to 604800 (one week).
+    pub duration_seconds: Option<u32>,
+    /// At most 20 tags of 1 to 40 characters; duplicates (ignoring case) are dropped.
+    pub tags: Option<Vec<String>>,
+}
+
+impl LibraryItemInput {
+    /// Validates the input into a new item, naming each invalid field.
+    pub fn to_new_item(&self) -> Result<NewItem, Vec<FieldError>> {
+        NewItem::parse(RawItem {
+            kind: self.kind,
+            title: &self.title,
+            artist: self.artist.as_deref(),
+            album: self.album.as_deref(),
+            duration_seconds: self.duration_seconds,
+            tags: self.tags.as_deref(),
+        })
+    }
+}
+
+/// Changes to an item: absent fields stay as they are; `null` clears `artist`, `album`,
+/// `durationSeconds` and `tags`. The same rules as for a new item apply.
+#[derive(Debug, Object)]
+#[oai(rename = "LibraryItemPatch", rename_all = "camelCase")]
+struct LibraryItemPatch {
+    /// A new kind.
+    #[oai(rename = "type")]
+    kind: Option<ItemType>,
+    /// A new title.
+    title: Option<String>,
+    /// A new artist, or `null` to clear it.
+    artist: Nullable<String>,
+    /// A new album, or `null` to clear it.
+    album: Nullable<String>,
+    /// A new length, or `null` to clear it.
+    duration_seconds: Nullable<u32>,
+    /// New tags (replacing the old), or `null` for none.
+    tags: Nullable<Vec<String>>,
+}
+
+impl LibraryItemPatch {
+    fn to_changes(&self) -> Result<ItemChanges, Vec<FieldError>> {
+        ItemChanges::parse(RawChanges {
+            kind: self.kind,
+            title: self.title.as_deref().map(Some),
+            artist: self.artist.as_opt_ref().map(|v| v.map(String::as_str)),
+            album: self.album.as_opt_ref().map(|v| v.map(String::as_str)),
+            duration_seconds: self.duration_seconds.as_opt_ref().map(|v| v.copied()),
+            tags: self.tags.as_opt_ref().map(|v| v.map(Vec::as_slice)),
+        })
+    }
+}
+
+/// One page of the caller's library, newest first.
+#[derive(Debug, Object)]
+#[oai(rename = "LibraryItemPage", rename_all = "camelCase")]
+struct LibraryItemPage {
+    /// The items on this page.
+    items: Vec<LibraryItemDto>,
+    /// Matching items across all pages.
+    total: u64,
+    /// This page's number (1-based).
+    page: u64,
+    /// The page size asked for.
+    page_size: u64,
+}
+
+/// An edit lock granted to the caller.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+struct LockGrant {
+    /// Send it as `X-Lock-Token` with PATCH, DELETE, extend and release. Keep it secret: it is
+    /// the proof of holding the lock.
+    lock_token: String,
+    /// Grows with every acquisition of this item's lock; the server checks it on every write, so
+    /// a holder whose lock expired cannot overwrite a newer holder's changes. Informational.
+    fencing_token: u64,
+    /// Seconds until the lock expires unless extended.
+    expires_in: u64,
+}
+
+/// An item's lock.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+struct LockState {
+    /// Whether anyone holds the lock.
+    locked: bool,
+    /// Seconds until it expires (0 when not locked).
+    expires_in: u64,
+    /// Whether the holder is the caller (perhaps in another tab: writes still need its token).
+    held_by_me: bool,
+}
+
+/// A renewed lock.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+struct LockExtended {
+    /// Seconds until the lock expires unless extended again.
+    expires_in: u64,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Created; `Location` is the item's URL.
+    #[oai(status = 201)]
+    Created(Json<LibraryItemDto>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+enum Done {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+#[derive(ApiResponse)]
+enum LockCreated {
+    /// Locked for the caller.
+    #[oai(status = 201)]
+    Created(Json<LockGrant>),
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
+}
+
+fn invalid(errors: Vec<FieldError>) -> LibraryError {
+    LibraryError::Invalid(errors)
+}
+
+/// `/api/v1/library/*`.
+pub struct LibraryApi {
+    service: Arc<dyn LibraryService>,
+}
+
+impl LibraryApi {
+    /// The controller, with its service resolved from the module.
+    pub fn new<M: HasComponent<dyn LibraryService> + ?Sized>(module: &M) -> Self {
+        Self { service: module.resolve() }
+    }
+}
+
+#[OpenApi(prefix_path = "/api/v1/library", tag = "LibraryTags::Library")]
+impl LibraryApi {
+    /// List the caller's library
+    ///
+    /// Newest first. `type` keeps one kind; `q` keeps items whose title or artist contains it
+    /// (case-insensitive, spaces collapsed; at most 100 characters); `page` >= 1 (at most
+    /// 1000000) and `pageSize` 1-100 (default 20). Out-of-range values are a 400.
+    #[oai(path = "/", method = "get", operation_id = "listLibrary")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        #[oai(name = "type")] kind: Query<Option<ItemType>>,
+        q: Query<Option<String>>,
+        page: Query<Option<u64>>,
+        #[oai(name = "pageSize")] page_size: Query<Option<u64>>,
+    ) -> Result<Json<LibraryItemPage>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+        let pagination = Pagination::new(page.0, page_size.0)?;
+        let query = ListQuery::parse(kind.0, q.0.as_deref(), pagination).map_err(invalid)?;
+        let page = self.service.list(auth.0.user_id, &query).await?;
+        Ok(Json(LibraryItemPage {
+            items: page.items.into_iter().map(Into::into).collect(),
+            total: page.total,
+            page: page.page,
+            page_size: page.page_size,
+        }))
+    }
+
+    /// Add an item to the caller's library
+    #[oai(path = "/", method = "post", operation_id = "createLibraryItem")]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: Json<LibraryItemInput>,
+    ) -> Result<Created, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+        let item = body.0.to_new_item().map_err(invalid)?;
+        let item = self.service.create(auth.0.user_id, item).await?;
+        let location = format!("/api/v1/library/{}", item.id);
+        Ok(Created::Created(Json(item.into()), location))
+    }
+
+    /// One item of the caller's library
+    ///
+    /// Another user's item is a 404, like one that does not exist.
+    #[oai(path = "/:id", method = "get", operation_id = "getLibraryItem")]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<LibraryItemDto>, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
+        Ok(Json(self.service.get(auth.0.user_id, id.0).await?.into()))
+    }
+
+    /// Change an item
+    ///
+    /// With `X-Lock-Token` (from `POST /library/{id}/lock`), the change is made under that lock:
+    /// 423 `LOCKED` when someone else holds the lock now, 409 `LOCK_NOT_HELD` when nobody does
+    /// (it expired). Without it, the server takes a short lock itself: 423 `LOCKED` while anyone
+    /// (another tab included) holds the item's lock. 409 `CONFLICT` means the item was changed
+    /// under a newer lock after yours expired: nothing was changed.
+    #[oai(path = "/:id", method = "patch", operation_id = "updateLibraryItem")]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(name = "X-Lock-Token")] lock_token: Header<Option<String>>,
+        body: Json<LibraryItemPatch>,
+    ) -> Result<Json<LibraryItemDto>, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Locked, Unavailable)>>
+    {
+        let changes = body.0.to_changes().map_err(invalid)?;
+        let item = self.service.update(auth.0.user_id, id.0, changes, lock_token.0.as_deref()).await?;
+        Ok(Json(item.into()))
+    }
+
+    /// Delete an item
+    ///
+    /// Locking as for PATCH.
+    #[oai(path = "/:id", method = "delete", operation_id = "deleteLibraryItem")]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(name = "X-Lock-Token")] lock_token: Header<Option<String>>,
+    ) -> Result<Done, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Locked, Unavailable)>> {
+        self.service.delete(auth.0.user_id, id.0, lock_token.0.as_deref()).await?;
+        Ok(Done::NoContent)
+    }
+
+    /// Lock an item for editing
+    ///
+    /// 423 `LOCKED` (with `Retry-After`) while someone else holds it. The lock expires by itself
+    /// after `expiresIn` seconds unless extended; release it when done.
+    #[oai(path = "/:id/lock", method = "post", operation_id = "lockLibraryItem")]
+    async fn lock(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<LockCreated, Problems<(BadRequest, Unauthorized, NotFound, Locked, Unavailable)>> {
+        let lease = self.service.lock(auth.0.user_id, id.0).await?;
+        Ok(LockCreated::Created(Json(LockGrant {
+            lock_token: lease.token,
+            fencing_token: lease.fencing,
+            expires_in: secs(lease.ttl),
+        })))
+    }
+
+    /// An item's lock
+    #[oai(path = "/:id/lock", method = "get", operation_id = "getLibraryItemLock")]
+    async fn lock_status(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+    ) -> Result<Json<LockState>, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
+        let view = self.service.lock_status(auth.0.user_id, id.0).await?;
+        Ok(Json(LockState { locked: view.locked, expires_in: secs(view.expires_in), held_by_me: view.held_by_me }))
+    }
+
+    /// Extend the caller's lock
+    ///
+    /// 409 `LOCK_NOT_HELD` when `X-Lock-Token` does not hold the lock (any more).
+    #[oai(path = "/:id/lock/extend", method = "post", operation_id = "extendLibraryItemLock")]
+    async fn extend(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(name = "X-Lock-Token")] lock_token: Header<String>,
+    ) -> Result<Json<LockExtended>, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Unavailable)>> {
+        let ttl = self.service.extend_lock(auth.0.user_id, id.0, &lock_token.0).await?;
+        Ok(Json(LockExtended { expires_in: secs(ttl) }))
+    }
+
+    /// Release the caller's lock
+    ///
+    /// 409 `LOCK_NOT_HELD` when `X-Lock-Token` does not hold the lock (any more).
+    #[oai(path = "/:id/lock", method = "delete", operation_id = "unlockLibraryItem")]
+    async fn unlock(
+        &self,
+        auth: BearerAuth,
+        id: Path<Uuid>,
+        #[oai(name = "X-Lock-Token")] lock_token: Header<String>,
+    ) -> Result<Done, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Unavailable)>> {
+        self.service.unlock(auth.0.user_id, id.0, &lock_token.0).await?;
+        Ok(Done::NoContent)
+    }
+}

@@ -1,0 +1,46 @@
+//! `[library]`: cache lifetime and lock leases.
+
+use std::time::Duration;
+
+use app_core::config::{ConfigIssue, Profile, Validate};
+use serde::{Deserialize, Serialize};
+
+/// `[library]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LibraryConfig {
+    /// How long a cached library page or item lives (writes invalidate it at once anyway).
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// The lease of an edit lock from `POST /library/{id}/lock` (and of each extend).
+    #[serde(with = "humantime_serde")]
+    pub lock_ttl: Duration,
+    /// The lease of the short lock a PATCH or DELETE without `X-Lock-Token` takes by itself.
+    #[serde(with = "humantime_serde")]
+    pub write_lock_ttl: Duration,
+}
+
+impl Default for LibraryConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl: Duration::from_secs(30 * 60),
+            lock_ttl: Duration::from_secs(60),
+            write_lock_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Validate for LibraryConfig {
+    fn validate(&self, _profile: Profile) -> Result<(), ConfigIssue> {
+        let at_least_a_second = |key: &str, d: Duration| {
+            if d < Duration::from_secs(1) { Err(ConfigIssue::new(key, "must be at least 1s")) } else { Ok(()) }
+        };
+        at_least_a_second("library.cache_ttl", self.cache_ttl)?;
+        at_least_a_second("library.lock_ttl", self.lock_ttl)?;
+        at_least_a_second("library.write_lock_ttl", self.write_lock_ttl)?;
+        if self.lock_ttl > Duration::from_secs(3600) {
+            return Err(ConfigIssue::new("library.lock_ttl", "must be at most 1h (clients extend long edits)"));
+        }
+        Ok(())
+    }
+}

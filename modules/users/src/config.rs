@@ -1,0 +1,30 @@
+//! `[users]`: how long profiles stay cached.
+
+use std::time::Duration;
+
+use app_core::config::{ConfigIssue, Profile, Validate};
+use serde::{Deserialize, Serialize};
+
+/// `[users]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// How long a cached profile lives (every change invalidates it at once anyway).
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+}
+
+impl Default for UsersConfig {
+    fn default() -> Self {
+        Self { cache_ttl: Duration::from_secs(3600) }
+    }
+}
+
+impl Validate for UsersConfig {
+    fn validate(&self, _profile: Profile) -> Result<(), ConfigIssue> {
+        if self.cache_ttl < Duration::from_secs(1) {
+            return Err(ConfigIssue::new("users.cache_ttl", "must be at least 1s"));
+        }
+        Ok(())
+    }
+}
