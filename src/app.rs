@@ -147,6 +147,11 @@ impl Application {
         self.addr
     }
 
+    /// Where shared state and the cache live.
+    pub fn backends(&self) -> &Backends {
+        &self.backends
+    }
+
     /// The composed modules (tests resolve services from it).
     pub fn module(&self) -> std::sync::Arc<AppModule> {
         self.module.clone()

@@ -147,6 +147,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unreachable_store_fails_closed_with_a_503() {
+        let server = app_core::testing::RedisServer::start();
+        let redis = app_redis::Redis::connect(&app_redis::testing::config(server.url())).expect("client");
+        assert!(redis.wait_connected(Duration::from_secs(5)).await);
+        let locks = Locks::new(Arc::new(crate::store::RedisLockStore::new(redis)));
+        server.stop();
+        let err = locks.acquire("r", "alice", Duration::from_secs(5)).await.expect_err("no store");
+        assert!(matches!(err, LockError::Unavailable(_)), "{err:?}");
+        let api: app_core::ApiError = err.into();
+        assert_eq!(api.status(), poem::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.code(), app_core::ErrorCode::DependencyUnavailable);
+    }
+
+    #[tokio::test]
     async fn with_lock_runs_holding_the_lock_and_releases_it() {
         let locks = locks();
         let seen = locks

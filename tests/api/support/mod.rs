@@ -2,6 +2,7 @@
 //! and database, and a client with one method per endpoint.
 
 pub mod auth;
+pub mod library;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
@@ -95,6 +96,7 @@ impl AppBuilder {
         config.redis.unresponsive_timeout = Duration::from_secs(1);
         config.redis.reconnect_max_delay = Duration::from_millis(250);
         config.health.check_timeout = Duration::from_secs(1);
+        let shared = matches!(self.backend, Backend::SharedRedis);
         config.redis.url = match self.backend {
             Backend::SharedRedis => Some(RedisServer::shared().url()),
             Backend::Redis(url) => Some(url),
@@ -111,6 +113,11 @@ impl AppBuilder {
         let prefix = config.redis.key_prefix.clone();
 
         let app = Application::build_with(config, self.overrides).await.expect("the app builds");
+        // On the shared server (always up), start once every pooled connection is: a test's
+        // first requests must not meet a half-connected client.
+        if shared && let Some(redis) = app.backends().state.redis() {
+            assert!(redis.wait_connected(Duration::from_secs(5)).await, "the shared redis-server answers");
+        }
         let addr = app.addr();
         let module = app.module();
         let (stop, stopped) = oneshot::channel::<()>();
