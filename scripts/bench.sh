@@ -45,6 +45,8 @@ echo "==> building release binaries"
 cargo build --release --locked --bin app --example bare 2>&1 | tail -1
 
 workdir=$(mktemp -d)
+results="$workdir/results"
+mkdir -p "$results"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -161,21 +163,21 @@ for round in $(seq 1 "$ROUNDS"); do
     # Peak RSS of the server while loaded: sampled every 200 ms during the run.
     (peak=0; while kill -0 "${pid[$s]}" 2>/dev/null; do
        r=$(ps -o rss= -p "${pid[$s]}" 2>/dev/null | tr -d ' '); [ -n "$r" ] && [ "$r" -gt "$peak" ] && peak=$r
-       echo "$peak" >"$workdir/rss-$s.now"; sleep 0.2; done) &
+       echo "$peak" >"$results/rss-$s.now"; sleep 0.2; done) &
     sampler=$!
     line=$(measure "$s")
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
     read -r evalsha_after total_after _ < <(redis_counts)
     requests=$(echo "$line" | awk '{ print $4 }')
-    rss=$(cat "$workdir/rss-$s.now" 2>/dev/null || echo 0)
+    rss=$(cat "$results/rss-$s.now" 2>/dev/null || echo 0)
     # The two INFO calls count as commands too.
     awk -v l="$line" -v t=$((evalsha_after - evalsha_before)) -v c=$((total_after - total_before - 1)) -v n="$requests" -v r="$rss" \
-      'BEGIN { printf "%s %.2f %.2f %d\n", l, t / n, c / n, r }' | tee -a "$workdir/$s" | sed "s/^/    round $round $s: /"
+      'BEGIN { printf "%s %.2f %.2f %d\n", l, t / n, c / n, r }' | tee -a "$results/$s" | sed "s/^/    round $round $s: /"
   done
 done
 
 printf '\n%-58s %9s %8s %8s %6s %6s %6s %8s\n' "scenario (median round)" "req/s" "p50 ms" "p99 ms" "ratio" "trips" "cmds" "RSS MiB"
-read -r bare_rps _ < <(median "$workdir/bare" 2>/dev/null || echo 0)
+read -r bare_rps _ < <(median "$results/bare" 2>/dev/null || echo 0)
 declare -A label=(
   [bare]="bare poem GET /health/live"
   [health]="app GET /health/live"
@@ -187,7 +189,7 @@ declare -A label=(
 )
 declare -A rps_of
 for s in $SCENARIOS; do
-  read -r rps p50 p99 _ trips cmds rss < <(median "$workdir/$s")
+  read -r rps p50 p99 _ trips cmds rss < <(median "$results/$s")
   rps_of[$s]=$rps
   awk -v n="${label[$s]}" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v b="${bare_rps:-0}" -v t="$trips" -v c="$cmds" -v r="$rss" \
     'BEGIN { printf "%-58s %9d %8.3f %8.3f %6.2f %6.2f %6.2f %8.1f\n", n, rps, p50, p99, (b > 0 ? rps / b : 0), t, c, r / 1024 }'

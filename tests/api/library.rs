@@ -40,7 +40,12 @@ async fn an_item_is_created_read_changed_and_deleted() {
     assert_eq!(read, item);
 
     let resp = app
-        .patch_item(&tokens.access, &id(&item), None, json!({"title": "Kind of Blue (Legacy)", "artist": null, "album": "KoB"}))
+        .patch_item(
+            &tokens.access,
+            &id(&item),
+            None,
+            json!({"title": "Kind of Blue (Legacy)", "artist": null, "album": "KoB"}),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     let changed: Value = resp.json().await.expect("json");
@@ -95,9 +100,12 @@ async fn bad_input_is_a_400_naming_the_field_and_nothing_is_written() {
         let problem = assert_problem(resp, 400, code).await;
         assert!(!problem.to_string().contains(&long), "values are not echoed: {body}");
     }
-    let problem =
-        assert_problem(app.create_item(&tokens.access, json!({"type": "song", "title": long})).await, 400, "VALIDATION_FAILED")
-            .await;
+    let problem = assert_problem(
+        app.create_item(&tokens.access, json!({"type": "song", "title": long})).await,
+        400,
+        "VALIDATION_FAILED",
+    )
+    .await;
     assert_eq!(problem["errors"][0]["field"], "title");
     assert_eq!(app.page(&tokens.access, "").await["total"], 0, "nothing was written");
 
@@ -116,8 +124,12 @@ async fn bad_input_is_a_400_naming_the_field_and_nothing_is_written() {
     let item = id(&app.song(&tokens.access, "Song").await);
     assert_problem(app.patch_item(&tokens.access, &item, None, json!({"title": ""})).await, 400, "VALIDATION_FAILED")
         .await;
-    assert_problem(app.patch_item(&tokens.access, &item, None, json!({"tags": "rock"})).await, 400, "MALFORMED_REQUEST")
-        .await;
+    assert_problem(
+        app.patch_item(&tokens.access, &item, None, json!({"tags": "rock"})).await,
+        400,
+        "MALFORMED_REQUEST",
+    )
+    .await;
     assert_problem(app.get_item(&tokens.access, "not-a-uuid").await, 400, "VALIDATION_FAILED").await;
     assert_eq!(app.get_item(&tokens.access, &item).await.json::<Value>().await.expect("json")["title"], "Song");
 }
@@ -154,10 +166,16 @@ async fn pages_and_totals_follow_every_write() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let first = app.page(&tokens.access, "page=1&pageSize=2").await;
-    assert_eq!((first["total"].as_u64(), first["page"].as_u64(), first["pageSize"].as_u64()), (Some(3), Some(1), Some(2)));
+    assert_eq!(
+        (first["total"].as_u64(), first["page"].as_u64(), first["pageSize"].as_u64()),
+        (Some(3), Some(1), Some(2))
+    );
     assert_eq!(titles(&first), ["three", "two"], "newest first");
     assert_eq!(titles(&app.page(&tokens.access, "page=2&pageSize=2").await), ["one"]);
-    assert!(titles(&app.page(&tokens.access, "page=3&pageSize=2").await).is_empty(), "past the end: empty, not an error");
+    assert!(
+        titles(&app.page(&tokens.access, "page=3&pageSize=2").await).is_empty(),
+        "past the end: empty, not an error"
+    );
 
     // Cached now; a new item must appear on page 1 and move "two" to page 2.
     let four = app.song(&tokens.access, "four").await;
@@ -245,7 +263,8 @@ async fn reads_hit_the_cache_and_admins_see_the_counts() {
         assert_eq!(app.me(&tokens.access).await.status(), 200);
     }
     let after = app.cache_stats(&admin.access).await;
-    let delta = |ns: &str, field: &str| after[ns][field].as_u64().expect("count") - before[ns][field].as_u64().expect("count");
+    let delta =
+        |ns: &str, field: &str| after[ns][field].as_u64().expect("count") - before[ns][field].as_u64().expect("count");
     assert_eq!((delta("lib", "misses"), delta("lib", "hits"), delta("lib", "loads")), (1, 2, 1));
     // Login read the profile (through the cache) already, so every read here is a hit.
     assert_eq!((delta("user", "misses"), delta("user", "hits")), (0, 3), "profiles are cached too");
@@ -273,7 +292,8 @@ async fn a_hundred_concurrent_misses_query_the_database_once_across_two_instance
             let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
             let (http, token) = (a.http.clone(), tokens.access.clone());
             tokio::spawn(async move {
-                let resp = http.get(format!("{base}/api/v1/library?page=1&pageSize=10")).bearer_auth(token).send().await;
+                let resp =
+                    http.get(format!("{base}/api/v1/library?page=1&pageSize=10")).bearer_auth(token).send().await;
                 let page: Value = resp.expect("sent").json().await.expect("json");
                 page["total"].as_u64()
             })
@@ -324,7 +344,8 @@ async fn an_edit_lock_guards_writes_until_released() {
     assert_problem(app.patch_item(&tokens.access, &item, None, json!({"title": "x"})).await, 423, "LOCKED").await;
     assert_problem(app.delete_item(&tokens.access, &item, None).await, 423, "LOCKED").await;
     let wrong = "0".repeat(32);
-    assert_problem(app.patch_item(&tokens.access, &item, Some(&wrong), json!({"title": "x"})).await, 423, "LOCKED").await;
+    assert_problem(app.patch_item(&tokens.access, &item, Some(&wrong), json!({"title": "x"})).await, 423, "LOCKED")
+        .await;
     assert_problem(app.extend_lock(&tokens.access, &item, &wrong).await, 409, "LOCK_NOT_HELD").await;
     assert_problem(app.unlock_item(&tokens.access, &item, &wrong).await, 409, "LOCK_NOT_HELD").await;
 
@@ -337,8 +358,12 @@ async fn an_edit_lock_guards_writes_until_released() {
 
     let status: Value = app.lock_status(&tokens.access, &item).await.json().await.expect("json");
     assert_eq!((status["locked"].as_bool(), status["expiresIn"].as_u64()), (Some(false), Some(0)));
-    assert_problem(app.patch_item(&tokens.access, &item, Some(&token), json!({"title": "late"})).await, 409, "LOCK_NOT_HELD")
-        .await;
+    assert_problem(
+        app.patch_item(&tokens.access, &item, Some(&token), json!({"title": "late"})).await,
+        409,
+        "LOCK_NOT_HELD",
+    )
+    .await;
     assert_problem(app.unlock_item(&tokens.access, &item, &token).await, 409, "LOCK_NOT_HELD").await;
     assert_eq!(app.get_item(&tokens.access, &item).await.json::<Value>().await.expect("json")["title"], "Locked edit");
     let resp = app.patch_item(&tokens.access, &item, None, json!({"title": "Unlocked edit"})).await;
@@ -380,8 +405,12 @@ async fn an_expired_lock_cannot_write_after_someone_else_took_the_item() {
     let new: Value = app.lock_item(&tokens.access, &item).await.json().await.expect("json");
     let new_token = new["lockToken"].as_str().expect("token (the old lock expired)").to_owned();
     assert!(new["fencingToken"].as_u64() > old["fencingToken"].as_u64());
-    assert_problem(app.patch_item(&tokens.access, &item, Some(&old_token), json!({"title": "stale"})).await, 423, "LOCKED")
-        .await;
+    assert_problem(
+        app.patch_item(&tokens.access, &item, Some(&old_token), json!({"title": "stale"})).await,
+        423,
+        "LOCKED",
+    )
+    .await;
     assert_problem(app.extend_lock(&tokens.access, &item, &old_token).await, 409, "LOCK_NOT_HELD").await;
     assert_eq!(app.patch_item(&tokens.access, &item, Some(&new_token), json!({"title": "new"})).await.status(), 200);
     assert_eq!(app.get_item(&tokens.access, &item).await.json::<Value>().await.expect("json")["title"], "new");

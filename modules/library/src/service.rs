@@ -34,6 +34,9 @@ pub trait LibraryService: Interface {
     async fn create(&self, owner: Uuid, item: NewItem) -> Result<LibraryItem, LibraryError>;
     /// Adds many items at once (all or none), for imports.
     async fn create_many(&self, owner: Uuid, items: Vec<NewItem>) -> Result<Vec<LibraryItem>, LibraryError>;
+    /// Adds items with ids of the caller's choosing, skipping ids that exist (imports that may run
+    /// again); how many were new.
+    async fn import(&self, owner: Uuid, items: Vec<(Uuid, NewItem)>) -> Result<u64, LibraryError>;
     /// One item (through the cache).
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<LibraryItem, LibraryError>;
     /// One page (through the cache).
@@ -150,6 +153,13 @@ impl LibraryService for LibraryServiceImpl {
         let items = self.repo.create_many(owner, items).await?;
         self.invalidate(owner).await;
         Ok(items)
+    }
+
+    async fn import(&self, owner: Uuid, items: Vec<(Uuid, NewItem)>) -> Result<u64, LibraryError> {
+        let inserted = self.repo.insert_missing(owner, items).await?;
+        // Always: an earlier run of the same batch may have committed and died before invalidating.
+        self.invalidate(owner).await;
+        Ok(inserted)
     }
 
     async fn get(&self, owner: Uuid, id: Uuid) -> Result<LibraryItem, LibraryError> {

@@ -38,8 +38,15 @@ async fn user(database: &Database) -> Uuid {
 }
 
 fn song(title: &str) -> NewItem {
-    NewItem::parse(RawItem { kind: ItemType::Song, title, artist: None, album: None, duration_seconds: None, tags: None })
-        .expect("valid")
+    NewItem::parse(RawItem {
+        kind: ItemType::Song,
+        title,
+        artist: None,
+        album: None,
+        duration_seconds: None,
+        tags: None,
+    })
+    .expect("valid")
 }
 
 fn titled(title: &str) -> ItemChanges {
@@ -62,7 +69,8 @@ async fn items_round_trip_page_and_stay_with_their_owner_on_every_backend() {
         let many = repo.create_many(owner, (0..4).map(|i| song(&format!("s{i}"))).collect()).await.expect("many");
         assert_eq!(many.len(), 4);
 
-        let page = |p, s| ListQuery::parse(None, None, Pagination::new(Some(p), Some(s)).expect("valid")).expect("valid");
+        let page =
+            |p, s| ListQuery::parse(None, None, Pagination::new(Some(p), Some(s)).expect("valid")).expect("valid");
         let first = repo.list(owner, &page(1, 2)).await.expect("list");
         assert_eq!((first.total, first.items.len()), (5, 2), "{}", test_db.backend());
         let last = repo.list(owner, &page(3, 2)).await.expect("list");
@@ -77,7 +85,11 @@ async fn items_round_trip_page_and_stay_with_their_owner_on_every_backend() {
         let rest = repo.scan(owner, Some(scanned[2].id), 10).await.expect("scan");
         assert_eq!(scanned.len() + rest.len(), 5, "a scan pages through everything once");
 
-        sqlx::query("DELETE FROM users WHERE id = $1").bind(owner.to_string()).execute(database.pool()).await.expect("delete");
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(owner.to_string())
+            .execute(database.pool())
+            .await
+            .expect("delete");
         assert_eq!(repo.find(owner, created.id).await.expect("find"), None, "items go with their owner");
         database.close().await;
     }
@@ -95,7 +107,10 @@ async fn a_write_with_an_older_fencing_token_changes_nothing_on_every_backend() 
         };
         assert_eq!(after.title, "v2");
         assert_eq!(repo.update(owner, item.id, &titled("v1"), 100).await.expect("update"), Written::Stale);
-        assert!(matches!(repo.update(owner, item.id, &titled("v2b"), 200).await.expect("update"), Written::Done(_)), "the same holder writes again");
+        assert!(
+            matches!(repo.update(owner, item.id, &titled("v2b"), 200).await.expect("update"), Written::Done(_)),
+            "the same holder writes again"
+        );
         assert_eq!(repo.delete(owner, item.id, 100).await.expect("delete"), Written::Stale, "{}", test_db.backend());
         assert_eq!(repo.find(owner, item.id).await.expect("find").map(|i| i.title), Some("v2b".into()));
         assert_eq!(repo.update(owner, Uuid::now_v7(), &titled("x"), 1).await.expect("update"), Written::NotFound);

@@ -372,8 +372,13 @@ impl Redis {
         Ok(())
     }
 
+    /// The command pool.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
     /// The bound on one command (also on waits that stand for one, such as a SUBSCRIBE's confirmation).
-    pub(crate) fn command_timeout(&self) -> Duration {
+    pub fn command_timeout(&self) -> Duration {
         self.inner.command_timeout
     }
 

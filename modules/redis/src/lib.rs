@@ -14,6 +14,7 @@
 //! Depends on `core` only.
 
 mod batch;
+mod blocking;
 mod client;
 mod config;
 mod error;
@@ -30,6 +31,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use blocking::{BlockingConnection, StreamEntry};
 pub use client::{Arg, Redis, Reply};
 pub use config::RedisConfig;
 pub use error::RedisError;

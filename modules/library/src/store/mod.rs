@@ -31,6 +31,10 @@ pub trait LibraryRepository: Interface {
     /// Creates many items in one transaction (all or none).
     async fn create_many(&self, owner: Uuid, items: Vec<NewItem>) -> Result<Vec<LibraryItem>, LibraryError>;
 
+    /// Inserts items with ids chosen by the caller, skipping ids that exist (so a batch can be
+    /// inserted again after a crash without duplicates); how many were new. One transaction.
+    async fn insert_missing(&self, owner: Uuid, items: Vec<(Uuid, NewItem)>) -> Result<u64, LibraryError>;
+
     /// The owner's item (another owner's reads as absent).
     async fn find(&self, owner: Uuid, id: Uuid) -> Result<Option<LibraryItem>, LibraryError>;
 

@@ -124,8 +124,12 @@ impl SqlLibraryRepository {
     }
 
     fn built(owner: Uuid, item: NewItem, at: DateTime<Utc>) -> LibraryItem {
+        Self::built_with_id(Uuid::now_v7(), owner, item, at)
+    }
+
+    fn built_with_id(id: Uuid, owner: Uuid, item: NewItem, at: DateTime<Utc>) -> LibraryItem {
         LibraryItem {
-            id: Uuid::now_v7(),
+            id,
             owner_id: owner,
             kind: item.kind,
             title: item.title,
@@ -173,6 +177,33 @@ impl LibraryRepository for SqlLibraryRepository {
         }
         tx.commit().await?;
         Ok(items)
+    }
+
+    async fn insert_missing(&self, owner: Uuid, items: Vec<(Uuid, NewItem)>) -> Result<u64, LibraryError> {
+        let at = now();
+        let mut tx = self.pool().begin().await?;
+        let mut inserted = 0;
+        for (id, item) in items {
+            let item = Self::built_with_id(id, owner, item, at);
+            let sql = AssertSqlSafe(format!("{} ON CONFLICT (id) DO NOTHING", Self::insert_sql()));
+            let done = sqlx::query(sql)
+                .bind(item.id.to_string())
+                .bind(item.owner_id.to_string())
+                .bind(item.kind.as_str())
+                .bind(item.title.clone())
+                .bind(item.artist.clone())
+                .bind(item.album.clone())
+                .bind(item.duration_seconds.map(i64::from))
+                .bind(tags_json(&item.tags))
+                .bind(search_text(&item.title, item.artist.as_deref()))
+                .bind(item.created_at.timestamp_millis())
+                .bind(item.updated_at.timestamp_millis())
+                .execute(&mut *tx)
+                .await?;
+            inserted += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn find(&self, owner: Uuid, id: Uuid) -> Result<Option<LibraryItem>, LibraryError> {

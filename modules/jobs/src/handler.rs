@@ -1,0 +1,172 @@
+//! Job types: one [`JobHandler`] impl and one registration line each.
+//!
+//! ```ignore
+//! registry.register(LibraryImport::new(library.clone()));
+//! ```
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use app_core::FieldError;
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::store::JobStore;
+
+/// Why a run did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The attempt failed; it is retried while attempts remain.
+    #[error("{0}")]
+    Failed(String),
+    /// The attempt failed in a way no retry can fix (bad parameters): the job fails for good.
+    #[error("{0}")]
+    Permanent(String),
+    /// The handler stopped because cancellation was requested.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// A finished run's result document: what `GET /jobs/{id}/result` serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOutput {
+    /// Its content type (`application/json`, `text/csv`).
+    pub content_type: String,
+    /// The document.
+    pub body: Vec<u8>,
+}
+
+impl JobOutput {
+    /// A JSON document.
+    pub fn json(value: &serde_json::Value) -> Self {
+        Self { content_type: "application/json".into(), body: serde_json::to_vec(value).unwrap_or_default() }
+    }
+}
+
+/// A kind of job.
+#[async_trait]
+pub trait JobHandler: Send + Sync + 'static {
+    /// The job type clients submit (`library.import`); its queue is named after it.
+    fn kind(&self) -> &'static str;
+
+    /// Checks the parameters at submission (400 with the field errors, nothing queued).
+    fn validate(&self, params: &serde_json::Value) -> Result<(), Vec<FieldError>>;
+
+    /// Does the work. Report progress through `ctx` and stop early when it says so (cancelled,
+    /// or the attempt was taken over). Runs may repeat (delivery is at least once): a run must be
+    /// safe to do again, so an attempt that died halfway and is run anew leaves no duplicates.
+    async fn run(&self, ctx: &JobContext, params: serde_json::Value) -> Result<Option<JobOutput>, JobError>;
+}
+
+/// The queue of a job type: its name with dots as underscores (`library_import`).
+pub fn queue_of(kind: &str) -> String {
+    kind.replace('.', "_")
+}
+
+/// What a running handler knows about its attempt and can tell the world.
+pub struct JobContext {
+    /// The job.
+    pub id: Uuid,
+    /// Who submitted it.
+    pub owner: Uuid,
+    /// The attempt (1-based): also the lease its writes carry.
+    pub attempt: u32,
+    /// When the job was submitted (epoch ms), e.g. to derive stable ids from.
+    pub created_ms: i64,
+    pub(crate) queue: String,
+    pub(crate) store: Arc<dyn JobStore>,
+    /// Cancelled when the job should stop: cancellation requested, or the attempt taken over.
+    pub(crate) stop: CancellationToken,
+    pub(crate) cancel_requested: CancellationToken,
+    /// Set when the store says another attempt holds the job now.
+    pub(crate) lost: std::sync::atomic::AtomicBool,
+    pub(crate) last_progress: std::sync::atomic::AtomicU8,
+}
+
+impl JobContext {
+    /// Reports progress (0-100). Only changes are written (and published); a job that is no
+    /// longer this attempt's learns it here too ([`should_stop`](Self::should_stop)).
+    pub async fn progress(&self, percent: u8) {
+        let percent = percent.min(100);
+        if self.last_progress.swap(percent, std::sync::atomic::Ordering::Relaxed) == percent {
+            return;
+        }
+        match self.store.progress(&self.queue, self.id, self.attempt, percent).await {
+            Ok(crate::Held::Yes { cancel_requested }) => {
+                if cancel_requested {
+                    self.cancel_requested.cancel();
+                    self.stop.cancel();
+                }
+            }
+            Ok(crate::Held::Lost) => {
+                self.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.stop.cancel();
+            }
+            // Progress is informational: a store hiccup does not stop the work.
+            Err(err) => tracing::debug!(job = %self.id, error = %err, "could not record progress"),
+        }
+    }
+
+    /// Whether the handler should stop now (between items): cancellation was requested, or the
+    /// attempt was taken over by another worker. (At shutdown a run is given time to finish,
+    /// then dropped and handed back.)
+    pub fn should_stop(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Whether the stop is a cancellation request (return [`JobError::Cancelled`] then).
+    pub fn cancellation_requested(&self) -> bool {
+        self.cancel_requested.is_cancelled()
+    }
+
+    /// The error to return when [`should_stop`](Self::should_stop) says so.
+    pub fn stopped(&self) -> JobError {
+        if self.cancellation_requested() { JobError::Cancelled } else { JobError::Failed("interrupted".into()) }
+    }
+}
+
+/// The registered job types.
+#[derive(Clone, Default)]
+pub struct JobRegistry {
+    handlers: BTreeMap<&'static str, Arc<dyn JobHandler>>,
+}
+
+impl JobRegistry {
+    /// No job types.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a job type (a later registration of the same type replaces it).
+    pub fn register(&mut self, handler: impl JobHandler) -> &mut Self {
+        self.handlers.insert(handler.kind(), Arc::new(handler));
+        self
+    }
+
+    /// Registers a shared handler.
+    pub fn register_shared(&mut self, handler: Arc<dyn JobHandler>) -> &mut Self {
+        self.handlers.insert(handler.kind(), handler);
+        self
+    }
+
+    /// The handler of `kind`.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn JobHandler>> {
+        self.handlers.get(kind)
+    }
+
+    /// Every registered type.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.handlers.keys().copied().collect()
+    }
+
+    /// Every queue (one per type).
+    pub fn queues(&self) -> Vec<String> {
+        self.handlers.keys().map(|k| queue_of(k)).collect()
+    }
+}
+
+impl std::fmt::Debug for JobRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.handlers.keys()).finish()
+    }
+}

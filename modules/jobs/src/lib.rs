@@ -1,0 +1,45 @@
+//! The JobsModule: background jobs that survive restarts and crashes, followed live.
+//!
+//! - The status register and the queue live together in the [`JobStore`](store::JobStore) port,
+//!   so submitting is atomic with the record and every state change is one atomic step that
+//!   also publishes the job's new state. The Redis adapter is Redis Streams with one consumer
+//!   group per queue (at-least-once), retries in a sorted set, every key of a queue under one
+//!   hash tag (cluster-safe); the memory adapter has the same semantics in process. One contract
+//!   suite runs on both.
+//! - Attempts are leases: a worker's writes count only while the record still has its attempt,
+//!   so a job reclaimed from a stalled or dead worker (visibility timeout, heartbeats) cannot be
+//!   overwritten by the old one. Poison jobs fail for good after `max_attempts`.
+//! - [`Workers`] run inside `app serve` (by default) or alone in `app worker`: per-queue
+//!   concurrency and rate limit, exponential or fixed backoff with jitter, graceful shutdown
+//!   (finish or hand back), pause and resume by themselves while Redis is away.
+//! - Job types are one [`JobHandler`] impl and one registration line ([`module`]):
+//!   `library.import` and `library.export` over the library module.
+//! - `JobsApi` (`/api/v1/jobs`, progress as Server-Sent Events with bearer or single-use
+//!   tickets) and `QueuesApi` (`/api/v1/admin/queues`).
+//!
+//! Depends on `core`, `redis` and `library`.
+
+mod api;
+mod config;
+mod error;
+mod handler;
+mod model;
+pub mod module;
+mod service;
+pub mod store;
+pub mod types;
+mod worker;
+
+pub use api::{JobDto, JobsApi, QueuesApi};
+pub use config::{JobsConfig, QueueConfig};
+pub use error::JobsError;
+pub use handler::{JobContext, JobError, JobHandler, JobOutput, JobRegistry, queue_of};
+pub use model::{
+    Backoff, BackoffKind, CancelOutcome, Delivery, Held, JobRecord, JobStatus, NewJob, QueueStats, Retention,
+};
+pub use module::{
+    ExtraJobTypes, JobRegistryComponent, JobStoreBinding, JobStoreParams, JobsModule, JobsServiceComponent,
+    JobsServiceParams,
+};
+pub use service::{JobPage, JobsService, StreamEvent};
+pub use worker::Workers;

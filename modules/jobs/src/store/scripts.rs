@@ -1,0 +1,323 @@
+//! The Lua scripts of the Redis job store. Every key of a queue carries its `{q:<queue>}` hash
+//! tag, so each script runs on one slot. Scripts that touch a job other than the ones passed in
+//! KEYS (promoting due retries, trimming old jobs) build its key from the queue's key prefix
+//! (ARGV) inside the same hash tag, as BullMQ does; on a cluster that is the same slot.
+//!
+//! Every state change bumps the record's `seq` and publishes the whole record (HGETALL as a
+//! JSON array) on the job's channel, atomically with the change: what SSE streams relay.
+
+/// Shared helpers, prepended to every script that needs them.
+macro_rules! prelude {
+    () => {
+        r#"
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function publish(job, channel)
+  redis.call('HINCRBY', job, 'seq', 1)
+  redis.call('PUBLISH', channel, cjson.encode(redis.call('HGETALL', job)))
+end
+local function unqueue(stream, entry)
+  if entry and entry ~= '' then
+    redis.call('XACK', stream, 'workers', entry)
+    redis.call('XDEL', stream, entry)
+  end
+end
+-- Records a finished job in `set` and keeps at most `keep` of them (older ones, with their
+-- results, are deleted early); entries past the retention are dropped (their keys expired).
+local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
+  redis.call('ZADD', set, t, id)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', t - retention)
+  local excess = redis.call('ZCARD', set) - keep_n
+  if excess > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', set, 0, excess - 1)) do
+      redis.call('DEL', prefix .. 'job:' .. old, prefix .. 'result:' .. old)
+    end
+    redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
+  end
+  redis.call('PEXPIRE', set, infra_ttl)
+end
+"#
+    };
+}
+
+/// KEYS: job, stream. ARGV: id, owner, type, params, max, channel, infra ttl.
+/// Creates the record, queues the job (creating the stream and its group when missing).
+pub(crate) const ENQUEUE: &str = concat!(
+    prelude!(),
+    r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[2], 'workers', '0', 'MKSTREAM')
+end
+local t = now()
+local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'type', ARGV[3], 'params', ARGV[4], 'max', ARGV[5],
+  'status', 'pending', 'progress', 0, 'attempts', 0, 'created', t, 'updated', t, 'seq', 0, 'cancel', 0,
+  'entry', entry)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+return redis.call('HGETALL', KEYS[1])
+"#
+);
+
+/// KEYS: owner index. ARGV: member, score, ttl, cap. The owner's newest `cap` jobs.
+pub(crate) const INDEX: &str = r#"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[4]) + 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
+
+/// KEYS: owner index. ARGV: last rank. Newest first.
+pub(crate) const OWNER_JOBS: &str = r#"
+return redis.call('ZREVRANGE', KEYS[1], 0, ARGV[1])
+"#;
+
+/// KEYS: any number of job records of one queue. Returns each one's HGETALL.
+pub(crate) const GET_MANY: &str = r#"
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+return out
+"#;
+
+/// KEYS: job, stream, failed. ARGV: entry, consumer, channel, retention, keep failed, id, prefix,
+/// infra ttl. Starts an attempt of the job behind a delivered (or reclaimed) stream entry.
+/// Returns {1, record} when started, {0} when the entry was stale (acknowledged and dropped), or
+/// {2, record} when a reclaimed job was out of attempts and failed for good.
+pub(crate) const START: &str = concat!(
+    prelude!(),
+    r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'max', 'entry')
+local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '1')
+-- Only the job's current entry counts: a missing record, a finished or cancelled job, or an
+-- entry that is not the job's any more is acknowledged and dropped.
+if not status or st[4] ~= ARGV[1] or (status ~= 'pending' and status ~= 'active') then
+  unqueue(KEYS[2], ARGV[1])
+  return {0}
+end
+local t = now()
+if status == 'active' and attempts >= max then
+  -- The worker running the last attempt stopped (died, or stalled past the visibility timeout).
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'error', 'the worker running the last attempt stopped',
+    'updated', t, 'finished', t)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  unqueue(KEYS[2], ARGV[1])
+  publish(KEYS[1], ARGV[3])
+  keep(KEYS[3], ARGV[6], t, tonumber(ARGV[5]), tonumber(ARGV[4]), ARGV[7], ARGV[8])
+  return {2, redis.call('HGETALL', KEYS[1])}
+end
+redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', attempts + 1, 'started', t, 'updated', t,
+  'worker', ARGV[2], 'beat', t)
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+publish(KEYS[1], ARGV[3])
+return {1, redis.call('HGETALL', KEYS[1])}
+"#
+);
+
+/// KEYS: job, stream. ARGV: lease, consumer. Resets the entry's idle time (the visibility
+/// timeout) while the lease holds. Returns {held, cancel requested}.
+pub(crate) const HEARTBEAT: &str = r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'cancel', 'entry')
+if st[1] ~= 'active' or st[2] ~= ARGV[1] then return {0, 0} end
+redis.call('XCLAIM', KEYS[2], 'workers', ARGV[2], 0, st[4], 'JUSTID')
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'beat', tonumber(t[1]) * 1000)
+return {1, tonumber(st[3])}
+"#;
+
+/// KEYS: job. ARGV: lease, progress, channel. Returns {held, cancel requested}.
+pub(crate) const PROGRESS: &str = concat!(
+    prelude!(),
+    r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'cancel', 'progress')
+if st[1] ~= 'active' or st[2] ~= ARGV[1] then return {0, 0} end
+if st[4] ~= ARGV[2] then
+  redis.call('HSET', KEYS[1], 'progress', ARGV[2], 'updated', now())
+  publish(KEYS[1], ARGV[3])
+end
+return {1, tonumber(st[3])}
+"#
+);
+
+/// KEYS: job, stream, completed, result. ARGV: lease, channel, retention, keep completed,
+/// has result ('1'/'0'), content type, result bytes, id, prefix, infra ttl.
+/// Returns 1 when completed by this lease (now or before: a retried call), 0 when not held.
+pub(crate) const COMPLETE: &str = concat!(
+    prelude!(),
+    r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'entry')
+if st[2] ~= ARGV[1] then return 0 end
+if st[1] == 'completed' then return 1 end
+if st[1] ~= 'active' then return 0 end
+local t = now()
+if ARGV[5] == '1' then
+  redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[3])
+  redis.call('HSET', KEYS[1], 'rtype', ARGV[6])
+end
+redis.call('HSET', KEYS[1], 'status', 'completed', 'progress', 100, 'finished', t, 'updated', t, 'error', '')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+unqueue(KEYS[2], st[3])
+publish(KEYS[1], ARGV[2])
+keep(KEYS[3], ARGV[8], t, tonumber(ARGV[4]), tonumber(ARGV[3]), ARGV[9], ARGV[10])
+return 1
+"#
+);
+
+/// KEYS: job, stream, delayed, failed. ARGV: lease, channel, error, retry in ms ('' for none),
+/// retention, keep failed, id, prefix, infra ttl, final status ('failed' or 'cancelled').
+/// Returns 1 when applied, 0 when not held.
+pub(crate) const FAIL: &str = concat!(
+    prelude!(),
+    r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'entry')
+if st[1] ~= 'active' or st[2] ~= ARGV[1] then return 0 end
+local t = now()
+unqueue(KEYS[2], st[3])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'error', ARGV[3], 'updated', t, 'entry', '', 'cancel', 0)
+  redis.call('ZADD', KEYS[3], t + tonumber(ARGV[4]), ARGV[7])
+  redis.call('PEXPIRE', KEYS[3], ARGV[9])
+  publish(KEYS[1], ARGV[2])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[10], 'error', ARGV[3], 'updated', t, 'finished', t)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+publish(KEYS[1], ARGV[2])
+keep(KEYS[4], ARGV[7], t, tonumber(ARGV[6]), tonumber(ARGV[5]), ARGV[8], ARGV[9])
+return 1
+"#
+);
+
+/// KEYS: job, stream. ARGV: lease, channel, id, infra ttl. Hands an attempt back: the job is
+/// queued again at once and the attempt does not count.
+pub(crate) const RELEASE: &str = concat!(
+    prelude!(),
+    r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'entry')
+if st[1] ~= 'active' or st[2] ~= ARGV[1] then return 0 end
+unqueue(KEYS[2], st[3])
+local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'pending', 'attempts', tonumber(st[2]) - 1, 'entry', entry, 'updated', now())
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+publish(KEYS[1], ARGV[2])
+return 1
+"#
+);
+
+/// KEYS: job, stream, delayed, failed. ARGV: channel, retention, keep failed, id, prefix, infra
+/// ttl. Returns {0} not found, {1, record} cancelled, {2, record} requested, {3, record} finished.
+pub(crate) const CANCEL: &str = concat!(
+    prelude!(),
+    r#"
+local st = redis.call('HMGET', KEYS[1], 'status', 'entry')
+if not st[1] then return {0} end
+if st[1] == 'pending' then
+  local t = now()
+  redis.call('ZREM', KEYS[3], ARGV[4])
+  if st[2] and st[2] ~= '' then redis.call('XDEL', KEYS[2], st[2]) end
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', t, 'finished', t, 'entry', '')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  publish(KEYS[1], ARGV[1])
+  keep(KEYS[4], ARGV[4], t, tonumber(ARGV[3]), tonumber(ARGV[2]), ARGV[5], ARGV[6])
+  return {1, redis.call('HGETALL', KEYS[1])}
+end
+if st[1] == 'active' then
+  redis.call('HSET', KEYS[1], 'cancel', 1)
+  return {2, redis.call('HGETALL', KEYS[1])}
+end
+return {3, redis.call('HGETALL', KEYS[1])}
+"#
+);
+
+/// KEYS: delayed, stream. ARGV: prefix, infra ttl. Queues the retries that are due.
+pub(crate) const PROMOTE: &str = concat!(
+    prelude!(),
+    r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now(), 'LIMIT', 0, 100)
+for _, id in ipairs(due) do
+  local job = ARGV[1] .. 'job:' .. id
+  if redis.call('HGET', job, 'status') == 'pending' then
+    if redis.call('EXISTS', KEYS[2]) == 0 then
+      redis.call('XGROUP', 'CREATE', KEYS[2], 'workers', '0', 'MKSTREAM')
+    end
+    redis.call('HSET', job, 'entry', redis.call('XADD', KEYS[2], '*', 'id', id))
+    redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+return #due
+"#
+);
+
+/// KEYS: stream. ARGV: consumer, min idle ms, count. Claims entries idle that long (their worker
+/// stopped heartbeating) for `consumer`; returns {entry, job id, ...}. Entries deleted from the
+/// stream but still pending are acknowledged.
+pub(crate) const CLAIM: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local ok, r = pcall(redis.call, 'XAUTOCLAIM', KEYS[1], 'workers', ARGV[1], ARGV[2], '0-0', 'COUNT', tonumber(ARGV[3]))
+if not ok then return {} end
+local out = {}
+for _, e in ipairs(r[2]) do
+  if e and e[2] then
+    local id = nil
+    for i = 1, #e[2], 2 do if e[2][i] == 'id' then id = e[2][i + 1] end end
+    if id then out[#out + 1] = e[1]; out[#out + 1] = id
+    else redis.call('XACK', KEYS[1], 'workers', e[1]); redis.call('XDEL', KEYS[1], e[1]) end
+  end
+end
+if r[3] then for _, gone in ipairs(r[3]) do redis.call('XACK', KEYS[1], 'workers', gone) end end
+return out
+"#;
+
+/// KEYS: job, result. Returns {content type, bytes} or nil.
+pub(crate) const RESULT: &str = r#"
+local rtype = redis.call('HGET', KEYS[1], 'rtype')
+if not rtype or redis.call('HGET', KEYS[1], 'status') ~= 'completed' then return false end
+local body = redis.call('GET', KEYS[2])
+if not body then return false end
+return {rtype, body}
+"#;
+
+/// KEYS: stream, delayed, completed, failed, paused.
+pub(crate) const STATS: &str = r#"
+local len = redis.call('XLEN', KEYS[1])
+local active = 0
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], 'workers')
+if ok and p then active = p[1] end
+return {len - active, active, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+  redis.call('ZCARD', KEYS[4]), redis.call('EXISTS', KEYS[5])}
+"#;
+
+/// KEYS: stream. Creates the consumer group (and the stream) when missing.
+pub(crate) const ENSURE_GROUP: &str = r#"
+local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], 'workers', '0', 'MKSTREAM')
+return 1
+"#;
+
+/// KEYS: rate counter. ARGV: max, per ms. Returns 0 when a job may start, else ms to wait.
+pub(crate) const TAKE_RATE: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 1 then left = 1 end
+  return left
+end
+return 0
+"#;
+
+/// KEYS: rate counter.
+pub(crate) const REFUND_RATE: &str = r#"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+"#;
+
+/// KEYS: ticket. Returns its value and deletes it.
+pub(crate) const TAKE_TICKET: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then redis.call('DEL', KEYS[1]) end
+return v
+"#;

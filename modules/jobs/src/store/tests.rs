@@ -1,0 +1,98 @@
+//! The contract on both adapters (Redis on a real server and a real cluster), and the TTLs.
+
+use std::{sync::Arc, time::Duration};
+
+use app_core::testing::RedisServer;
+use app_redis::testing::{redis as client, redis_cluster as cluster_client};
+use uuid::Uuid;
+
+use super::{contract::RETENTION, *};
+
+async fn memory() -> Arc<dyn JobStore> {
+    Arc::new(MemoryJobStore::new(RETENTION))
+}
+
+async fn redis() -> Arc<dyn JobStore> {
+    Arc::new(RedisJobStore::new(client().await, RETENTION))
+}
+
+async fn redis_cluster() -> Arc<dyn JobStore> {
+    Arc::new(RedisJobStore::new(cluster_client().await, RETENTION))
+}
+
+app_core::contract_tests! {
+    suite = contract,
+    adapters = { memory => memory, redis => redis, redis_cluster => redis_cluster },
+    tests = [
+        a_job_is_queued_run_and_completed_with_its_result,
+        owners_list_their_jobs_newest_first,
+        a_failed_attempt_is_retried_after_its_delay_then_fails_for_good,
+        a_stalled_attempt_is_reclaimed_and_its_old_worker_is_fenced_off,
+        heartbeats_keep_an_attempt_from_being_reclaimed,
+        a_reclaimed_job_out_of_attempts_fails_for_good,
+        cancellation_stops_pending_jobs_at_once_and_asks_running_ones,
+        a_released_attempt_is_queued_again_and_does_not_count,
+        concurrent_workers_each_get_distinct_jobs,
+        only_the_newest_finished_jobs_are_kept,
+        pausing_and_the_rate_limit_are_shared_state,
+        tickets_work_once_and_expire,
+        subscribers_see_every_state_change_in_order,
+    ],
+}
+
+#[tokio::test]
+async fn every_job_key_carries_a_ttl() {
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let store = RedisJobStore::new(redis.clone(), RETENTION);
+    let (owner, id) = (Uuid::now_v7(), Uuid::now_v7());
+    let queue = "ttl";
+    let job = NewJob { id, owner, kind: "ttl.kind".into(), queue: queue.into(), params: "{}".into(), max_attempts: 2 };
+    store.enqueue(&job).await.expect("enqueue");
+    let d = store.fetch(queue, "w", Duration::from_millis(200)).await.expect("fetch").expect("job");
+    store.complete(queue, id, d.lease(), Some(("text/plain", b"x"))).await.expect("complete");
+    store.set_paused(queue, true).await.expect("pause");
+    store.take_rate(queue, 5, Duration::from_secs(60)).await.expect("rate");
+    store.put_ticket("h", "v", Duration::from_secs(60)).await.expect("ticket");
+    let mut cursor = "0".to_owned();
+    let mut keys = Vec::new();
+    loop {
+        let reply = server.command(&["SCAN", &cursor, "MATCH", &format!("{}*", redis.prefix()), "COUNT", "1000"]);
+        let mut lines = reply.lines().filter(|l| !l.starts_with('*') && !l.starts_with('$'));
+        cursor = lines.next().unwrap_or("0").to_owned();
+        keys.extend(lines.map(str::to_owned));
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert!(keys.len() >= 8, "{keys:?}");
+    for key in keys {
+        let ttl: i64 = server.command(&["PTTL", &key]).trim().trim_start_matches(':').parse().expect("ttl");
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+}
+
+#[tokio::test]
+async fn jobs_queued_before_a_restart_survive_it_on_an_aof_server() {
+    // The restart keeps the server's data directory, so the AOF brings the queue back.
+    let server = RedisServer::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let redis = app_redis::Redis::connect(&app_redis::testing::config(server.url())).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(5)).await);
+    let store = RedisJobStore::new(redis.clone(), RETENTION);
+    let job = NewJob {
+        id: Uuid::now_v7(),
+        owner: Uuid::now_v7(),
+        kind: "durable.kind".into(),
+        queue: "durable".into(),
+        params: "{}".into(),
+        max_attempts: 1,
+    };
+    store.enqueue(&job).await.expect("enqueue");
+    server.restart();
+    assert!(redis.wait_connected(Duration::from_secs(10)).await, "reconnects");
+    let delivery = app_core::testing::eventually(Duration::from_secs(10), || async {
+        matches!(store.fetch("durable", "w", Duration::from_millis(100)).await, Ok(Some(_)))
+    })
+    .await;
+    assert!(delivery, "the job queued before the restart is delivered after it");
+}
