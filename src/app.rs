@@ -3,14 +3,18 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
+use std::sync::Arc;
+
 use app_core::metrics::{HttpMetrics, Metrics};
 use app_database::{Database, DbError};
+use app_jobs::{JobsService, Workers};
 use app_redis::{Redis, RedisError, SharedState};
 use futures::future::BoxFuture;
 use poem::{
     Server,
     listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
 };
+use shaku::HasComponent;
 
 use crate::{
     config::AppConfig,
@@ -86,10 +90,12 @@ pub struct Application {
     acceptor: BoxAcceptor,
     addr: SocketAddr,
     serve: Serve,
-    module: std::sync::Arc<AppModule>,
+    module: Arc<AppModule>,
     backends: Backends,
     database: Database,
+    metrics: Metrics,
     shutdown_timeout: Duration,
+    run_workers: bool,
 }
 
 impl Application {
@@ -106,7 +112,7 @@ impl Application {
         let database = open_database(&config).await?;
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
-        let module = build_modules(&config, &backends, database.clone(), metrics, overrides);
+        let module = build_modules(&config, &backends, database.clone(), metrics.clone(), overrides);
         let endpoint = routes::routes(&module, &config, &backends.state, http_metrics);
         // The server boxes the endpoint once itself; keeping the concrete type here (inside a
         // closure) avoids boxing every request's future twice.
@@ -133,7 +139,9 @@ impl Application {
             module,
             backends,
             database,
+            metrics,
             shutdown_timeout: config.server.shutdown_timeout,
+            run_workers: config.jobs.workers,
         })
     }
 
@@ -153,21 +161,60 @@ impl Application {
     }
 
     /// The composed modules (tests resolve services from it).
-    pub fn module(&self) -> std::sync::Arc<AppModule> {
+    pub fn module(&self) -> Arc<AppModule> {
         self.module.clone()
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
     /// within `server.shutdown_timeout`, and closes Redis and the database last.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Application { acceptor, serve, backends, database, shutdown_timeout, addr, .. } = self;
+        let Application { acceptor, serve, backends, database, shutdown_timeout, addr, module, metrics, run_workers } =
+            self;
+        let jobs: Arc<JobsService> = module.resolve();
+        let workers = run_workers.then(|| start_workers(&module, &metrics));
         tracing::info!(%addr, "serving");
+        let streams = jobs.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Open event streams end now, so they do not hold the drain for its whole timeout.
+            streams.end_streams();
+        };
         let result = serve(acceptor, Box::pin(shutdown), shutdown_timeout).await;
+        if let Some(workers) = workers {
+            workers.stop().await;
+        }
         backends.close().await;
         database.close().await;
         tracing::info!("stopped");
         result
     }
+}
+
+/// Starts the job workers over the module's store and job types.
+fn start_workers(module: &AppModule, metrics: &Metrics) -> Workers {
+    let jobs: Arc<JobsService> = module.resolve();
+    Workers::start(jobs.store().clone(), jobs.registry(), jobs.config().clone(), metrics)
+}
+
+/// `app worker`: runs the job workers alone (no HTTP server) until `shutdown` resolves; then
+/// lets running jobs finish within `jobs.shutdown_timeout` (or hands them back) and closes Redis
+/// and the database.
+pub async fn run_workers(config: AppConfig, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    if !config.redis.is_configured() {
+        return Err(StartError::Redis(RedisError::Config(
+            "`app worker` needs Redis (REDIS_URL): with the in-memory backend, jobs run inside `app serve`".into(),
+        )));
+    }
+    let backends = Backends::connect(&config)?;
+    let database = open_database(&config).await?;
+    let metrics = Metrics::new();
+    let module = build_modules(&config, &backends, database.clone(), metrics.clone(), Overrides::default());
+    let workers = start_workers(&module, &metrics);
+    shutdown.await;
+    workers.stop().await;
+    backends.close().await;
+    database.close().await;
+    Ok(())
 }
 
 pub(crate) fn connect_shared_state(config: &AppConfig) -> Result<SharedState, StartError> {

@@ -1,4 +1,4 @@
-//! The command line: `app [serve|migrate|openapi|user]`.
+//! The command line: `app [serve|worker|migrate|openapi|user]`.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve,
+    /// Run the job workers only (no HTTP server), to scale them apart from the API. Needs Redis.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document (what `/openapi.json` serves) and exit.

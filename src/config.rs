@@ -15,6 +15,7 @@ use app_cache::CacheConfig;
 use app_core::config::{ConfigIssue, LogConfig, Profile, ServerConfig, Validate};
 use app_database::DatabaseConfig;
 use app_health::HealthConfig;
+use app_jobs::JobsConfig;
 use app_library::LibraryConfig;
 use app_ratelimit::RateLimitConfig;
 use app_redis::RedisConfig;
@@ -41,8 +42,20 @@ const CONVENTIONAL: &[(&str, &str)] = &[
 /// The top-level keys: `APP_<SECTION>...` variables outside these are not ours (a platform's
 /// `APP_ENV`, Kubernetes' `APP_PORT=tcp://...` for a Service named `app`) and are ignored with a
 /// warning; unknown keys *inside* a section are typos and stop start-up.
-const SECTIONS: &[&str] =
-    &["profile", "server", "log", "redis", "database", "health", "auth", "rate_limit", "cache", "users", "library"];
+const SECTIONS: &[&str] = &[
+    "profile",
+    "server",
+    "log",
+    "redis",
+    "database",
+    "health",
+    "auth",
+    "rate_limit",
+    "cache",
+    "users",
+    "library",
+    "jobs",
+];
 
 /// `APP_` variables that are read elsewhere (the config file path, by the CLI).
 const NOT_KEYS: &[&str] = &["APP_CONFIG"];
@@ -73,6 +86,8 @@ pub struct AppConfig {
     pub users: UsersConfig,
     /// `[library]`.
     pub library: LibraryConfig,
+    /// `[jobs]`.
+    pub jobs: JobsConfig,
 }
 
 impl AppConfig {
@@ -88,7 +103,8 @@ impl AppConfig {
         self.rate_limit.validate(profile)?;
         self.cache.validate(profile)?;
         self.users.validate(profile)?;
-        self.library.validate(profile)
+        self.library.validate(profile)?;
+        self.jobs.validate(profile)
     }
 }
 

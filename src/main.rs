@@ -1,4 +1,4 @@
-//! `app`: serve (default), migrate, print the OpenAPI document, or manage accounts.
+//! `app`: serve (default), run the job workers, migrate, print the OpenAPI document, or manage accounts.
 
 use std::process::ExitCode;
 
@@ -41,6 +41,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         // Signal handlers first: a SIGTERM during start-up must stop the app gracefully.
         Command::Serve => runtime.block_on(async { serve(config, shutdown_signal()).await }),
+        Command::Worker => runtime.block_on(async { worker(config, shutdown_signal()).await }),
         Command::Migrate => runtime.block_on(migrate(config)),
         Command::Openapi { .. } => unreachable!("handled above"),
         Command::User { command } => runtime.block_on(user(config, command)),
@@ -84,6 +85,16 @@ async fn serve(config: AppConfig, shutdown: impl Future<Output = ()> + Send + 's
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: the server failed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn worker(config: AppConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
+    match app::app::run_workers(config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot run the workers: {err}");
             ExitCode::FAILURE
         }
     }

@@ -14,6 +14,10 @@ use app_cache::{CacheManager, CacheManagerComponent, CacheManagerParams, CacheMo
 use app_core::metrics::Metrics;
 use app_database::{Database, DatabaseModule, SqlDatabase};
 use app_health::{HealthModule, HealthService, HealthServiceImpl, HealthServiceImplParameters};
+use app_jobs::{
+    JobRegistry, JobStoreBinding, JobStoreParams, JobsModule, JobsService, JobsServiceComponent, JobsServiceParams,
+    store::JobStore,
+};
 use app_library::{LibraryModule, LibraryService, LibraryServiceComponent, LibraryServiceParams};
 use app_locks::{LockModule, LockStoreBinding, Locks};
 use app_ratelimit::{RateLimitModule, RateLimitStoreBinding, RateLimiterComponent, RateLimiterParams, RateLimits};
@@ -63,6 +67,11 @@ mod composed {
                 providers = []
             },
 
+            use JobsModule {
+                components = [dyn JobStore, JobRegistry, JobsService],
+                providers = []
+            },
+
             use UsersModule {
                 components = [dyn UserRepository, dyn UsersService],
                 providers = []
@@ -101,6 +110,8 @@ pub struct Overrides {
     pub locks: Option<Customize<LockModule>>,
     /// Applied to the LibraryModule builder.
     pub library: Option<Customize<LibraryModule>>,
+    /// Applied to the JobsModule builder.
+    pub jobs: Option<Customize<JobsModule>>,
     /// Applied to the UsersModule builder.
     pub users: Option<Customize<UsersModule>>,
     /// Applied to the AuthModule builder.
@@ -150,6 +161,13 @@ pub fn build_modules(
     let library = LibraryModule::builder(db.clone(), cache.clone(), locks.clone())
         .with_component_parameters::<LibraryServiceComponent>(LibraryServiceParams { config: config.library.clone() });
     let library = Arc::new(customize(library, overrides.library).build());
+    let jobs = JobsModule::builder(library.clone())
+        .with_component_parameters::<JobStoreBinding>(JobStoreParams {
+            state: state.clone(),
+            retention: config.jobs.retention(),
+        })
+        .with_component_parameters::<JobsServiceComponent>(JobsServiceParams { config: config.jobs.clone() });
+    let jobs = Arc::new(customize(jobs, overrides.jobs).build());
     let users = UsersModule::builder(db.clone(), cache.clone()).with_component_parameters::<UserRepositoryComponent>(
         UserRepositoryParams { cache_ttl: config.users.cache_ttl },
     );
@@ -161,5 +179,5 @@ pub fn build_modules(
         })
         .with_component_parameters::<AuthServiceImpl>(AuthServiceImplParameters { config: config.auth.clone() });
     let auth = Arc::new(customize(auth, overrides.auth).build());
-    Arc::new(AppModule::builder(redis, db, health, cache, locks, library, users, auth, rate_limit).build())
+    Arc::new(AppModule::builder(redis, db, health, cache, locks, library, jobs, users, auth, rate_limit).build())
 }

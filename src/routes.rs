@@ -12,6 +12,7 @@ use app_core::{
     throttle::{ThrottleHandle, Throttler, screen},
 };
 use app_health::HealthApi;
+use app_jobs::{JobsApi, QueuesApi};
 use app_library::LibraryApi;
 use app_ratelimit::{RateLimitApi, RateLimits};
 use app_users::UsersApi;
@@ -46,7 +47,7 @@ chunked bodies). Lists take `page` (>= 1) and `pageSize` (1-100); out-of-range v
 never clamped.";
 
 /// The controllers of every module, combined.
-type Apis = (AuthApi, UsersApi, LibraryApi, RateLimitApi, CacheApi, HealthApi);
+type Apis = (AuthApi, UsersApi, LibraryApi, JobsApi, QueuesApi, RateLimitApi, CacheApi, HealthApi);
 
 /// Each feature module adds its controller here.
 fn apis(module: &AppModule, config: &AppConfig) -> Apis {
@@ -54,6 +55,8 @@ fn apis(module: &AppModule, config: &AppConfig) -> Apis {
         AuthApi::new(module, config.auth.cookie_secure(config.profile)),
         UsersApi::new(module),
         LibraryApi::new(module),
+        JobsApi::new(module.resolve(), config.jobs.stream_heartbeat),
+        QueuesApi::new(module.resolve()),
         RateLimitApi::new(module),
         CacheApi::new(module),
         HealthApi::new(module),

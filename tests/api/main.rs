@@ -8,6 +8,7 @@ mod di;
 mod docker;
 mod errors;
 mod health;
+mod jobs;
 mod library;
 mod openapi;
 mod rate_limit;

@@ -68,6 +68,11 @@ impl JobsService {
         &self.store
     }
 
+    /// `[jobs]`.
+    pub fn config(&self) -> &JobsConfig {
+        &self.config
+    }
+
     /// The job types.
     pub fn registry(&self) -> &JobRegistry {
         &self.registry

@@ -2,6 +2,7 @@
 //! and database, and a client with one method per endpoint.
 
 pub mod auth;
+pub mod jobs;
 pub mod library;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
@@ -59,9 +60,13 @@ impl AppBuilder {
         self
     }
 
-    /// Adjusts the configuration.
+    /// Adjusts the configuration (after any earlier adjustments).
     pub fn config(mut self, f: impl FnOnce(&mut AppConfig) + Send + 'static) -> Self {
-        self.config = Box::new(f);
+        let earlier = std::mem::replace(&mut self.config, Box::new(|_| {}));
+        self.config = Box::new(move |c| {
+            earlier(c);
+            f(c);
+        });
         self
     }
 
@@ -214,6 +219,11 @@ impl TestApp {
 
     /// Sends the shutdown signal and waits for the server to stop.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.stop().await
+    }
+
+    /// Stops the server and waits for it, keeping its database (for a next instance to read).
+    pub async fn stop(&mut self) -> std::io::Result<()> {
         self.signal_shutdown();
         let handle = self.handle.take().expect("running");
         tokio::time::timeout(Duration::from_secs(15), handle).await.expect("stops in time").expect("server task")

@@ -237,6 +237,18 @@ pub async fn pausing_and_the_rate_limit_are_shared_state(store: Arc<dyn JobStore
     assert_eq!(store.take_rate(&q, 2, per).await.expect("rate"), None, "a new window");
 }
 
+pub async fn a_paused_queue_starts_nothing_until_resumed(store: Arc<dyn JobStore>) {
+    let (q, owner) = (queue(), Uuid::now_v7());
+    store.set_paused(&q, true).await.expect("pause");
+    let new = job(&q, owner);
+    store.enqueue(&new).await.expect("enqueue");
+    assert!(store.fetch(&q, "w1", BLOCK).await.expect("fetch").is_none(), "paused");
+    let record = store.get(&q, new.id).await.expect("get").expect("found");
+    assert_eq!((record.status, record.attempts), (JobStatus::Pending, 0), "untouched");
+    store.set_paused(&q, false).await.expect("resume");
+    assert_eq!(fetched(&store, &q).await.job.id, new.id);
+}
+
 pub async fn tickets_work_once_and_expire(store: Arc<dyn JobStore>) {
     let hash = app_core::testing::unique_prefix();
     store.put_ticket(&hash, "user|job", Duration::from_secs(60)).await.expect("put");

@@ -292,6 +292,9 @@ impl JobStore for MemoryJobStore {
             let retention = self.retention;
             let delivery = self
                 .with(|state, now| {
+                    if state.queue(queue).paused {
+                        return None;
+                    }
                     while let Some((entry, id)) = state.queue(queue).ready.pop_front() {
                         if let Some(delivery) = state.start(queue, entry, id, consumer, &retention, now) {
                             return Some(delivery);
@@ -473,6 +476,9 @@ impl JobStore for MemoryJobStore {
         let retention = self.retention;
         Ok(self
             .with(|state, now| {
+                if state.queue(queue).paused {
+                    return Vec::new();
+                }
                 let stale: Vec<(u64, Uuid)> = state
                     .queue(queue)
                     .delivered

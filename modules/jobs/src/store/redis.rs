@@ -159,7 +159,12 @@ impl RedisJobStore {
     async fn start(&self, queue: &str, entry: &str, id: &str, consumer: &str) -> Result<Option<Delivery>, RedisError> {
         let Ok(id) = id.parse::<Uuid>() else { return Ok(None) };
         let retention = &self.retention;
-        let keys = vec![self.job_key(queue, id), self.key(queue, "stream"), self.key(queue, "failed")];
+        let keys = vec![
+            self.job_key(queue, id),
+            self.key(queue, "stream"),
+            self.key(queue, "failed"),
+            self.key(queue, "paused"),
+        ];
         let args = vec![
             Arg::from(entry),
             Arg::from(consumer),

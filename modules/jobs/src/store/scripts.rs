@@ -81,10 +81,12 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
 return out
 "#;
 
-/// KEYS: job, stream, failed. ARGV: entry, consumer, channel, retention, keep failed, id, prefix,
-/// infra ttl. Starts an attempt of the job behind a delivered (or reclaimed) stream entry.
-/// Returns {1, record} when started, {0} when the entry was stale (acknowledged and dropped), or
-/// {2, record} when a reclaimed job was out of attempts and failed for good.
+/// KEYS: job, stream, failed, paused. ARGV: entry, consumer, channel, retention, keep failed, id,
+/// prefix, infra ttl. Starts an attempt of the job behind a delivered (or reclaimed) stream entry.
+/// Returns {1, record} when started, {0} when the entry was stale (acknowledged and dropped),
+/// {2, record} when a reclaimed job was out of attempts and failed for good, or {3} when the
+/// queue is paused (the job goes back to the queue, untouched: a read that was already waiting
+/// when the pause came must not start it).
 pub(crate) const START: &str = concat!(
     prelude!(),
     r#"
@@ -95,6 +97,13 @@ local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '
 if not status or st[4] ~= ARGV[1] or (status ~= 'pending' and status ~= 'active') then
   unqueue(KEYS[2], ARGV[1])
   return {0}
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  unqueue(KEYS[2], ARGV[1])
+  local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[6])
+  redis.call('HSET', KEYS[1], 'entry', entry)
+  if status == 'active' then redis.call('HSET', KEYS[1], 'status', 'pending') end
+  return {3}
 end
 local t = now()
 if status == 'active' and attempts >= max then

@@ -36,6 +36,7 @@ app_core::contract_tests! {
         only_the_newest_finished_jobs_are_kept,
         pausing_and_the_rate_limit_are_shared_state,
         tickets_work_once_and_expire,
+        a_paused_queue_starts_nothing_until_resumed,
         subscribers_see_every_state_change_in_order,
     ],
 }
