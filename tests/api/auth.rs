@@ -88,7 +88,7 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
     let account = app.signed_up().await;
     let mut answers = Vec::new();
     let (mut unknown_times, mut wrong_times) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
+    for _ in 0..7 {
         let started = Instant::now();
         let unknown = app.login(&unique_email(), &account.password).await;
         unknown_times.push(started.elapsed());
@@ -106,7 +106,8 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
     unknown_times.sort();
     wrong_times.sort();
     // Both verify an argon2id hash; a fast path for unknown emails would take a fraction of it.
-    assert!(unknown_times[2] * 3 > wrong_times[2], "unknown {unknown_times:?} vs wrong {wrong_times:?}");
+    // The fastest of each is compared: other tests running alongside only ever add time.
+    assert!(unknown_times[0] * 3 > wrong_times[0], "unknown {unknown_times:?} vs wrong {wrong_times:?}");
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ struct AttemptLabel {
 
 /// The running workers of this process.
 pub struct Workers {
+    store: Arc<dyn JobStore>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     timeout: Duration,
@@ -113,7 +114,7 @@ impl Workers {
             tracker.spawn(worker.maintenance_loop());
         }
         tracing::info!(consumer, queues = ?registry.queues(), "job workers started");
-        Workers { shutdown, tracker, timeout: config.shutdown_timeout, consumer }
+        Workers { store, shutdown, tracker, timeout: config.shutdown_timeout, consumer }
     }
 
     /// This process's consumer name.
@@ -132,6 +133,7 @@ impl Workers {
         } else {
             tracing::info!("job workers stopped");
         }
+        self.store.close_readers().await;
     }
 }
 

@@ -128,6 +128,9 @@ pub trait JobStore: Interface {
 
     /// Whether the store can be reached now.
     fn is_available(&self) -> bool;
+
+    /// Closes the connections the workers' blocking reads used (when the workers stop).
+    async fn close_readers(&self) {}
 }
 
 /// The channel a job's events are published on.

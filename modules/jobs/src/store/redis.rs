@@ -491,4 +491,9 @@ impl JobStore for RedisJobStore {
     fn is_available(&self) -> bool {
         self.redis.is_connected()
     }
+
+    async fn close_readers(&self) {
+        let readers: Vec<_> = self.readers.lock().await.drain().map(|(_, r)| r).collect();
+        futures::future::join_all(readers.iter().map(|r| r.close())).await;
+    }
 }

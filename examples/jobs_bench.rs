@@ -1,0 +1,176 @@
+//! The job queue's benchmark (run by `scripts/bench-jobs.sh`): N no-op jobs on a real Redis.
+//!
+//! 1. enqueue rate: N jobs submitted (64 in flight) while the queue is paused;
+//! 2. processing rate: the N queued jobs drained by 1 worker, then (N more) by 4 workers, each a
+//!    worker process of its own in effect (its own consumer and connection, one job at a time);
+//! 3. end-to-end latency, submit to completed, with 4 workers running and jobs submitted at about
+//!    half the measured 4-worker rate: p50 and p99 from the records' timestamps (Redis clock, ms).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use app_core::{FieldError, metrics::Metrics};
+use app_jobs::{
+    JobContext, JobError, JobHandler, JobOutput, JobRegistry, JobsConfig, NewJob, QueueConfig, Retention, Workers,
+    store::{JobStore, RedisJobStore},
+};
+use app_redis::{Redis, RedisConfig};
+use async_trait::async_trait;
+use futures::StreamExt;
+use uuid::Uuid;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Noop;
+
+#[async_trait]
+impl JobHandler for Noop {
+    fn kind(&self) -> &'static str {
+        "bench.noop"
+    }
+
+    fn validate(&self, _: &serde_json::Value) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+
+    async fn run(&self, _: &JobContext, _: serde_json::Value) -> Result<Option<JobOutput>, JobError> {
+        Ok(None)
+    }
+}
+
+const QUEUE: &str = "bench_noop";
+
+fn new_job(owner: Uuid) -> NewJob {
+    NewJob {
+        id: Uuid::now_v7(),
+        owner,
+        kind: "bench.noop".into(),
+        queue: QUEUE.into(),
+        params: "{}".into(),
+        max_attempts: 3,
+    }
+}
+
+async fn enqueue(store: &Arc<dyn JobStore>, n: usize) -> Vec<Uuid> {
+    let owner = Uuid::now_v7();
+    futures::stream::iter(0..n)
+        .map(|_| {
+            let store = store.clone();
+            async move { store.enqueue(&new_job(owner)).await.expect("enqueue").id }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+async fn wait_completed(store: &Arc<dyn JobStore>, total: u64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store.stats(QUEUE).await.expect("stats").completed < total {
+        assert!(Instant::now() < deadline, "the jobs did not complete in 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn workers(store: &Arc<dyn JobStore>, registry: &JobRegistry, config: &JobsConfig, n: usize) -> Vec<Workers> {
+    (0..n).map(|_| Workers::start(store.clone(), registry, config.clone(), &Metrics::new())).collect()
+}
+
+async fn stop(workers: Vec<Workers>) {
+    futures::future::join_all(workers.into_iter().map(Workers::stop)).await;
+}
+
+async fn drain(
+    store: &Arc<dyn JobStore>,
+    registry: &JobRegistry,
+    config: &JobsConfig,
+    n: usize,
+    k: usize,
+    done: &mut u64,
+) -> f64 {
+    store.set_paused(QUEUE, true).await.expect("pause");
+    enqueue(store, n).await;
+    let running = workers(store, registry, config, k);
+    let started = Instant::now();
+    store.set_paused(QUEUE, false).await.expect("resume");
+    *done += n as u64;
+    wait_completed(store, *done).await;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    stop(running).await;
+    rate
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let n: usize = std::env::var("JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let config = RedisConfig {
+        url: Some(url),
+        key_prefix: format!("bench{}:", Uuid::now_v7().simple()),
+        ..RedisConfig::default()
+    };
+    let redis = Redis::connect(&config).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(5)).await, "Redis answers");
+    let retention = Retention { ttl: Duration::from_secs(600), keep_completed: u32::MAX, keep_failed: 1000 };
+    let store: Arc<dyn JobStore> = Arc::new(RedisJobStore::new(redis.clone(), retention));
+    let mut registry = JobRegistry::new();
+    registry.register(Noop);
+    let mut jobs = JobsConfig::default();
+    jobs.queues.insert(QUEUE.into(), QueueConfig { concurrency: 1, ..QueueConfig::default() });
+
+    // 1. Enqueue rate.
+    store.set_paused(QUEUE, true).await.expect("pause");
+    let started = Instant::now();
+    enqueue(&store, n).await;
+    let enqueue_rate = n as f64 / started.elapsed().as_secs_f64();
+    println!("enqueue: {n} jobs at {enqueue_rate:.0} jobs/s (64 in flight)");
+
+    // 2. Processing rate: drain the queued jobs with 1 worker, then N more with 4.
+    let running = workers(&store, &registry, &jobs, 1);
+    let started = Instant::now();
+    store.set_paused(QUEUE, false).await.expect("resume");
+    let mut done = n as u64;
+    wait_completed(&store, done).await;
+    let one = n as f64 / started.elapsed().as_secs_f64();
+    stop(running).await;
+    println!("processing, 1 worker: {one:.0} jobs/s");
+    let four = drain(&store, &registry, &jobs, n, 4, &mut done).await;
+    println!("processing, 4 workers: {four:.0} jobs/s");
+
+    // 3. Latency at about half the 4-worker rate.
+    let running = workers(&store, &registry, &jobs, 4);
+    let count = (n / 5).max(100);
+    let pace = Duration::from_secs_f64(2.0 / four.max(1.0));
+    let owner = Uuid::now_v7();
+    let mut ids = Vec::with_capacity(count);
+    let mut tick = tokio::time::interval(pace);
+    for _ in 0..count {
+        tick.tick().await;
+        let job = new_job(owner);
+        ids.push(job.id);
+        let store = store.clone();
+        tokio::spawn(async move { store.enqueue(&job).await.expect("enqueue") });
+    }
+    done += count as u64;
+    wait_completed(&store, done).await;
+    stop(running).await;
+    let mut latencies: Vec<i64> = Vec::with_capacity(count);
+    for id in ids {
+        let record = store.get(QUEUE, id).await.expect("get").expect("kept");
+        latencies.push(record.finished_ms.unwrap_or(record.created_ms) - record.created_ms);
+    }
+    latencies.sort_unstable();
+    println!(
+        "latency, submit to completed ({count} jobs at {:.0} jobs/s, 4 workers): p50 {} ms, p99 {} ms",
+        1.0 / pace.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+    redis.close().await;
+}
