@@ -124,7 +124,13 @@ redis_counts() {
   redis-cli -p "$REDIS_PORT" INFO all | tr -d '\r' | awk -F'[:=,]' '
     /^cmdstat_evalsha:/ { evalsha = $3 } /^cmdstat_info:/ { info = $3 }
     /^total_commands_processed:/ { total = $2 }
-    END { print evalsha + 0, total + 0, info + 0 }'
+    /^used_cpu_user:/ { cpu += $2 } /^used_cpu_sys:/ { cpu += $2 }
+    END { printf "%d %d %.6f\n", evalsha + 0, total + 0, cpu }'
+}
+
+# cpu_seconds PID -> user + system CPU time the process has used
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # measure SCENARIO -> "rps p50 p99 requests" (latencies in ms) for one run
@@ -159,7 +165,8 @@ for s in $SCENARIOS; do DURATION=2s measure "$s" >/dev/null; done
 echo "==> measuring: $ROUNDS alternating rounds of $DURATION, $CONNECTIONS connections, $THREADS wrk threads, $(nproc) cores"
 for round in $(seq 1 "$ROUNDS"); do
   for s in $SCENARIOS; do
-    read -r evalsha_before total_before _ < <(redis_counts)
+    read -r evalsha_before total_before rcpu_before < <(redis_counts)
+    app_cpu_before=$(cpu_seconds "${pid[$s]}")
     # Peak RSS of the server while loaded: sampled every 200 ms during the run.
     (peak=0; while kill -0 "${pid[$s]}" 2>/dev/null; do
        r=$(ps -o rss= -p "${pid[$s]}" 2>/dev/null | tr -d ' '); [ -n "$r" ] && [ "$r" -gt "$peak" ] && peak=$r
@@ -167,16 +174,19 @@ for round in $(seq 1 "$ROUNDS"); do
     sampler=$!
     line=$(measure "$s")
     kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true
-    read -r evalsha_after total_after _ < <(redis_counts)
+    read -r evalsha_after total_after rcpu_after < <(redis_counts)
+    app_cpu_after=$(cpu_seconds "${pid[$s]}")
     requests=$(echo "$line" | awk '{ print $4 }')
     rss=$(cat "$results/rss-$s.now" 2>/dev/null || echo 0)
-    # The two INFO calls count as commands too.
+    # The two INFO calls count as commands too. CPU: microseconds per request, server and Redis.
     awk -v l="$line" -v t=$((evalsha_after - evalsha_before)) -v c=$((total_after - total_before - 1)) -v n="$requests" -v r="$rss" \
-      'BEGIN { printf "%s %.2f %.2f %d\n", l, t / n, c / n, r }' | tee -a "$results/$s" | sed "s/^/    round $round $s: /"
+      -v ac="$(awk -v a="$app_cpu_after" -v b="$app_cpu_before" 'BEGIN { print a - b }')" \
+      -v rc="$(awk -v a="$rcpu_after" -v b="$rcpu_before" 'BEGIN { print a - b }')" \
+      'BEGIN { printf "%s %.2f %.2f %d %.1f %.1f\n", l, t / n, c / n, r, ac * 1e6 / n, rc * 1e6 / n }' | tee -a "$results/$s" | sed "s/^/    round $round $s: /"
   done
 done
 
-printf '\n%-58s %9s %8s %8s %6s %6s %6s %8s\n' "scenario (median round)" "req/s" "p50 ms" "p99 ms" "ratio" "trips" "cmds" "RSS MiB"
+printf '\n%-58s %9s %8s %8s %6s %6s %6s %8s %7s %7s\n' "scenario (median round)" "req/s" "p50 ms" "p99 ms" "ratio" "trips" "cmds" "RSS MiB" "app us" "redis us"
 read -r bare_rps _ < <(median "$results/bare" 2>/dev/null || echo 0)
 declare -A label=(
   [bare]="bare poem GET /health/live"
@@ -189,10 +199,11 @@ declare -A label=(
 )
 declare -A rps_of
 for s in $SCENARIOS; do
-  read -r rps p50 p99 _ trips cmds rss < <(median "$results/$s")
+  read -r rps p50 p99 _ trips cmds rss acpu rcpu < <(median "$results/$s")
   rps_of[$s]=$rps
   awk -v n="${label[$s]}" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v b="${bare_rps:-0}" -v t="$trips" -v c="$cmds" -v r="$rss" \
-    'BEGIN { printf "%-58s %9d %8.3f %8.3f %6.2f %6.2f %6.2f %8.1f\n", n, rps, p50, p99, (b > 0 ? rps / b : 0), t, c, r / 1024 }'
+    -v ac="$acpu" -v rc="$rcpu" \
+    'BEGIN { printf "%-58s %9d %8.3f %8.3f %6.2f %6.2f %6.2f %8.1f %7.1f %7.1f\n", n, rps, p50, p99, (b > 0 ? rps / b : 0), t, c, r / 1024, ac, rc }'
 done
 echo
 if [ -n "${rps_of[bare]:-}" ] && [ -n "${rps_of[health]:-}" ]; then
@@ -207,3 +218,4 @@ if [ -n "${rps_of[me-cached]:-}" ] && [ -n "${rps_of[nl-cached]:-}" ]; then
     'BEGIN { printf "limiter cost, profile from the cache: %.1f%% of throughput (target <= 10%%)\n", (1 - on / off) * 100 }'
 fi
 echo "trips: Redis round trips per request (the guard's session check and default policy travel as one)."
+echo "app us / redis us: CPU time per request spent in the server process and in redis-server."

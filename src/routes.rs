@@ -74,8 +74,11 @@ pub fn spec(module: &AppModule, config: &AppConfig) -> String {
     finalize(&raw).unwrap_or(raw)
 }
 
-/// The API plus the two documents. Dispatching the documents by an exact path comparison keeps
-/// the API's own router the only router on the hot path (no outer `Route`, no per-request data).
+/// The API plus the two documents and the liveness answer. Dispatching those by an exact path
+/// comparison keeps the API's own router the only router on the hot path (no outer `Route`, no
+/// per-request data). `GET /health/live` is answered here, byte for byte as the health module's
+/// operation (which stays the documented one, and serves every other method): a probe that load
+/// balancers and orchestrators send every few seconds costs the middleware stack and nothing else.
 struct Surface<E> {
     api: E,
     /// The bearer guard's session verifier, handed to API requests as request data (only to
@@ -90,7 +93,11 @@ struct Surface<E> {
     swagger: Bytes,
     spec_pattern: PathPattern,
     docs_pattern: PathPattern,
+    live_pattern: PathPattern,
 }
+
+/// The liveness answer: what the health module's `healthLive` operation writes.
+const LIVE: &[u8] = br#"{"status":"ok"}"#;
 
 impl<E: Endpoint> Endpoint for Surface<E> {
     type Output = Response;
@@ -104,6 +111,12 @@ impl<E: Endpoint> Endpoint for Surface<E> {
             return self.api.call(req).await.map(IntoResponse::into_response);
         }
         let (body, content_type, pattern) = match req.uri().path() {
+            "/health/live" if req.method() == Method::GET => {
+                let mut resp =
+                    Response::builder().content_type("application/json; charset=utf-8").body(Bytes::from_static(LIVE));
+                resp.set_data(self.live_pattern.clone());
+                return Ok(resp);
+            }
             "/openapi.json" => (&self.spec, "application/json", &self.spec_pattern),
             "/docs" => (&self.swagger, "text/html; charset=utf-8", &self.docs_pattern),
             "/docs/" => {
@@ -147,6 +160,7 @@ pub fn routes(
         swagger: swagger.into(),
         spec_pattern: PathPattern("/openapi.json".into()),
         docs_pattern: PathPattern("/docs".into()),
+        live_pattern: PathPattern("/health/live".into()),
     };
     app_core::http::stack(surface, &config.server, metrics)
 }

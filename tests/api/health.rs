@@ -27,7 +27,23 @@ async fn liveness_answers_ok() {
     let app = spawn_app().await;
     let resp = app.live().await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.expect("json"), serde_json::json!({"status": "ok"}));
+    assert!(resp.headers().contains_key("x-request-id"));
+    let content_type = resp.headers()["content-type"].to_str().expect("ascii").to_owned();
+    let body = resp.bytes().await.expect("body");
+    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), serde_json::json!({"status": "ok"}));
+
+    // The surface answers GET itself; it must be exactly what the documented operation answers.
+    use poem::{Endpoint, IntoEndpoint};
+    let operation =
+        poem_openapi::OpenApiService::new(app_health::HealthApi::new(&*app.module), "t", "1").into_endpoint();
+    let req = poem::Request::builder().method(poem::http::Method::GET).uri_str("/health/live").finish();
+    let documented = operation.call(req).await.expect("the operation answers");
+    assert_eq!(documented.headers()["content-type"].to_str().expect("ascii"), content_type);
+    assert_eq!(documented.into_body().into_bytes().await.expect("body"), body);
+
+    // Other methods still go to the router.
+    let post = app.request(reqwest::Method::POST, "/health/live").send().await.expect("sent");
+    assert_eq!(post.status(), 405);
 }
 
 #[tokio::test]

@@ -68,6 +68,9 @@ struct QueueWorker {
     attempts: Family<AttemptLabel, Counter>,
     /// Whether the store is known to be failing (one warning per outage).
     outage: AtomicBool,
+    /// The pause flag as last read, and when: read at most twice a second (the start of an
+    /// attempt checks it atomically anyway, so a stale `false` only costs one bounced delivery).
+    paused: std::sync::Mutex<(bool, Option<tokio::time::Instant>)>,
 }
 
 /// A name no other worker process has: host, process id and a random suffix.
@@ -109,6 +112,7 @@ impl Workers {
                 tracker: tracker.clone(),
                 attempts: attempts.clone(),
                 outage: AtomicBool::new(false),
+                paused: std::sync::Mutex::new((false, None)),
             });
             tracker.spawn(worker.clone().fetch_loop());
             tracker.spawn(worker.maintenance_loop());
@@ -192,8 +196,20 @@ impl QueueWorker {
     }
 
     /// The next job to run, when the queue is not paused and its rate limit allows.
+    async fn is_paused(&self) -> Result<bool, RedisError> {
+        let cached = *self.paused.lock().unwrap_or_else(|p| p.into_inner());
+        if let (paused, Some(at)) = cached
+            && at.elapsed() < Duration::from_millis(500)
+        {
+            return Ok(paused);
+        }
+        let paused = self.store.is_paused(&self.queue).await?;
+        *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = (paused, Some(tokio::time::Instant::now()));
+        Ok(paused)
+    }
+
     async fn next(&self) -> Result<Option<Delivery>, RedisError> {
-        if self.store.is_paused(&self.queue).await? {
+        if self.is_paused().await? {
             self.pause(Duration::from_millis(500)).await;
             return Ok(None);
         }
@@ -210,6 +226,10 @@ impl QueueWorker {
         if limited && !matches!(fetched, Ok(Some(_))) {
             // Nothing was waiting: the slot was not used.
             let _ = self.store.refund_rate(&self.queue, self.queue_config.rate_per).await;
+        }
+        if matches!(fetched, Ok(None)) {
+            // Nothing started: perhaps the queue was paused meanwhile; read the flag afresh.
+            self.paused.lock().unwrap_or_else(|p| p.into_inner()).1 = None;
         }
         fetched
     }

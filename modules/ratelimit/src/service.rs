@@ -34,11 +34,14 @@ struct PolicyLabel {
     outcome: &'static str,
 }
 
-/// A compiled policy.
+/// A compiled policy, with its decision counters made once (no label allocation per request).
 struct Policy {
     name: Arc<str>,
     config: PolicyConfig,
     limit: Limit,
+    allowed: Counter,
+    limited: Counter,
+    unavailable: Counter,
 }
 
 /// The rate limiter.
@@ -51,7 +54,6 @@ pub struct RateLimiter {
     store: Arc<dyn RateLimitStore>,
     /// Whether the store is known to be failing (so an outage is logged once, not per request).
     outage: AtomicBool,
-    decisions: Family<PolicyLabel, Counter>,
 }
 
 /// An address as counted: IPv4 as is, IPv6 by its /64 (one subscriber usually holds a whole
@@ -91,7 +93,16 @@ impl RateLimiter {
                     window_ms: p.window.as_millis() as u64,
                     block_ms: p.block.map_or(0, |b| b.as_millis() as u64),
                 };
-                (name.clone(), Policy { name: Arc::from(name.as_str()), config: p.clone(), limit })
+                let counter = |outcome| decisions.get_or_create(&PolicyLabel { policy: name.clone(), outcome }).clone();
+                let policy = Policy {
+                    name: Arc::from(name.as_str()),
+                    config: p.clone(),
+                    limit,
+                    allowed: counter("allowed"),
+                    limited: counter("limited"),
+                    unavailable: counter("store_unavailable"),
+                };
+                (name.clone(), policy)
             })
             .collect();
         Self {
@@ -102,7 +113,6 @@ impl RateLimiter {
             forwarded_header: config.forwarded_header,
             store,
             outage: AtomicBool::new(false),
-            decisions,
         }
     }
 
@@ -145,12 +155,8 @@ impl RateLimiter {
         }
     }
 
-    fn count(&self, policy: &str, outcome: &'static str) {
-        self.decisions.get_or_create(&PolicyLabel { policy: policy.to_owned(), outcome }).inc();
-    }
-
     fn store_failed(&self, policy: &Policy, err: &RedisError) -> Result<Option<LimitState>, ApiError> {
-        self.count(&policy.name, "store_unavailable");
+        policy.unavailable.inc();
         if !self.outage.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = %err,
@@ -220,7 +226,11 @@ impl Throttler for RateLimiter {
         match self.store.hit(&key, &policy.limit).await {
             Ok(outcome) => {
                 self.store_ok();
-                self.count(&policy.name, if outcome.allowed { "allowed" } else { "limited" });
+                if outcome.allowed {
+                    policy.allowed.inc()
+                } else {
+                    policy.limited.inc()
+                };
                 Ok(Some(Self::state(policy, &outcome)))
             }
             Err(err) => self.store_failed(policy, &err),
