@@ -24,6 +24,8 @@ fn the_compose_file_wires_the_app_to_healthy_dependencies() {
         "DATABASE_URL: postgres://",
         "APP_PROFILE: production",
         "./redis.conf:/usr/local/etc/redis/redis.conf:ro",
+        "command: [\"worker\"]",
+        "APP_JOBS__WORKERS: \"false\"",
     ] {
         assert!(compose.contains(needle), "docker-compose.yml lacks {needle:?}");
     }

@@ -503,3 +503,31 @@ async fn at_shutdown_a_running_job_finishes_in_time_or_is_handed_back() {
     let slow = reader.get_job(&tokens.access, &id(&slow)).await.json::<Value>().await.expect("json");
     assert_eq!((slow["status"].as_str(), slow["attempts"].as_u64()), (Some("pending"), Some(0)), "handed back: {slow}");
 }
+
+#[tokio::test]
+async fn a_stream_on_one_instance_follows_a_job_running_on_another_with_heartbeats() {
+    let api = app()
+        .with_test_jobs(Flaky::default())
+        .config(|c| {
+            c.jobs.workers = false;
+            c.jobs.stream_heartbeat = Duration::from_millis(150);
+        })
+        .spawn()
+        .await;
+    let (_, tokens) = api.user().await;
+    let job = api.job(&tokens.access, "test.steps", json!({"steps": 8, "ms": 100})).await;
+    let resp = api.open_events(&id(&job), Some(&tokens.access), None, None).await;
+    // The job runs on a worker instance; the stream is served by the API instance.
+    let _worker = app().instance_of(&api).with_test_jobs(Flaky::default()).spawn().await;
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut body)).await {
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+    }
+    let events = crate::support::jobs::parse_events(&text);
+    assert_eq!(events.first().map(|e| e.event.as_str()), Some("snapshot"));
+    assert!(events.iter().filter(|e| e.event == "progress").count() >= 3, "progress crossed instances: {events:?}");
+    assert_eq!(events.last().map(|e| e.event.as_str()), Some("completed"));
+    assert!(text.matches("\n:\n").count() + usize::from(text.starts_with(":\n")) >= 2, "heartbeat comments: {text}");
+}

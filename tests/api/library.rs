@@ -241,6 +241,40 @@ async fn every_write_is_seen_by_the_next_read_on_any_instance() {
         let again: Value = writer.get_item(&tokens.access, &item).await.json().await.expect("json");
         assert_eq!(again["title"], title, "item read {i} on the writing instance");
     }
+    // Concurrent writers, each on its own item, on both instances: every write is seen at once.
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let (a_base, b_base, http, token) = (a.base.clone(), b.base.clone(), a.http.clone(), tokens.access.clone());
+        let created: Value = a.song(&tokens.access, &format!("w{w}")).await;
+        let item = id(&created);
+        writers.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let (write, read) = if (w + i) % 2 == 0 { (&a_base, &b_base) } else { (&b_base, &a_base) };
+                let title = format!("w{w}-{i}");
+                let resp = http
+                    .patch(format!("{write}/api/v1/library/{item}"))
+                    .bearer_auth(&token)
+                    .json(&json!({"title": title}))
+                    .send()
+                    .await
+                    .expect("sent");
+                assert_eq!(resp.status(), 200, "writer {w} write {i}");
+                let seen: Value = http
+                    .get(format!("{read}/api/v1/library/{item}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("sent")
+                    .json()
+                    .await
+                    .expect("json");
+                assert_eq!(seen["title"], title, "writer {w} read {i}");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
         reader.await.expect("reader");

@@ -106,22 +106,29 @@ impl LimitSlot {
     }
 
     /// Writes the rate-limit headers: `X-RateLimit-*` for the most constrained policy, and the
-    /// IETF `RateLimit-Policy` / `RateLimit` fields listing every evaluated policy.
+    /// IETF `RateLimit-Policy` / `RateLimit` fields listing every evaluated policy. (On every
+    /// `/api/` response: numbers are written straight into the header values, one buffer each.)
     pub fn write_headers(&self, headers: &mut HeaderMap) {
+        use std::fmt::Write;
         let states = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tightest) = states.iter().min_by_key(|s| (!s.denied(), s.remaining)) else { return };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-        let mut put = |name: &'static str, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(tightest.limit));
+        headers.insert(HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(tightest.remaining));
+        headers.insert(HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(now + tightest.reset_secs));
+        let (mut policy, mut state) =
+            (String::with_capacity(32 * states.len()), String::with_capacity(32 * states.len()));
+        for (i, s) in states.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            // Writing into a String cannot fail.
+            let _ = write!(policy, "{sep}\"{}\";q={};w={}", s.policy, s.limit, s.window_secs);
+            let _ = write!(state, "{sep}\"{}\";r={};t={}", s.policy, s.remaining, s.reset_secs);
+        }
+        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+            if let Ok(value) = HeaderValue::try_from(value) {
                 headers.insert(HeaderName::from_static(name), value);
             }
-        };
-        put("x-ratelimit-limit", tightest.limit.to_string());
-        put("x-ratelimit-remaining", tightest.remaining.to_string());
-        put("x-ratelimit-reset", (now + tightest.reset_secs).to_string());
-        let list = |f: &dyn Fn(&LimitState) -> String| states.iter().map(f).collect::<Vec<_>>().join(", ");
-        put("ratelimit-policy", list(&|s| format!("\"{}\";q={};w={}", s.policy, s.limit, s.window_secs)));
-        put("ratelimit", list(&|s| format!("\"{}\";r={};t={}", s.policy, s.remaining, s.reset_secs)));
+        }
         if let Some(retry) = states.iter().filter_map(|s| s.retry_after).max() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry.max(1)));
         }
@@ -241,13 +248,14 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
         req.set_data(AuthenticatedUser(user));
     }
     let subject = Subject { ip: handle.0.client_ip(req), user, account: None };
-    // The default policy is scoped by path when it is scoped per route at all.
-    let path = req.uri().path().to_owned();
-    let limit = handle.0.check(policy, &path, &subject);
+    // The default policy is scoped by path when it is scoped per route at all. (A `Uri` clone
+    // shares its bytes.)
+    let uri = req.uri().clone();
+    let limit = handle.0.check(policy, uri.path(), &subject);
     let state = match (token, begun) {
         (Some(token), Some((_, session))) => {
             let (verified, state) = futures::join!(session, limit);
-            req.set_data(PreVerified { token: Arc::from(token), result: verified });
+            req.set_data(PreVerified { token, result: verified });
             state?
         }
         _ => limit.await?,
@@ -265,10 +273,10 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(req: &Request) -> Option<String> {
+fn bearer_token(req: &Request) -> Option<Arc<str>> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| Arc::from(token.trim()))
 }
 
 #[cfg(test)]

@@ -191,8 +191,11 @@ impl Validate for RateLimitConfig {
             if p.limit == 0 || p.limit > 1_000_000 {
                 return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.limit"), "must be 1 to 1000000"));
             }
-            if p.window < Duration::from_millis(1) {
-                return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.window"), "must be longer than 0s"));
+            if p.window < Duration::from_millis(1) || p.window > MAX_WINDOW {
+                return Err(ConfigIssue::new(
+                    format!("rate_limit.policies.{name}.window"),
+                    "must be longer than 0s and at most 30 days",
+                ));
             }
             if p.block.is_some_and(|b| b < Duration::from_millis(1)) {
                 return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.block"), "must be longer than 0s"));
@@ -201,6 +204,9 @@ impl Validate for RateLimitConfig {
         Ok(())
     }
 }
+
+/// The longest window a policy may have (the store packs reset times into 33 bits of ms).
+pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {

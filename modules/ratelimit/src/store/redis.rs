@@ -7,13 +7,16 @@ use super::{Limit, Outcome, RateLimitStore};
 
 /// KEYS: the subject's key. ARGV: limit, window ms, block ms, write (1: count the request, 0:
 /// peek). The key holds the theoretical arrival time, or `blocked` while a block runs (with the
-/// block's TTL), so the hot path is TIME, GET and SET. Returns {allowed, remaining, retry ms,
-/// reset ms, blocked}: the same arithmetic as `decide`.
+/// block's TTL), so the hot path is TIME, GET and SET. The same arithmetic as `decide`.
+///
+/// The hot path (a request counted and admitted) returns one integer, `remaining * 2^33 +
+/// reset ms`, instead of a table: building and converting a table costs Redis more than the
+/// rest of the step. Every other outcome returns {allowed, remaining, retry ms, reset ms, blocked}.
+/// (Lua coerces the numeric strings TIME and ARGV hold, so they need no `tonumber`.)
 const GCRA: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local limit, window, block = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local write = ARGV[4] == '1'
+local now = t[1] * 1000 + t[2] / 1000
+local limit, window, block = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0
 local interval = window / limit
 local stored = redis.call('GET', KEYS[1])
 if stored == 'blocked' then
@@ -21,24 +24,29 @@ if stored == 'blocked' then
   if left > 0 then return {0, 0, left, left, 1} end
   stored = false
 end
-local tat = tonumber(stored or '0')
-if tat < now then tat = now end
+local tat = now
+if stored then tat = stored + 0; if tat < now then tat = now end end
 local new_tat = tat + interval
 if new_tat - now > window + 0.001 then
   local retry = math.max(1, math.ceil(new_tat - now - window))
-  if write and block > 0 then
+  if ARGV[4] == '1' and block > 0 then
     -- The block replaces the count: once it ends, the subject starts afresh.
     redis.call('SET', KEYS[1], 'blocked', 'PX', block)
     return {0, 0, block, block, 1}
   end
   return {0, 0, retry, math.ceil(tat - now), 0}
 end
-if not write then
+if ARGV[4] ~= '1' then
   return {1, math.floor((window - (tat - now)) / interval + 0.001), 0, math.ceil(tat - now), 0}
 end
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', math.ceil(new_tat - now))
-return {1, math.floor((window - (new_tat - now)) / interval + 0.001), 0, math.ceil(new_tat - now), 0}
+local debt = math.ceil(new_tat - now)
+redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', debt)
+return math.floor((window - (new_tat - now)) / interval + 0.001) * 8589934592 + debt
 "#;
+
+/// The factor the hot path's packed reply multiplies `remaining` by (2^33: room for a reset of
+/// three months in milliseconds below it).
+const PACK: i64 = 1 << 33;
 
 const RESET: &str = "return redis.call('DEL', KEYS[1])";
 
@@ -68,7 +76,18 @@ impl RedisRateLimitStore {
             Arg::Int(limit.block_ms as i64),
             Arg::from(if write { "1" } else { "0" }),
         ];
-        let reply = self.redis.eval(&self.gcra, self.keys(key), args).await?.into_array();
+        let reply = self.redis.eval(&self.gcra, self.keys(key), args).await?;
+        if let Reply::Int(packed) = reply {
+            let (remaining, reset_ms) = (packed / PACK, packed % PACK);
+            return Ok(Outcome {
+                allowed: true,
+                remaining: u32::try_from(remaining.max(0)).unwrap_or(u32::MAX),
+                retry_after_ms: 0,
+                reset_ms: reset_ms.max(0) as u64,
+                blocked: false,
+            });
+        }
+        let reply = reply.into_array();
         let int = |i: usize| {
             reply
                 .get(i)
