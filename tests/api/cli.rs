@@ -160,3 +160,12 @@ async fn the_first_admin_is_created_from_the_command_line_and_role_changes_end_s
     let out = run_with_stdin(&["user", "delete", "--email", "root@example.com"], &env, "", dir.path());
     assert!(stderr(&out).contains("no user with the email"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_worker_command_needs_redis_and_says_so() {
+    let (out, _dir) = run(&["worker"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`app worker` needs Redis (REDIS_URL)"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
