@@ -1,10 +1,12 @@
 //! The job queue's benchmark (run by `scripts/bench-jobs.sh`): N no-op jobs on a real Redis.
 //!
-//! 1. enqueue rate: N jobs submitted (64 in flight) while the queue is paused;
-//! 2. processing rate: the N queued jobs drained by 1 worker, then (N more) by 4 workers, each a
-//!    worker process of its own in effect (its own consumer and connection, one job at a time);
-//! 3. end-to-end latency, submit to completed, with 4 workers running and jobs submitted at about
-//!    half the measured 4-worker rate: p50 and p99 from the records' timestamps (Redis clock, ms).
+//! 1. enqueue rate: N jobs submitted (64 in flight) while no worker runs;
+//! 2. processing rate: N queued jobs drained by 1 worker, then N more by 4 workers, each a worker
+//!    process of its own in effect (its own consumer and connection, one job at a time), timed from
+//!    the first start to the last completion (the records' timestamps);
+//! 3. end-to-end latency, submit to completed, with 4 workers running and jobs submitted at a share
+//!    (`LOAD`, default 0.5) of the measured 4-worker rate: p50 and p99 from the records'
+//!    timestamps (Redis clock, ms).
 
 use std::{
     sync::Arc,
@@ -124,29 +126,34 @@ async fn main() {
     let mut jobs = JobsConfig::default();
     jobs.queues.insert(QUEUE.into(), QueueConfig { concurrency: 1, ..QueueConfig::default() });
 
-    // 1. Enqueue rate.
-    store.set_paused(QUEUE, true).await.expect("pause");
+    // 1. Enqueue rate (no worker runs yet, so the jobs just queue).
     let started = Instant::now();
     enqueue(&store, n).await;
     let enqueue_rate = n as f64 / started.elapsed().as_secs_f64();
     println!("enqueue: {n} jobs at {enqueue_rate:.0} jobs/s (64 in flight)");
-
-    // 2. Processing rate: drain the queued jobs with 1 worker, then N more with 4.
-    let running = workers(&store, &registry, &jobs, 1);
-    let started = Instant::now();
-    store.set_paused(QUEUE, false).await.expect("resume");
-    let mut done = n as u64;
+    let mut done = 0;
+    // Those jobs, as a warm-up of Redis and the process.
+    let warm = workers(&store, &registry, &jobs, 4);
+    done += n as u64;
     wait_completed(&store, done).await;
-    let one = n as f64 / started.elapsed().as_secs_f64();
-    stop(running).await;
+    stop(warm).await;
+
+    // 2. Processing rate: N queued jobs drained by 1 worker, then N more by 4.
+    let one = drain(&store, &registry, &jobs, n, 1, &mut done).await;
     println!("processing, 1 worker: {one:.0} jobs/s");
     let four = drain(&store, &registry, &jobs, n, 4, &mut done).await;
     println!("processing, 4 workers: {four:.0} jobs/s");
 
     // 3. Latency at about half the 4-worker rate.
     let running = workers(&store, &registry, &jobs, 4);
+    // Let the workers connect their blocking reads (a few dozen ms) before the clock runs.
+    enqueue(&store, 8).await;
+    done += 8;
+    wait_completed(&store, done).await;
     let count = (n / 5).max(100);
-    let pace = Duration::from_secs_f64(2.0 / four.max(1.0));
+    // LOAD: the share of the 4-worker rate jobs are submitted at (default 0.5).
+    let load: f64 = std::env::var("LOAD").ok().and_then(|v| v.parse().ok()).unwrap_or(0.5_f64).clamp(0.01, 1.0);
+    let pace = Duration::from_secs_f64(1.0 / (four.max(1.0) * load));
     let owner = Uuid::now_v7();
     let mut ids = Vec::with_capacity(count);
     let mut tick = tokio::time::interval(pace);
@@ -160,17 +167,22 @@ async fn main() {
     done += count as u64;
     wait_completed(&store, done).await;
     stop(running).await;
-    let mut latencies: Vec<i64> = Vec::with_capacity(count);
+    let (mut latencies, mut waits): (Vec<i64>, Vec<i64>) = (Vec::with_capacity(count), Vec::with_capacity(count));
     for id in ids {
         let record = store.get(QUEUE, id).await.expect("get").expect("kept");
         latencies.push(record.finished_ms.unwrap_or(record.created_ms) - record.created_ms);
+        waits.push(record.started_ms.unwrap_or(record.created_ms) - record.created_ms);
     }
     latencies.sort_unstable();
+    waits.sort_unstable();
     println!(
-        "latency, submit to completed ({count} jobs at {:.0} jobs/s, 4 workers): p50 {} ms, p99 {} ms",
+        "latency, submit to completed ({count} jobs at {:.0} jobs/s, 4 workers): p50 {} ms, p99 {} ms \
+         (of which waiting for a worker: p50 {} ms, p99 {} ms)",
         1.0 / pace.as_secs_f64(),
         percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
+        percentile(&latencies, 0.99),
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99)
     );
     redis.close().await;
 }

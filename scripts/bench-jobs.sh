@@ -5,6 +5,7 @@
 #
 #   ./scripts/bench-jobs.sh
 #   JOBS=20000 ./scripts/bench-jobs.sh
+#   LOAD=0.25 ./scripts/bench-jobs.sh      # latency at a quarter of the 4-worker rate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +20,4 @@ trap 'kill $redis_pid 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "==> $(nproc) cores; Redis $(redis-server --version | awk '{print $3}')"
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT" JOBS="${JOBS:-10000}" ./target/release/examples/jobs_bench
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT" JOBS="${JOBS:-10000}" LOAD="${LOAD:-0.5}" ./target/release/examples/jobs_bench
