@@ -69,8 +69,10 @@ pub struct JobContext {
     pub id: Uuid,
     /// Who submitted it.
     pub owner: Uuid,
-    /// The attempt (1-based): also the lease its writes carry.
+    /// The attempt (1-based).
     pub attempt: u32,
+    /// The lease this attempt's writes carry (its fencing token).
+    pub(crate) lease: u32,
     /// When the job was submitted (epoch ms), e.g. to derive stable ids from.
     pub created_ms: i64,
     pub(crate) queue: String,
@@ -91,7 +93,7 @@ impl JobContext {
         if self.last_progress.swap(percent, std::sync::atomic::Ordering::Relaxed) == percent {
             return;
         }
-        match self.store.progress(&self.queue, self.id, self.attempt, percent).await {
+        match self.store.progress(&self.queue, self.id, self.lease, percent).await {
             Ok(crate::Held::Yes { cancel_requested }) => {
                 if cancel_requested {
                     self.cancel_requested.cancel();

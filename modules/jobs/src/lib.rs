@@ -3,8 +3,8 @@
 //! - The status register and the queue live together in the [`JobStore`](store::JobStore) port,
 //!   so submitting is atomic with the record and every state change is one atomic step that
 //!   also publishes the job's new state. The Redis adapter is Redis Streams with one consumer
-//!   group per queue (at-least-once), retries in a sorted set, every key of a queue under one
-//!   hash tag (cluster-safe); the memory adapter has the same semantics in process. One contract
+//!   group per queue (at-least-once), retries in a sorted set, every key of a queue under its
+//!   `{<queue>}` hash tag (cluster-safe); the memory adapter has the same semantics in process. One contract
 //!   suite runs on both.
 //! - Attempts are leases: a worker's writes count only while the record still has its attempt,
 //!   so a job reclaimed from a stalled or dead worker (visibility timeout, heartbeats) cannot be

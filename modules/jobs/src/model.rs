@@ -66,9 +66,12 @@ pub struct JobRecord {
     pub status: JobStatus,
     /// 0 to 100.
     pub progress: u8,
-    /// Attempts started so far (the current one included). Also the lease: a worker's writes
-    /// count only while the record's attempts equal the attempt it started.
+    /// Attempts started so far (the current one included; an attempt handed back at shutdown
+    /// does not count).
     pub attempts: u32,
+    /// The fencing token of the current attempt: incremented by every start, never lowered. A
+    /// worker's writes count only while the record still has the lease its attempt started with.
+    pub lease: u32,
     /// Attempts allowed before the job fails for good.
     pub max_attempts: u32,
     /// Why the last attempt failed (or why the job failed).
@@ -102,6 +105,7 @@ impl JobRecord {
             status: JobStatus::parse(get("status")?)?,
             progress: num("progress").and_then(|p| u8::try_from(p).ok()).unwrap_or(0).min(100),
             attempts: num("attempts").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
+            lease: num("lease").and_then(|a| u32::try_from(a).ok()).unwrap_or(0),
             max_attempts: num("max").and_then(|a| u32::try_from(a).ok()).unwrap_or(1),
             error: opt("error"),
             created_ms: num("created")?,
@@ -124,6 +128,7 @@ impl JobRecord {
             ("status", self.status.as_str().to_owned()),
             ("progress", self.progress.to_string()),
             ("attempts", self.attempts.to_string()),
+            ("lease", self.lease.to_string()),
             ("max", self.max_attempts.to_string()),
             ("error", self.error.clone().unwrap_or_default()),
             ("created", self.created_ms.to_string()),
@@ -177,9 +182,9 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// The attempt number this worker holds (its fencing token).
+    /// The lease this worker holds (its fencing token).
     pub fn lease(&self) -> u32 {
-        self.job.attempts
+        self.job.lease
     }
 }
 

@@ -39,6 +39,9 @@ struct AttemptLabel {
     outcome: &'static str,
 }
 
+/// How long a final write is retried once shutdown has begun (well inside the grace `stop` gives).
+const SETTLE_AT_SHUTDOWN: Duration = Duration::from_secs(3);
+
 /// The running workers of this process.
 pub struct Workers {
     store: Arc<dyn JobStore>,
@@ -174,6 +177,13 @@ impl QueueWorker {
                 () = self.shutdown.cancelled() => return,
             };
             match self.next().await {
+                Ok(Some(delivery)) if self.shutdown.is_cancelled() => {
+                    // Fetched while the shutdown began: straight back to the queue.
+                    let (id, lease) = (delivery.job.id, delivery.lease());
+                    let _ = self.settle(|| self.store.release(&self.queue, id, lease)).await;
+                    drop(permit);
+                    return;
+                }
                 Ok(Some(delivery)) => {
                     backoff = Duration::from_millis(100);
                     self.store_ok();
@@ -258,7 +268,7 @@ impl QueueWorker {
             match self.store.reclaim(&self.queue, &self.consumer, self.config.visibility_timeout, free).await {
                 Ok(deliveries) => {
                     for delivery in deliveries {
-                        tracing::info!(queue = %self.queue, job = %delivery.job.id, attempt = delivery.lease(), "took over a stalled job");
+                        tracing::info!(queue = %self.queue, job = %delivery.job.id, attempt = delivery.job.attempts, "took over a stalled job");
                         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                             // Raced the fetch loop for the slot: the job goes back to the queue.
                             let _ = self.store.release(&self.queue, delivery.job.id, delivery.lease()).await;
@@ -278,7 +288,8 @@ impl QueueWorker {
         let ctx = Arc::new(JobContext {
             id: job.id,
             owner: job.owner,
-            attempt: delivery.lease(),
+            attempt: job.attempts,
+            lease: delivery.lease(),
             created_ms: job.created_ms,
             queue: self.queue.clone(),
             store: self.store.clone(),
@@ -303,7 +314,7 @@ impl QueueWorker {
         let (id, lease) = (job.id, delivery.lease());
         let (queue, store) = (&self.queue, &self.store);
         if ctx.lost.load(Ordering::Relaxed) {
-            tracing::info!(queue, job = %id, attempt = lease, "the job was taken over by another worker; this attempt's outcome is dropped");
+            tracing::info!(queue, job = %id, lease, "the job was taken over by another worker; this attempt's outcome is dropped");
             self.count("lost");
             return;
         }
@@ -326,22 +337,25 @@ impl QueueWorker {
                 self.count("failed");
                 self.settle(|| store.fail(queue, id, lease, &message, None)).await
             }
-            Some(Ok(Err(err))) => self.failed(id, lease, job.max_attempts, &err.to_string()).await,
-            Some(Err(_panic)) => self.failed(id, lease, job.max_attempts, "the job handler panicked").await,
+            Some(Ok(Err(err))) => self.failed(id, lease, job.attempts, job.max_attempts, &err.to_string()).await,
+            Some(Err(_panic)) => {
+                self.failed(id, lease, job.attempts, job.max_attempts, "the job handler panicked").await
+            }
         };
         if settled == Some(Held::Lost) {
             self.count("lost");
         }
     }
 
-    async fn failed(&self, id: uuid::Uuid, lease: u32, max_attempts: u32, message: &str) -> Option<Held> {
-        let retry = (lease < max_attempts).then(|| self.config.backoff().delay(lease));
+    async fn failed(&self, id: uuid::Uuid, lease: u32, attempt: u32, max_attempts: u32, message: &str) -> Option<Held> {
+        let retry = (attempt < max_attempts).then(|| self.config.backoff().delay(attempt));
         self.count(if retry.is_some() { "retried" } else { "failed" });
-        tracing::info!(queue = %self.queue, job = %id, attempt = lease, error = message, retry_in = ?retry, "job attempt failed");
+        tracing::info!(queue = %self.queue, job = %id, attempt, error = message, retry_in = ?retry, "job attempt failed");
         self.settle(|| self.store.fail(&self.queue, id, lease, message, retry)).await
     }
 
-    /// Retries a final write until it lands (or, shutting down, until the timeout).
+    /// Retries a final write until it lands (or, shutting down, for a few seconds: `stop` waits
+    /// only so long; an attempt left unsettled is taken over after the visibility timeout).
     async fn settle<F, Fut>(&self, write: F) -> Option<Held>
     where
         F: Fn() -> Fut,
@@ -357,7 +371,7 @@ impl QueueWorker {
                 }
                 Err(err) => {
                     self.store_failed(&err);
-                    if self.shutdown.is_cancelled() && started.elapsed() > self.config.shutdown_timeout {
+                    if self.shutdown.is_cancelled() && started.elapsed() > SETTLE_AT_SHUTDOWN {
                         tracing::warn!(queue = %self.queue, error = %err, "gave up a job's final write at shutdown; another worker will take it over");
                         return None;
                     }
@@ -372,7 +386,7 @@ impl QueueWorker {
         let every = (self.config.visibility_timeout / 3).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(every).await;
-            match self.store.heartbeat(&self.queue, ctx.id, ctx.attempt, &self.consumer).await {
+            match self.store.heartbeat(&self.queue, ctx.id, ctx.lease, &self.consumer).await {
                 Ok(Held::Yes { cancel_requested }) => {
                     if cancel_requested {
                         ctx.cancel_requested.cancel();

@@ -171,7 +171,33 @@ pub async fn a_released_attempt_is_queued_again_and_does_not_count(store: Arc<dy
     assert!(matches!(store.release(&q, new.id, delivery.lease()).await.expect("release"), Held::Yes { .. }));
     let record = store.get(&q, new.id).await.expect("get").expect("found");
     assert_eq!((record.status, record.attempts), (JobStatus::Pending, 0));
-    assert_eq!(fetched(&store, &q).await.lease(), 1, "taken again at once");
+    let again = fetched(&store, &q).await;
+    assert_eq!((again.job.attempts, again.lease()), (1, 2), "taken again at once, under a new lease");
+    // The first worker retrying its hand-back (a lost reply) finds the lease gone.
+    assert_eq!(store.release(&q, new.id, delivery.lease()).await.expect("release"), Held::Lost);
+    assert_eq!(store.get(&q, new.id).await.expect("get").expect("found").status, JobStatus::Active);
+}
+
+pub async fn a_requested_cancellation_outlives_retries_and_hand_backs(store: Arc<dyn JobStore>) {
+    let (q, owner) = (queue(), Uuid::now_v7());
+    let failing = job(&q, owner);
+    store.enqueue(&failing).await.expect("enqueue");
+    let d = fetched(&store, &q).await;
+    assert!(matches!(store.cancel(&q, failing.id).await.expect("cancel"), CancelOutcome::Requested(_)));
+    store.fail(&q, failing.id, d.lease(), "boom", Some(Duration::from_millis(1))).await.expect("fail");
+    assert_eq!(
+        store.get(&q, failing.id).await.expect("get").expect("found").status,
+        JobStatus::Cancelled,
+        "not retried"
+    );
+
+    let handed_back = job(&q, owner);
+    store.enqueue(&handed_back).await.expect("enqueue");
+    let d = fetched(&store, &q).await;
+    assert!(matches!(store.cancel(&q, handed_back.id).await.expect("cancel"), CancelOutcome::Requested(_)));
+    store.release(&q, handed_back.id, d.lease()).await.expect("release");
+    assert_eq!(store.get(&q, handed_back.id).await.expect("get").expect("found").status, JobStatus::Cancelled);
+    assert!(store.fetch(&q, "w1", BLOCK).await.expect("fetch").is_none(), "neither runs again");
 }
 
 pub async fn concurrent_workers_each_get_distinct_jobs(store: Arc<dyn JobStore>) {

@@ -106,6 +106,31 @@ impl State {
         }
     }
 
+    /// Ends a job for good (the Redis adapter's `finish`): status, error, entry dropped, kept for
+    /// the retention (or fewer).
+    fn end(
+        &mut self,
+        queue: &str,
+        id: Uuid,
+        status: JobStatus,
+        error: Option<String>,
+        retention: &Retention,
+        now: Instant,
+    ) {
+        self.unqueue(queue, id);
+        let Some(job) = self.jobs.get_mut(&id) else { return };
+        job.record.status = status;
+        job.record.error = error;
+        job.record.finished_ms = Some(now_ms());
+        job.expires_at = Some(now + retention.ttl);
+        self.changed(id);
+        let (completed, keep) = match status {
+            JobStatus::Completed => (true, retention.keep_completed),
+            _ => (false, retention.keep_failed),
+        };
+        self.keep(queue, id, completed, keep, retention.ttl, now);
+    }
+
     /// Starts an attempt for a delivered entry (START of the Redis adapter).
     fn start(
         &mut self,
@@ -126,20 +151,19 @@ impl State {
             self.queue(queue).delivered.remove(&entry);
             return None;
         }
-        let job = self.jobs.get_mut(&id)?;
-        if status == JobStatus::Active && attempts >= max {
-            job.record.status = JobStatus::Failed;
-            job.record.error = Some("the worker running the last attempt stopped".into());
-            job.record.finished_ms = Some(now_ms());
-            job.entry = None;
-            job.expires_at = Some(now + retention.ttl);
-            self.queue(queue).delivered.remove(&entry);
-            self.changed(id);
-            self.keep(queue, id, false, retention.keep_failed, retention.ttl, now);
+        if self.jobs.get(&id)?.record.cancel_requested {
+            self.end(queue, id, JobStatus::Cancelled, Some("cancelled while running".into()), retention, now);
             return None;
         }
+        if status == JobStatus::Active && attempts >= max {
+            let error = Some("the worker running the last attempt stopped".into());
+            self.end(queue, id, JobStatus::Failed, error, retention, now);
+            return None;
+        }
+        let job = self.jobs.get_mut(&id)?;
         job.record.status = JobStatus::Active;
         job.record.attempts = attempts + 1;
+        job.record.lease += 1;
         job.record.started_ms = Some(now_ms());
         let params = job.params.clone();
         self.queue(queue).delivered.insert(entry, (id, consumer.to_owned(), now));
@@ -150,7 +174,7 @@ impl State {
 
     /// The job when `lease` still holds it.
     fn held(&mut self, id: Uuid, lease: u32, now: Instant) -> Option<&mut Job> {
-        self.live_job(id, now).filter(|j| j.record.status == JobStatus::Active && j.record.attempts == lease)
+        self.live_job(id, now).filter(|j| j.record.status == JobStatus::Active && j.record.lease == lease)
     }
 
     fn unqueue(&mut self, queue: &str, id: Uuid) {
@@ -193,23 +217,20 @@ impl MemoryJobStore {
         let retention = self.retention;
         let held = self
             .with(|state, now| {
-                state.held(id, lease, now)?;
-                state.unqueue(queue, id);
-                let job = state.jobs.get_mut(&id)?;
-                job.record.error = Some(error.to_owned());
+                let cancel = state.held(id, lease, now)?.record.cancel_requested;
                 match retry_in {
-                    Some(delay) => {
+                    // A job whose cancellation was requested is not retried: it ends cancelled.
+                    Some(delay) if !cancel => {
+                        state.unqueue(queue, id);
+                        let job = state.jobs.get_mut(&id)?;
+                        job.record.error = Some(error.to_owned());
                         job.record.status = JobStatus::Pending;
-                        job.record.cancel_requested = false;
                         state.queue(queue).delayed.push((now + delay, id));
                         state.changed(id);
                     }
-                    None => {
-                        job.record.status = status;
-                        job.record.finished_ms = Some(now_ms());
-                        job.expires_at = Some(now + retention.ttl);
-                        state.changed(id);
-                        state.keep(queue, id, false, retention.keep_failed, retention.ttl, now);
+                    _ => {
+                        let status = if cancel { JobStatus::Cancelled } else { status };
+                        state.end(queue, id, status, Some(error.to_owned()), &retention, now);
                     }
                 }
                 Some(())
@@ -232,6 +253,7 @@ impl JobStore for MemoryJobStore {
                     status: JobStatus::Pending,
                     progress: 0,
                     attempts: 0,
+                    lease: 0,
                     max_attempts: job.max_attempts,
                     error: None,
                     created_ms: now,
@@ -350,7 +372,7 @@ impl JobStore for MemoryJobStore {
         let done = self
             .with(|state, now| {
                 let job = state.live_job(id, now)?;
-                if job.record.attempts != lease {
+                if job.record.lease != lease {
                     return None;
                 }
                 if job.record.status == JobStatus::Completed {
@@ -393,9 +415,13 @@ impl JobStore for MemoryJobStore {
     }
 
     async fn release(&self, queue: &str, id: Uuid, lease: u32) -> Result<Held, RedisError> {
+        let retention = self.retention;
         let released = self
             .with(|state, now| {
-                state.held(id, lease, now)?;
+                if state.held(id, lease, now)?.record.cancel_requested {
+                    state.end(queue, id, JobStatus::Cancelled, Some("cancelled while running".into()), &retention, now);
+                    return Some(());
+                }
                 state.unqueue(queue, id);
                 let entry = state.push_entry(queue, id);
                 let job = state.jobs.get_mut(&id)?;
@@ -419,17 +445,11 @@ impl JobStore for MemoryJobStore {
                 };
                 match job.record.status {
                     JobStatus::Pending => {
-                        job.record.status = JobStatus::Cancelled;
-                        job.record.finished_ms = Some(now_ms());
-                        job.expires_at = Some(now + retention.ttl);
-                        state.unqueue(queue, id);
                         state.queue(queue).delayed.retain(|(_, d)| *d != id);
-                        state.changed(id);
-                        state.keep(queue, id, false, retention.keep_failed, retention.ttl, now);
-                        state
-                            .jobs
-                            .get(&id)
-                            .map_or(CancelOutcome::NotFound, |j| CancelOutcome::Cancelled(j.record.clone()))
+                        state.end(queue, id, JobStatus::Cancelled, None, &retention, now);
+                        // The record as it ended (it may be gone already: keep_failed = 0).
+                        let ended = state.outbox.last().filter(|r| r.id == id).cloned();
+                        ended.map_or(CancelOutcome::NotFound, CancelOutcome::Cancelled)
                     }
                     JobStatus::Active => {
                         job.record.cancel_requested = true;

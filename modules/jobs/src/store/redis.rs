@@ -1,15 +1,17 @@
 //! The Redis adapter: Redis Streams with one consumer group per queue, the status register as a
-//! hash per job, retries in a sorted set, all of a queue under its `{q:<queue>}` hash tag.
+//! hash per job, retries in a sorted set, all of a queue under its `{<queue>}` hash tag.
 //!
 //! Keys (under the configured prefix), per queue `Q`:
 //! - `q:{Q}:stream`: the queue (entries `id=<job id>`), consumer group `workers`;
-//! - `q:{Q}:job:<id>`: the record (a hash), `q:{Q}:result:<id>`: its result document;
+//! - `q:{Q}:job:<id>`: the record (a hash), `q:{Q}:params:<id>`: its parameters (apart, so
+//!   events and listings stay small), `q:{Q}:result:<id>`: its result document;
 //! - `q:{Q}:delayed`: jobs waiting for a retry (score: when);
 //! - `q:{Q}:completed`, `q:{Q}:failed`: finished jobs kept (score: when), for keep-last-N;
 //! - `q:{Q}:paused`, `q:{Q}:rate`: the pause flag and the rate-limit window;
 //!
 //! and `jobs:{u:<owner>}` (the owner's jobs, newest first), `jobs:ticket:{<hash>}` (stream
-//! tickets). Every key carries a TTL; the queue's own keys are renewed by every enqueue.
+//! tickets). Every key carries a TTL; the queue's own keys are renewed by every enqueue (and
+//! live 30 days without one).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -24,7 +26,7 @@ use crate::{CancelOutcome, Delivery, Held, JobRecord, NewJob, QueueStats, Retent
 
 /// How long a queue's keys (stream, sets, flags) and an unfinished job's record live without
 /// activity. Renewed by every enqueue and every attempt.
-const INFRA_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const INFRA_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The owner index lists at most this many jobs (the newest).
 pub const OWNER_INDEX_CAP: usize = 1000;
@@ -46,6 +48,8 @@ struct Scripts {
     result: Script,
     stats: Script,
     ensure_group: Script,
+    drop_entry: Script,
+    forget_consumer: Script,
     take_rate: Script,
     refund_rate: Script,
     take_ticket: Script,
@@ -58,7 +62,9 @@ pub struct RedisJobStore {
     pubsub: RedisPubSub,
     scripts: Scripts,
     /// One blocking connection per (queue, consumer) fetch loop.
-    readers: Mutex<HashMap<String, Arc<BlockingConnection>>>,
+    readers: Mutex<HashMap<(String, String), Arc<BlockingConnection>>>,
+    /// Where each queue's next reclaim scan of the pending list starts.
+    claim_cursors: std::sync::Mutex<HashMap<String, String>>,
 }
 
 fn ms(d: Duration) -> Arg {
@@ -113,11 +119,20 @@ impl RedisJobStore {
             result: r("jobs_result", scripts::RESULT),
             stats: r("jobs_stats", scripts::STATS),
             ensure_group: r("jobs_ensure_group", scripts::ENSURE_GROUP),
+            drop_entry: r("jobs_drop_entry", scripts::DROP_ENTRY),
+            forget_consumer: r("jobs_forget_consumer", scripts::FORGET_CONSUMER),
             take_rate: r("jobs_take_rate", scripts::TAKE_RATE),
             refund_rate: r("jobs_refund_rate", scripts::REFUND_RATE),
             take_ticket: r("jobs_take_ticket", scripts::TAKE_TICKET),
         };
-        Self { pubsub: RedisPubSub::new(redis.clone()), redis, retention, scripts, readers: Mutex::default() }
+        Self {
+            pubsub: RedisPubSub::new(redis.clone()),
+            redis,
+            retention,
+            scripts,
+            readers: Mutex::default(),
+            claim_cursors: std::sync::Mutex::default(),
+        }
     }
 
     /// `<prefix>q:{<queue>}:`: what every key of the queue starts with.
@@ -150,7 +165,7 @@ impl RedisJobStore {
     async fn reader(&self, queue: &str, consumer: &str) -> Arc<BlockingConnection> {
         let mut readers = self.readers.lock().await;
         readers
-            .entry(format!("{queue}\n{consumer}"))
+            .entry((queue.to_owned(), consumer.to_owned()))
             .or_insert_with(|| Arc::new(self.redis.blocking_connection()))
             .clone()
     }
@@ -164,6 +179,7 @@ impl RedisJobStore {
             self.key(queue, "stream"),
             self.key(queue, "failed"),
             self.key(queue, "paused"),
+            self.key(queue, &format!("params:{id}")),
         ];
         let args = vec![
             Arg::from(entry),
@@ -180,9 +196,22 @@ impl RedisJobStore {
             return Ok(None);
         }
         let record = fields(reply.next().ok_or_else(unexpected)?);
-        let params = record.get("params").cloned().unwrap_or_default();
+        let params = reply.next().and_then(|p| p.as_str().map(str::to_owned)).unwrap_or_default();
         let job = JobRecord::from_fields(&record).ok_or_else(unexpected)?;
         Ok(Some(Delivery { job, params }))
+    }
+
+    /// The ARGV every worker write starts with: lease, channel, id, prefix, retention, keep, infra.
+    fn worker_args(&self, queue: &str, id: Uuid, lease: u32, keep: u32) -> Vec<Arg> {
+        vec![
+            Arg::Int(i64::from(lease)),
+            self.channel(id),
+            Arg::Str(id.to_string()),
+            Arg::Str(self.queue_prefix(queue)),
+            ms(self.retention.ttl),
+            Arg::Int(i64::from(keep)),
+            ms(INFRA_TTL),
+        ]
     }
 
     async fn finish(
@@ -194,25 +223,16 @@ impl RedisJobStore {
         retry_in: Option<Duration>,
         status: &str,
     ) -> Result<Held, RedisError> {
-        let retention = &self.retention;
         let keys = vec![
             self.job_key(queue, id),
             self.key(queue, "stream"),
             self.key(queue, "delayed"),
             self.key(queue, "failed"),
         ];
-        let args = vec![
-            Arg::Int(i64::from(lease)),
-            self.channel(id),
-            Arg::from(error),
-            Arg::Str(retry_in.map(|d| d.as_millis().max(1).to_string()).unwrap_or_default()),
-            ms(retention.ttl),
-            Arg::Int(i64::from(retention.keep_failed)),
-            Arg::Str(id.to_string()),
-            Arg::Str(self.queue_prefix(queue)),
-            ms(INFRA_TTL),
-            Arg::from(status),
-        ];
+        let mut args = self.worker_args(queue, id, lease, self.retention.keep_failed);
+        args.push(Arg::from(error));
+        args.push(Arg::Str(retry_in.map(|d| d.as_millis().max(1).to_string()).unwrap_or_default()));
+        args.push(Arg::from(status));
         Ok(applied(&self.redis.eval(&self.scripts.fail, keys, args).await?))
     }
 }
@@ -228,14 +248,17 @@ impl JobStore for RedisJobStore {
             .unwrap_or_default();
         let index_args = vec![Arg::Str(member), Arg::Int(score), ms(INFRA_TTL), Arg::Int(OWNER_INDEX_CAP as i64)];
         self.redis.eval(&self.scripts.index, vec![self.owner_index(job.owner)], index_args).await?;
-        let keys = vec![self.job_key(&job.queue, job.id), self.key(&job.queue, "stream")];
+        let keys = vec![
+            self.job_key(&job.queue, job.id),
+            self.key(&job.queue, "stream"),
+            self.key(&job.queue, &format!("params:{}", job.id)),
+        ];
         let args = vec![
             Arg::Str(job.id.to_string()),
             Arg::Str(job.owner.to_string()),
             Arg::from(job.kind.as_str()),
             Arg::from(job.params.as_str()),
             Arg::Int(i64::from(job.max_attempts)),
-            self.channel(job.id),
             ms(INFRA_TTL),
         ];
         let record = self.redis.eval(&self.scripts.enqueue, keys, args).await?;
@@ -282,15 +305,21 @@ impl JobStore for RedisJobStore {
         let entry = match reader.read_group(&stream, "workers", consumer, block.min(self.redis.max_block())).await {
             Ok(entry) => entry,
             Err(RedisError::Command(message)) if message.contains("NOGROUP") => {
-                self.redis.eval(&self.scripts.ensure_group, vec![stream], Vec::new()).await?;
+                self.redis.eval(&self.scripts.ensure_group, vec![stream], vec![ms(INFRA_TTL)]).await?;
                 return Ok(None);
             }
             Err(err) => return Err(err),
         };
         let Some((entry, entry_fields)) = entry else { return Ok(None) };
         let id = entry_fields.iter().find(|(k, _)| k == "id").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
-        let Some(id) = id else { return Ok(None) };
-        self.start(queue, &entry, &id, consumer).await
+        match id.filter(|id| id.parse::<Uuid>().is_ok()) {
+            Some(id) => self.start(queue, &entry, &id, consumer).await,
+            // Not one of ours: acknowledged and dropped, or it would be reclaimed forever.
+            None => {
+                self.redis.eval(&self.scripts.drop_entry, vec![stream], vec![Arg::Str(entry)]).await?;
+                Ok(None)
+            }
+        }
     }
 
     async fn heartbeat(&self, queue: &str, id: Uuid, lease: u32, consumer: &str) -> Result<Held, RedisError> {
@@ -322,18 +351,8 @@ impl JobStore for RedisJobStore {
             Some((t, b)) => ("1", t, b),
             None => ("0", "", &[][..]),
         };
-        let args = vec![
-            Arg::Int(i64::from(lease)),
-            self.channel(id),
-            ms(retention.ttl),
-            Arg::Int(i64::from(retention.keep_completed)),
-            Arg::from(has),
-            Arg::from(content_type),
-            Arg::from(body),
-            Arg::Str(id.to_string()),
-            Arg::Str(self.queue_prefix(queue)),
-            ms(INFRA_TTL),
-        ];
+        let mut args = self.worker_args(queue, id, lease, retention.keep_completed);
+        args.extend([Arg::from(has), Arg::from(content_type), Arg::from(body)]);
         Ok(applied(&self.redis.eval(&self.scripts.complete, keys, args).await?))
     }
 
@@ -353,8 +372,8 @@ impl JobStore for RedisJobStore {
     }
 
     async fn release(&self, queue: &str, id: Uuid, lease: u32) -> Result<Held, RedisError> {
-        let keys = vec![self.job_key(queue, id), self.key(queue, "stream")];
-        let args = vec![Arg::Int(i64::from(lease)), self.channel(id), Arg::Str(id.to_string()), ms(INFRA_TTL)];
+        let keys = vec![self.job_key(queue, id), self.key(queue, "stream"), self.key(queue, "failed")];
+        let args = self.worker_args(queue, id, lease, self.retention.keep_failed);
         Ok(applied(&self.redis.eval(&self.scripts.release, keys, args).await?))
     }
 
@@ -368,10 +387,10 @@ impl JobStore for RedisJobStore {
         ];
         let args = vec![
             self.channel(id),
-            ms(retention.ttl),
-            Arg::Int(i64::from(retention.keep_failed)),
             Arg::Str(id.to_string()),
             Arg::Str(self.queue_prefix(queue)),
+            ms(retention.ttl),
+            Arg::Int(i64::from(retention.keep_failed)),
             ms(INFRA_TTL),
         ];
         let mut reply = self.redis.eval(&self.scripts.cancel, keys, args).await?.into_array().into_iter();
@@ -399,14 +418,32 @@ impl JobStore for RedisJobStore {
         idle: Duration,
         max: usize,
     ) -> Result<Vec<Delivery>, RedisError> {
-        let args = vec![Arg::from(consumer), ms(idle), Arg::Int(max.clamp(1, 100) as i64)];
-        let claimed = self.redis.eval(&self.scripts.claim, vec![self.key(queue, "stream")], args).await?.into_array();
-        let mut out = Vec::new();
+        let cursor = self
+            .claim_cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(queue)
+            .cloned()
+            .unwrap_or_else(|| "0-0".into());
+        let keys = vec![self.key(queue, "stream"), self.key(queue, "paused")];
+        let args = vec![Arg::from(consumer), ms(idle), Arg::Int(max.clamp(1, 100) as i64), Arg::Str(cursor)];
+        let claimed = self.redis.eval(&self.scripts.claim, keys, args).await?.into_array();
         let mut it = claimed.iter();
+        if let Some(next) = it.next().and_then(Reply::as_str) {
+            self.claim_cursors.lock().unwrap_or_else(|p| p.into_inner()).insert(queue.to_owned(), next.to_owned());
+        }
+        let mut out = Vec::new();
         while let (Some(entry), Some(id)) = (it.next(), it.next()) {
             let (Some(entry), Some(id)) = (entry.as_str(), id.as_str()) else { continue };
-            if let Some(delivery) = self.start(queue, entry, id, consumer).await? {
-                out.push(delivery);
+            // Attempts already started are handed to the caller even when a later one fails.
+            match self.start(queue, entry, id, consumer).await {
+                Ok(Some(delivery)) => out.push(delivery),
+                Ok(None) => {}
+                Err(err) if out.is_empty() => return Err(err),
+                Err(err) => {
+                    tracing::debug!(queue, error = %err, "could not take over every stalled job; the rest next time");
+                    break;
+                }
             }
         }
         Ok(out)
@@ -493,7 +530,15 @@ impl JobStore for RedisJobStore {
     }
 
     async fn close_readers(&self) {
-        let readers: Vec<_> = self.readers.lock().await.drain().map(|(_, r)| r).collect();
-        futures::future::join_all(readers.iter().map(|r| r.close())).await;
+        let readers: Vec<_> = self.readers.lock().await.drain().collect();
+        for ((queue, consumer), _) in &readers {
+            let stream = self.key(queue, "stream");
+            if let Err(err) =
+                self.redis.eval(&self.scripts.forget_consumer, vec![stream], vec![Arg::from(consumer.as_str())]).await
+            {
+                tracing::debug!(queue, error = %err, "could not remove a stopped consumer from its group");
+            }
+        }
+        futures::future::join_all(readers.iter().map(|(_, r)| r.close())).await;
     }
 }

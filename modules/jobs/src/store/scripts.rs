@@ -1,10 +1,15 @@
-//! The Lua scripts of the Redis job store. Every key of a queue carries its `{q:<queue>}` hash
-//! tag, so each script runs on one slot. Scripts that touch a job other than the ones passed in
-//! KEYS (promoting due retries, trimming old jobs) build its key from the queue's key prefix
-//! (ARGV) inside the same hash tag, as BullMQ does; on a cluster that is the same slot.
+//! The Lua scripts of the Redis job store. Every key of a queue carries its `{<queue>}` hash tag
+//! (`q:{<queue>}:...`), so each script runs on one slot. Scripts that touch a job other than the
+//! ones passed in KEYS (promoting due retries, trimming old jobs, dropping finished jobs'
+//! parameters) build its key from the queue's key prefix (ARGV) inside the same hash tag, as
+//! BullMQ does; on a cluster that is the same slot.
 //!
 //! Every state change bumps the record's `seq` and publishes the whole record (HGETALL as a
-//! JSON array) on the job's channel, atomically with the change: what SSE streams relay.
+//! JSON array; the parameters live in a key of their own, so events stay small) on the job's
+//! channel, atomically with the change: what SSE streams relay.
+//!
+//! A worker's writes are fenced by the record's `lease`, which START increments and nothing ever
+//! lowers (`attempts` counts attempts and goes back down when an attempt is handed back).
 
 /// Shared helpers, prepended to every script that needs them.
 macro_rules! prelude {
@@ -32,17 +37,30 @@ local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
   local excess = redis.call('ZCARD', set) - keep_n
   if excess > 0 then
     for _, old in ipairs(redis.call('ZRANGE', set, 0, excess - 1)) do
-      redis.call('DEL', prefix .. 'job:' .. old, prefix .. 'result:' .. old)
+      redis.call('DEL', prefix .. 'job:' .. old, prefix .. 'result:' .. old, prefix .. 'params:' .. old)
     end
     redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
   end
   redis.call('PEXPIRE', set, infra_ttl)
 end
+-- Ends a job for good: its status and error, its entry acknowledged, its parameters dropped, the
+-- record kept for the retention (or fewer, as `keep` says). Returns the record as it ended.
+local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry)
+  local t = now()
+  unqueue(stream, entry)
+  redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
+  redis.call('PEXPIRE', job, retention)
+  redis.call('DEL', prefix .. 'params:' .. id)
+  publish(job, channel)
+  local record = redis.call('HGETALL', job)
+  keep(set, id, t, tonumber(keep_n), tonumber(retention), prefix, infra_ttl)
+  return record
+end
 "#
     };
 }
 
-/// KEYS: job, stream. ARGV: id, owner, type, params, max, channel, infra ttl.
+/// KEYS: job, stream, params. ARGV: id, owner, type, params, max, infra ttl.
 /// Creates the record, queues the job (creating the stream and its group when missing).
 pub(crate) const ENQUEUE: &str = concat!(
     prelude!(),
@@ -52,11 +70,12 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
 end
 local t = now()
 local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'type', ARGV[3], 'params', ARGV[4], 'max', ARGV[5],
-  'status', 'pending', 'progress', 0, 'attempts', 0, 'created', t, 'updated', t, 'seq', 0, 'cancel', 0,
-  'entry', entry)
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'type', ARGV[3], 'max', ARGV[5],
+  'status', 'pending', 'progress', 0, 'attempts', 0, 'lease', 0, 'created', t, 'updated', t, 'seq', 0,
+  'cancel', 0, 'entry', entry)
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
 return redis.call('HGETALL', KEYS[1])
 "#
 );
@@ -81,16 +100,17 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
 return out
 "#;
 
-/// KEYS: job, stream, failed, paused. ARGV: entry, consumer, channel, retention, keep failed, id,
-/// prefix, infra ttl. Starts an attempt of the job behind a delivered (or reclaimed) stream entry.
-/// Returns {1, record} when started, {0} when the entry was stale (acknowledged and dropped),
-/// {2, record} when a reclaimed job was out of attempts and failed for good, or {3} when the
-/// queue is paused (the job goes back to the queue, untouched: a read that was already waiting
-/// when the pause came must not start it).
+/// KEYS: job, stream, failed, paused, params. ARGV: entry, consumer, channel, retention, keep
+/// failed, id, prefix, infra ttl. Starts an attempt of the job behind a delivered (or reclaimed)
+/// stream entry. Returns {1, record, params} when started; {0} when the entry was stale
+/// (acknowledged and dropped), or the job ended instead: cancelled (cancellation was requested
+/// while it ran) or failed (a reclaimed job out of attempts); {3} when the queue is paused (the
+/// job goes back to the queue: a read that was already waiting when the pause came must not
+/// start it).
 pub(crate) const START: &str = concat!(
     prelude!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'max', 'entry')
+local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'max', 'entry', 'cancel')
 local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '1')
 -- Only the job's current entry counts: a missing record, a finished or cancelled job, or an
 -- entry that is not the job's any more is acknowledged and dropped.
@@ -98,36 +118,41 @@ if not status or st[4] ~= ARGV[1] or (status ~= 'pending' and status ~= 'active'
   unqueue(KEYS[2], ARGV[1])
   return {0}
 end
+if st[5] == '1' then
+  finish(KEYS[1], KEYS[2], KEYS[3], 'cancelled', 'cancelled while running', ARGV[6], ARGV[7], ARGV[4], ARGV[5],
+    ARGV[8], ARGV[3], ARGV[1])
+  return {0}
+end
+if status == 'active' and attempts >= max then
+  -- The worker running the last attempt stopped (died, or stalled past the visibility timeout).
+  finish(KEYS[1], KEYS[2], KEYS[3], 'failed', 'the worker running the last attempt stopped', ARGV[6], ARGV[7],
+    ARGV[4], ARGV[5], ARGV[8], ARGV[3], ARGV[1])
+  return {0}
+end
 if redis.call('EXISTS', KEYS[4]) == 1 then
   unqueue(KEYS[2], ARGV[1])
-  local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[6])
-  redis.call('HSET', KEYS[1], 'entry', entry)
-  if status == 'active' then redis.call('HSET', KEYS[1], 'status', 'pending') end
+  redis.call('HSET', KEYS[1], 'entry', redis.call('XADD', KEYS[2], '*', 'id', ARGV[6]))
+  if status == 'active' then
+    redis.call('HSET', KEYS[1], 'status', 'pending', 'updated', now())
+    publish(KEYS[1], ARGV[3])
+  end
   return {3}
 end
 local t = now()
-if status == 'active' and attempts >= max then
-  -- The worker running the last attempt stopped (died, or stalled past the visibility timeout).
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'error', 'the worker running the last attempt stopped',
-    'updated', t, 'finished', t)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  unqueue(KEYS[2], ARGV[1])
-  publish(KEYS[1], ARGV[3])
-  keep(KEYS[3], ARGV[6], t, tonumber(ARGV[5]), tonumber(ARGV[4]), ARGV[7], ARGV[8])
-  return {2, redis.call('HGETALL', KEYS[1])}
-end
+redis.call('HINCRBY', KEYS[1], 'lease', 1)
 redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', attempts + 1, 'started', t, 'updated', t,
   'worker', ARGV[2], 'beat', t)
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
+redis.call('PEXPIRE', KEYS[5], ARGV[8])
 publish(KEYS[1], ARGV[3])
-return {1, redis.call('HGETALL', KEYS[1])}
+return {1, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[5]) or ''}
 "#
 );
 
 /// KEYS: job, stream. ARGV: lease, consumer. Resets the entry's idle time (the visibility
 /// timeout) while the lease holds. Returns {held, cancel requested}.
 pub(crate) const HEARTBEAT: &str = r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'cancel', 'entry')
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'cancel', 'entry')
 if st[1] ~= 'active' or st[2] ~= ARGV[1] then return {0, 0} end
 redis.call('XCLAIM', KEYS[2], 'workers', ARGV[2], 0, st[4], 'JUSTID')
 local t = redis.call('TIME')
@@ -139,7 +164,7 @@ return {1, tonumber(st[3])}
 pub(crate) const PROGRESS: &str = concat!(
     prelude!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'cancel', 'progress')
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'cancel', 'progress')
 if st[1] ~= 'active' or st[2] ~= ARGV[1] then return {0, 0} end
 if st[4] ~= ARGV[2] then
   redis.call('HSET', KEYS[1], 'progress', ARGV[2], 'updated', now())
@@ -149,72 +174,74 @@ return {1, tonumber(st[3])}
 "#
 );
 
-/// KEYS: job, stream, completed, result. ARGV: lease, channel, retention, keep completed,
-/// has result ('1'/'0'), content type, result bytes, id, prefix, infra ttl.
+/// KEYS: job, stream, completed, result. ARGV: lease, channel, id, prefix, retention, keep
+/// completed, infra ttl, has result ('1'/'0'), content type, result bytes.
 /// Returns 1 when completed by this lease (now or before: a retried call), 0 when not held.
 pub(crate) const COMPLETE: &str = concat!(
     prelude!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'entry')
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry')
 if st[2] ~= ARGV[1] then return 0 end
 if st[1] == 'completed' then return 1 end
 if st[1] ~= 'active' then return 0 end
-local t = now()
-if ARGV[5] == '1' then
-  redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[3])
-  redis.call('HSET', KEYS[1], 'rtype', ARGV[6])
+if ARGV[8] == '1' then
+  redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[5])
+  redis.call('HSET', KEYS[1], 'rtype', ARGV[9])
 end
-redis.call('HSET', KEYS[1], 'status', 'completed', 'progress', 100, 'finished', t, 'updated', t, 'error', '')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-unqueue(KEYS[2], st[3])
-publish(KEYS[1], ARGV[2])
-keep(KEYS[3], ARGV[8], t, tonumber(ARGV[4]), tonumber(ARGV[3]), ARGV[9], ARGV[10])
+redis.call('HSET', KEYS[1], 'progress', 100)
+finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
 return 1
 "#
 );
 
-/// KEYS: job, stream, delayed, failed. ARGV: lease, channel, error, retry in ms ('' for none),
-/// retention, keep failed, id, prefix, infra ttl, final status ('failed' or 'cancelled').
-/// Returns 1 when applied, 0 when not held.
+/// KEYS: job, stream, delayed, failed. ARGV: lease, channel, id, prefix, retention, keep failed,
+/// infra ttl, error, retry in ms ('' for none), final status ('failed' or 'cancelled').
+/// Returns 1 when applied, 0 when not held. A job whose cancellation was requested is not
+/// retried: it ends cancelled.
 pub(crate) const FAIL: &str = concat!(
     prelude!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'entry')
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry', 'cancel')
 if st[1] ~= 'active' or st[2] ~= ARGV[1] then return 0 end
-local t = now()
-unqueue(KEYS[2], st[3])
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'status', 'pending', 'error', ARGV[3], 'updated', t, 'entry', '', 'cancel', 0)
-  redis.call('ZADD', KEYS[3], t + tonumber(ARGV[4]), ARGV[7])
-  redis.call('PEXPIRE', KEYS[3], ARGV[9])
+if ARGV[9] ~= '' and st[4] ~= '1' then
+  local t = now()
+  unqueue(KEYS[2], st[3])
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'error', ARGV[8], 'updated', t, 'entry', '')
+  redis.call('ZADD', KEYS[3], t + tonumber(ARGV[9]), ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[7])
   publish(KEYS[1], ARGV[2])
   return 1
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[10], 'error', ARGV[3], 'updated', t, 'finished', t)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-publish(KEYS[1], ARGV[2])
-keep(KEYS[4], ARGV[7], t, tonumber(ARGV[6]), tonumber(ARGV[5]), ARGV[8], ARGV[9])
+local status = ARGV[10]
+if st[4] == '1' then status = 'cancelled' end
+finish(KEYS[1], KEYS[2], KEYS[4], status, ARGV[8], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
 return 1
 "#
 );
 
-/// KEYS: job, stream. ARGV: lease, channel, id, infra ttl. Hands an attempt back: the job is
-/// queued again at once and the attempt does not count.
+/// KEYS: job, stream, failed. ARGV: lease, channel, id, prefix, retention, keep failed, infra
+/// ttl. Hands an attempt back: the job is queued again at once and the attempt does not count
+/// (a job whose cancellation was requested ends cancelled instead).
 pub(crate) const RELEASE: &str = concat!(
     prelude!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'entry')
+local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry', 'attempts', 'cancel')
 if st[1] ~= 'active' or st[2] ~= ARGV[1] then return 0 end
+if st[5] == '1' then
+  finish(KEYS[1], KEYS[2], KEYS[3], 'cancelled', 'cancelled while running', ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+    ARGV[7], ARGV[2], st[3])
+  return 1
+end
 unqueue(KEYS[2], st[3])
 local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[3])
-redis.call('HSET', KEYS[1], 'status', 'pending', 'attempts', tonumber(st[2]) - 1, 'entry', entry, 'updated', now())
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('HSET', KEYS[1], 'status', 'pending', 'attempts', tonumber(st[4]) - 1, 'entry', entry, 'updated', now())
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
 publish(KEYS[1], ARGV[2])
 return 1
 "#
 );
 
-/// KEYS: job, stream, delayed, failed. ARGV: channel, retention, keep failed, id, prefix, infra
+/// KEYS: job, stream, delayed, failed. ARGV: channel, id, prefix, retention, keep failed, infra
 /// ttl. Returns {0} not found, {1, record} cancelled, {2, record} requested, {3, record} finished.
 pub(crate) const CANCEL: &str = concat!(
     prelude!(),
@@ -222,14 +249,10 @@ pub(crate) const CANCEL: &str = concat!(
 local st = redis.call('HMGET', KEYS[1], 'status', 'entry')
 if not st[1] then return {0} end
 if st[1] == 'pending' then
-  local t = now()
-  redis.call('ZREM', KEYS[3], ARGV[4])
-  if st[2] and st[2] ~= '' then redis.call('XDEL', KEYS[2], st[2]) end
-  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated', t, 'finished', t, 'entry', '')
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  publish(KEYS[1], ARGV[1])
-  keep(KEYS[4], ARGV[4], t, tonumber(ARGV[3]), tonumber(ARGV[2]), ARGV[5], ARGV[6])
-  return {1, redis.call('HGETALL', KEYS[1])}
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  -- The record as it ended, taken before `keep` may delete it (keep_failed = 0).
+  return {1, finish(KEYS[1], KEYS[2], KEYS[4], 'cancelled', '', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+    ARGV[1], st[2])}
 end
 if st[1] == 'active' then
   redis.call('HSET', KEYS[1], 'cancel', 1)
@@ -259,14 +282,16 @@ return #due
 "#
 );
 
-/// KEYS: stream. ARGV: consumer, min idle ms, count. Claims entries idle that long (their worker
-/// stopped heartbeating) for `consumer`; returns {entry, job id, ...}. Entries deleted from the
-/// stream but still pending are acknowledged.
+/// KEYS: stream, paused. ARGV: consumer, min idle ms, count, cursor. Claims entries idle that
+/// long (their worker stopped heartbeating) for `consumer`, scanning the pending list from
+/// `cursor`; returns {next cursor, entry, job id, ...}. Entries without a job id, and entries
+/// deleted from the stream but still pending, are acknowledged. Nothing is claimed while the
+/// queue is paused.
 pub(crate) const CLAIM: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-local ok, r = pcall(redis.call, 'XAUTOCLAIM', KEYS[1], 'workers', ARGV[1], ARGV[2], '0-0', 'COUNT', tonumber(ARGV[3]))
-if not ok then return {} end
-local out = {}
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then return {'0-0'} end
+local ok, r = pcall(redis.call, 'XAUTOCLAIM', KEYS[1], 'workers', ARGV[1], ARGV[2], ARGV[4], 'COUNT', tonumber(ARGV[3]))
+if not ok then return {'0-0'} end
+local out = {r[1]}
 for _, e in ipairs(r[2]) do
   if e and e[2] then
     local id = nil
@@ -277,6 +302,21 @@ for _, e in ipairs(r[2]) do
 end
 if r[3] then for _, gone in ipairs(r[3]) do redis.call('XACK', KEYS[1], 'workers', gone) end end
 return out
+"#;
+
+/// KEYS: stream. ARGV: entry. Acknowledges and drops an entry that carries no job.
+pub(crate) const DROP_ENTRY: &str = r#"
+redis.call('XACK', KEYS[1], 'workers', ARGV[1])
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+"#;
+
+/// KEYS: stream. ARGV: consumer. Removes the consumer from the group when it holds no entries
+/// (a stopping worker), so the group's consumer list does not grow with every restart.
+pub(crate) const FORGET_CONSUMER: &str = r#"
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], 'workers', '-', '+', 1, ARGV[1])
+if ok and #p == 0 then pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[1], 'workers', ARGV[1]) end
+return 1
 "#;
 
 /// KEYS: job, result. Returns {content type, bytes} or nil.
@@ -298,9 +338,10 @@ return {len - active, active, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', 
   redis.call('ZCARD', KEYS[4]), redis.call('EXISTS', KEYS[5])}
 "#;
 
-/// KEYS: stream. Creates the consumer group (and the stream) when missing.
+/// KEYS: stream. ARGV: infra ttl. Creates the consumer group (and the stream) when missing.
 pub(crate) const ENSURE_GROUP: &str = r#"
 local ok, err = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], 'workers', '0', 'MKSTREAM')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 "#;
 
