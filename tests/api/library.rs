@@ -94,6 +94,8 @@ async fn bad_input_is_a_400_naming_the_field_and_nothing_is_written() {
         (json!({"type": "song", "title": "x", "durationSeconds": 0}), "VALIDATION_FAILED"),
         (json!({"type": "song", "title": "x", "tags": too_many}), "VALIDATION_FAILED"),
         (json!({"type": "song", "title": "x", "tags": [""]}), "VALIDATION_FAILED"),
+        (json!({"type": "song", "title": "a\u{0}b"}), "VALIDATION_FAILED"),
+        (json!({"type": "song", "title": "x", "artist": "tab\there"}), "VALIDATION_FAILED"),
     ] {
         let resp = app.create_item(&tokens.access, body.clone()).await;
         assert_eq!(resp.status(), 400, "{body}");
@@ -117,6 +119,7 @@ async fn bad_input_is_a_400_naming_the_field_and_nothing_is_written() {
         "pageSize=0",
         "pageSize=101",
         "type=movie",
+        "q=%00",
         &format!("q={}", "q".repeat(101)),
     ] {
         assert_eq!(app.list_items(&tokens.access, query).await.status(), 400, "{query}");

@@ -260,7 +260,10 @@ impl AuthApi {
         validate(&body)?;
         let RegisterRequest { email, password, name } = body;
         let name = UserName::parse(&name).ok_or_else(|| {
-            app_core::ApiError::validation(vec![app_core::FieldError::new("name", "must not be blank")])
+            app_core::ApiError::validation(vec![app_core::FieldError::new(
+                "name",
+                "must not be blank or hold control characters",
+            )])
         })?;
         let user = self.service.register(Email::normalize(&email), password, name, Role::User).await?;
         let location = format!("/api/v1/users/{}", user.id);

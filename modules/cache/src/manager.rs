@@ -28,6 +28,44 @@ use crate::{
     store::{CacheStore, EntryKey, Read},
 };
 
+/// A held fill lock. Released by [`release`](Self::release); when dropped unreleased (the
+/// loading request was cancelled), released in the background, so other readers do not wait for
+/// its TTL.
+struct FillLock {
+    store: Arc<dyn CacheStore>,
+    key: (String, String, String, Duration),
+    generation: u64,
+    token: Option<String>,
+}
+
+impl FillLock {
+    fn new(store: &Arc<dyn CacheStore>, key: EntryKey<'_>, generation: u64, token: String) -> Self {
+        let key = (key.namespace.to_owned(), key.scope.to_owned(), key.item.to_owned(), key.generation_ttl);
+        Self { store: store.clone(), key, generation, token: Some(token) }
+    }
+
+    async fn release(&mut self) {
+        let Some(token) = self.token.take() else { return };
+        let key =
+            EntryKey { namespace: &self.key.0, scope: &self.key.1, item: &self.key.2, generation_ttl: self.key.3 };
+        if let Err(err) = self.store.unlock(key, self.generation, &token).await {
+            tracing::debug!(error = %err, "could not release a cache fill lock; it expires by itself");
+        }
+    }
+}
+
+impl Drop for FillLock {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (store, key, generation) = (self.store.clone(), self.key.clone(), self.generation);
+        runtime.spawn(async move {
+            let entry = EntryKey { namespace: &key.0, scope: &key.1, item: &key.2, generation_ttl: key.3 };
+            let _ = store.unlock(entry, generation, &token).await;
+        });
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabel {
     namespace: String,
@@ -51,6 +89,8 @@ struct NamespaceInner {
     hits: Counter,
     misses: Counter,
     loads: Counter,
+    /// Invalidations that failed (their scope's entries lived on until their TTL).
+    lost_invalidations: Counter,
 }
 
 impl Namespace {
@@ -65,11 +105,12 @@ impl Namespace {
     }
 
     fn key<'a>(&'a self, scope: &'a str, item: &'a str) -> EntryKey<'a> {
-        EntryKey { namespace: &self.0.key, scope, item }
+        EntryKey { namespace: &self.0.key, scope, item, generation_ttl: self.generation_ttl() }
     }
 
-    /// How long a generation counter outlives its last bump: longer than any entry (TTL plus
-    /// the largest jitter), so an expired counter can never make a dead entry current again.
+    /// How long a generation counter outlives its last use: longer than any entry (TTL plus the
+    /// largest jitter). (Generations come from the clock, so even a counter gone early never
+    /// makes a dead entry current again; this keeps counters from vanishing under live entries.)
     fn generation_ttl(&self) -> Duration {
         self.0.ttl * 2 + Duration::from_secs(60)
     }
@@ -104,6 +145,7 @@ pub struct CacheManager {
     namespaces: Mutex<Vec<Namespace>>,
     requests: Family<RequestLabel, Counter>,
     loads: Family<NamespaceLabel, Counter>,
+    lost_invalidations: Family<NamespaceLabel, Counter>,
     /// Whether the store is known to be failing (one warning per outage).
     outage: AtomicBool,
 }
@@ -115,6 +157,12 @@ impl CacheManager {
         let loads = Family::<NamespaceLabel, Counter>::default();
         metrics.register("cache_requests", "Cache reads by namespace and result (hit, miss)", requests.clone());
         metrics.register("cache_loads", "Loader calls (database reads) made to fill cache misses", loads.clone());
+        let lost_invalidations = Family::<NamespaceLabel, Counter>::default();
+        metrics.register(
+            "cache_invalidation_failures",
+            "Invalidations that failed after the write committed (stale entries then live until their TTL)",
+            lost_invalidations.clone(),
+        );
         Self {
             store,
             config,
@@ -122,6 +170,7 @@ impl CacheManager {
             namespaces: Mutex::default(),
             requests,
             loads,
+            lost_invalidations,
             outage: AtomicBool::new(false),
         }
     }
@@ -141,6 +190,10 @@ impl CacheManager {
             hits: counter("hit"),
             misses: counter("miss"),
             loads: self.loads.get_or_create(&NamespaceLabel { namespace: name.into() }).clone(),
+            lost_invalidations: self
+                .lost_invalidations
+                .get_or_create(&NamespaceLabel { namespace: name.into() })
+                .clone(),
         }));
         namespaces.push(ns.clone());
         ns
@@ -196,11 +249,23 @@ impl CacheManager {
     /// database write committed. Returns whether it took effect; a failure is logged, and the
     /// old entries then live until their TTL.
     pub async fn invalidate(&self, ns: &Namespace, scope: &str) -> bool {
-        let bumped = match self.reachable() {
-            true => self.store.bump(&ns.0.key, scope, ns.generation_ttl()).await,
-            false => Err(RedisError::Unavailable("not connected".into())),
-        };
+        // A hiccup (a timeout, a failover) is retried twice, briefly; a store known to be down
+        // is not waited for.
+        let mut bumped = Err(RedisError::Unavailable("not connected".into()));
+        for attempt in 0..3 {
+            if !self.reachable() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            bumped = self.store.bump(&ns.0.key, scope, ns.generation_ttl()).await;
+            if bumped.is_ok() {
+                break;
+            }
+        }
         if let Err(err) = &bumped {
+            ns.0.lost_invalidations.inc();
             tracing::warn!(
                 namespace = ns.0.name, error = %err,
                 "cache invalidation failed; cached entries stay until their TTL"
@@ -247,14 +312,17 @@ impl CacheManager {
             return Ok(value);
         }
         ns.0.misses.inc();
+        // One flight per entry *and generation*: a reader that saw a newer generation (a write
+        // happened) never takes a value loaded for an older one.
         let flight = {
             let key = ns.key(scope, item);
-            format!("{}:{}:{}", key.namespace, key.scope, key.item)
+            format!("{}:{}:{}@{}", key.namespace, key.scope, key.item, read.generation)
         };
         match self.flights.join(flight) {
             Role::Follower(follower) => match follower.wait().await.as_deref().and_then(|b| decode(b)) {
                 Some(value) => Ok(value),
-                // The leader failed or went away: load by ourselves.
+                // The leader failed or went away: fill by ourselves (the fill lock still lets only
+                // one of us at a time query the database).
                 None => self.fill(ns, scope, item, read.generation, load).await.map(|(v, _)| v),
             },
             Role::Leader(leader) => {
@@ -265,8 +333,9 @@ impl CacheManager {
         }
     }
 
-    /// Fills a missed entry seen at `generation`: takes the fill lock and loads, or waits for
-    /// the instance that holds it.
+    /// Fills a missed entry seen at `generation`: takes the entry's fill lock (for that
+    /// generation) and loads, or waits for the instance holding it, taking the lock over if that
+    /// one gives up without a value. After `cache.fill_wait`, it loads by itself.
     async fn fill<T, E, F, Fut>(
         &self,
         ns: &Namespace,
@@ -282,64 +351,55 @@ impl CacheManager {
     {
         let key = ns.key(scope, item);
         let token = format!("{:032x}", rand::random::<u128>());
-        let locked = self.store.try_lock(key, &token, self.config.fill_lock_ttl).await;
-        match self.observe(locked) {
-            Some(true) => {
-                // Another instance may have filled the entry and let go of the lock between our
-                // miss and our lock: look once more before querying.
-                if let Some(read) = self.observe(self.store.read(key).await)
-                    && read.generation == generation
-                    && let Some(bytes) = read.value
-                    && let Some(value) = decode(&bytes)
-                {
-                    let unlocked = self.store.unlock(key, &token).await;
-                    self.observe(unlocked);
-                    return Ok((value, Some(Arc::new(bytes))));
-                }
-                let loaded = self.load(ns, load).await;
-                let stored = match &loaded {
-                    Ok(value) => self.store_loaded(ns, key, generation, value).await,
-                    Err(_) => None,
-                };
-                let unlocked = self.store.unlock(key, &token).await;
-                self.observe(unlocked);
-                loaded.map(|v| (v, stored))
-            }
-            Some(false) => {
-                if let Some((value, bytes)) = self.wait_for_fill::<T>(ns, key, generation).await {
-                    return Ok((value, Some(Arc::new(bytes))));
-                }
-                let value = self.load(ns, load).await?;
-                let stored = self.store_loaded(ns, key, generation, &value).await;
-                Ok((value, stored))
-            }
-            None => self.load(ns, load).await.map(|v| (v, None)),
-        }
-    }
-
-    /// Polls for another instance's fill, until `cache.fill_wait` runs out or the scope moves
-    /// to a new generation (then that fill is stale anyway).
-    async fn wait_for_fill<T: DeserializeOwned>(
-        &self,
-        ns: &Namespace,
-        key: EntryKey<'_>,
-        generation: u64,
-    ) -> Option<(T, Vec<u8>)> {
         let deadline = Instant::now() + self.config.fill_wait;
-        while Instant::now() < deadline {
-            tokio::time::sleep(self.config.fill_poll_interval).await;
-            let read = self.observe(self.store.read(key).await)?;
-            if read.generation != generation {
-                return None;
-            }
-            if let Some(bytes) = read.value
-                && let Some(value) = decode(&bytes)
-            {
-                return Some((value, bytes));
+        loop {
+            let locked = self.store.try_lock(key, generation, &token, self.config.fill_lock_ttl).await;
+            match self.observe(locked) {
+                // The store is unreachable: load, store nothing.
+                None => return self.load(ns, load).await.map(|v| (v, None)),
+                Some(true) => {
+                    // Released even if this future is dropped midway (the request went away).
+                    let mut held = FillLock::new(&self.store, key, generation, token.clone());
+                    // Another instance may have filled the entry and let go of its lock between
+                    // our miss and our lock: look once more before querying.
+                    if let Some(read) = self.observe(self.store.read(key).await)
+                        && read.generation == generation
+                        && let Some(bytes) = read.value
+                        && let Some(value) = decode(&bytes)
+                    {
+                        held.release().await;
+                        return Ok((value, Some(Arc::new(bytes))));
+                    }
+                    let loaded = self.load(ns, load).await;
+                    let stored = match &loaded {
+                        Ok(value) => self.store_loaded(ns, key, generation, value).await,
+                        Err(_) => None,
+                    };
+                    held.release().await;
+                    return loaded.map(|v| (v, stored));
+                }
+                Some(false) => {
+                    tokio::time::sleep(self.config.fill_poll_interval).await;
+                    let Some(read) = self.observe(self.store.read(key).await) else {
+                        return self.load(ns, load).await.map(|v| (v, None));
+                    };
+                    if read.generation == generation
+                        && let Some(bytes) = read.value
+                        && let Some(value) = decode(&bytes)
+                    {
+                        return Ok((value, Some(Arc::new(bytes))));
+                    }
+                    // The scope moved on (that fill is stale anyway), or we waited long enough.
+                    if read.generation != generation || Instant::now() >= deadline {
+                        tracing::debug!(namespace = ns.0.name, "no other instance's cache fill to wait for; loading");
+                        let value = self.load(ns, load).await?;
+                        let stored = self.store_loaded(ns, key, generation, &value).await;
+                        return Ok((value, stored));
+                    }
+                    // Still no value: try the lock again, so a filler that failed is taken over.
+                }
             }
         }
-        tracing::debug!(namespace = ns.0.name, "waited for another instance's cache fill in vain; loading");
-        None
     }
 
     async fn load<T, E, F, Fut>(&self, ns: &Namespace, load: F) -> Result<T, E>

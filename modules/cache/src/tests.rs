@@ -115,9 +115,12 @@ async fn a_corrupt_or_foreign_entry_is_a_miss_and_gets_replaced() {
     let redis = client().await;
     let cache = on(&redis);
     let ns = cache.namespace("profile", 1, Duration::from_secs(60));
-    // Well-formed for the store (generation 0), but not a Profile.
+    // Well-formed for the store (the scope's current generation), but not a Profile.
+    assert_eq!(cache.get::<Profile>(&ns, "s", "p").await, None, "a first read gives the scope its generation");
+    let reply = server.command(&["GET", &format!("{}cache:profile.v1:{{s}}:~gen", redis.prefix())]);
+    let generation = reply.lines().nth(1).expect("a generation").trim().to_owned();
     let key = format!("{}cache:profile.v1:{{s}}:p", redis.prefix());
-    server.command(&["SET", &key, "0:\u{1}\u{2}garbage"]);
+    server.command(&["SET", &key, &format!("{generation}:\u{1}\u{2}garbage")]);
     let calls = Arc::new(AtomicUsize::new(0));
     assert_eq!(cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load").name, "Ada");
     assert_eq!(cache.get::<Profile>(&ns, "s", "p").await.map(|p| p.name), Some("Ada".into()), "replaced");
@@ -200,4 +203,51 @@ async fn a_disabled_cache_always_loads_but_still_invalidates() {
     on.set(&ns_on, "s", "p", &Profile { id: 1, name: "cached".into() }).await;
     assert!(off.invalidate(&ns, "s").await);
     assert_eq!(on.get::<Profile>(&ns_on, "s", "p").await, None, "the write made while off still invalidated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_write_never_takes_a_value_loaded_before_it() {
+    let redis = client().await;
+    let cache = Arc::new(on(&redis));
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    // A slow load of the old row is in flight...
+    let slow = {
+        let (cache, ns) = (cache.clone(), ns.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_load(&ns, "s", "p", || async {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok::<_, String>(Profile { id: 1, name: "old".into() })
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...when a write commits and invalidates. A read that starts now must not join that load.
+    assert!(cache.invalidate(&ns, "s").await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fresh = cache.get_or_load(&ns, "s", "p", || loader(&calls, "new")).await.expect("load");
+    assert_eq!((fresh.name.as_str(), calls.load(Ordering::SeqCst)), ("new", 1));
+    assert_eq!(slow.await.expect("task").expect("load").name, "old", "the earlier reader got what it began with");
+    assert_eq!(cache.get::<Profile>(&ns, "s", "p").await.map(|p| p.name), Some("new".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_filler_does_not_hold_other_readers_up() {
+    let redis = client().await;
+    let (a, b) = (on(&redis), on(&redis));
+    let ns_a = a.namespace("profile", 1, Duration::from_secs(60));
+    let ns_b = b.namespace("profile", 1, Duration::from_secs(60));
+    // Instance A starts filling, then its request goes away mid-load.
+    let filling = a.get_or_load(&ns_a, "s", "p", || async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, String>(Profile { id: 1, name: "never".into() })
+    });
+    assert!(tokio::time::timeout(Duration::from_millis(200), filling).await.is_err());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Instance B does not wait out the fill lock's TTL (5 s) or the fill wait (2 s).
+    let started = std::time::Instant::now();
+    let calls = Arc::new(AtomicUsize::new(0));
+    assert_eq!(b.get_or_load(&ns_b, "s", "p", || loader(&calls, "Ada")).await.expect("load").name, "Ada");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
 }

@@ -153,7 +153,7 @@ struct LibraryItemPage {
 }
 
 /// An edit lock granted to the caller.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct LockGrant {
     /// Send it as `X-Lock-Token` with PATCH, DELETE, extend and release. Keep it secret: it is
@@ -164,6 +164,16 @@ struct LockGrant {
     fencing_token: u64,
     /// Seconds until the lock expires unless extended.
     expires_in: u64,
+}
+
+impl std::fmt::Debug for LockGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGrant")
+            .field("lock_token", &"[redacted]")
+            .field("fencing_token", &self.fencing_token)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// An item's lock.

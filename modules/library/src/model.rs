@@ -226,6 +226,11 @@ impl ItemChanges {
     }
 }
 
+/// Whether text holds control characters (NUL among them, which PostgreSQL refuses to store).
+fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 fn text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Option<String> {
     let value = value?.trim();
     let chars = value.chars().count();
@@ -234,6 +239,10 @@ fn text(field: &str, value: Option<&str>, errors: &mut Vec<FieldError>) -> Optio
             field,
             format!("must be 1 to {MAX_TEXT_CHARS} characters (surrounding spaces trimmed)"),
         ));
+        return None;
+    }
+    if has_control(value) {
+        errors.push(FieldError::new(field, "must not contain control characters"));
         return None;
     }
     Some(value.to_owned())
@@ -257,8 +266,11 @@ fn tags(raw: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     for (i, tag) in raw.iter().enumerate() {
         let tag = tag.trim();
         let chars = tag.chars().count();
-        if chars == 0 || chars > MAX_TAG_CHARS {
-            errors.push(FieldError::new(format!("tags[{i}]"), format!("must be 1 to {MAX_TAG_CHARS} characters")));
+        if chars == 0 || chars > MAX_TAG_CHARS || has_control(tag) {
+            errors.push(FieldError::new(
+                format!("tags[{i}]"),
+                format!("must be 1 to {MAX_TAG_CHARS} characters, no control characters"),
+            ));
         } else if !out.iter().any(|t| t.to_lowercase() == tag.to_lowercase()) {
             out.push(tag.to_owned());
         }
@@ -282,8 +294,11 @@ impl ListQuery {
     /// Validates the raw query values.
     pub fn parse(kind: Option<ItemType>, q: Option<&str>, page: Pagination) -> Result<Self, Vec<FieldError>> {
         let q = q.map(normalize_search).filter(|q| !q.is_empty());
-        if q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS) {
-            return Err(vec![FieldError::new("q", format!("must be at most {MAX_QUERY_CHARS} characters"))]);
+        if q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY_CHARS || has_control(q)) {
+            return Err(vec![FieldError::new(
+                "q",
+                format!("must be at most {MAX_QUERY_CHARS} characters, no control characters"),
+            )]);
         }
         Ok(Self { kind, q, page })
     }
@@ -349,6 +364,9 @@ mod tests {
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["title", "artist", "durationSeconds", "tags[1]"]);
         assert!(NewItem::parse(raw(&"é".repeat(200))).is_ok(), "characters, not bytes");
+        assert_eq!(NewItem::parse(raw("a\u{0}b")).expect_err("NUL")[0].field, "title");
+        let nul_tag = vec!["a\u{0}".to_owned()];
+        assert_eq!(NewItem::parse(RawItem { tags: Some(&nul_tag), ..raw("t") }).expect_err("NUL")[0].field, "tags[0]");
         let many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
         assert_eq!(NewItem::parse(RawItem { tags: Some(&many), ..raw("t") }).expect_err("too many")[0].field, "tags");
     }
@@ -378,5 +396,6 @@ mod tests {
         assert_ne!(a.cache_item(), c.cache_item());
         assert_eq!(ListQuery::parse(None, Some("   "), page).expect("valid").q, None, "blank is no filter");
         assert!(ListQuery::parse(None, Some(&"q".repeat(101)), page).is_err());
+        assert!(ListQuery::parse(None, Some("a\u{0}"), page).is_err());
     }
 }

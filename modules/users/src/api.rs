@@ -93,8 +93,9 @@ impl UsersApi {
         let user = match &body.0.name {
             None => self.service.get(auth.0.user_id).await?,
             Some(raw) => {
-                let name = UserName::parse(raw)
-                    .ok_or_else(|| ApiError::validation(vec![FieldError::new("name", "must not be blank")]))?;
+                let name = UserName::parse(raw).ok_or_else(|| {
+                    ApiError::validation(vec![FieldError::new("name", "must not be blank or hold control characters")])
+                })?;
                 self.service.rename(auth.0.user_id, &name).await?
             }
         };

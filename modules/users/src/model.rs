@@ -63,10 +63,12 @@ impl UserName {
     /// The longest name accepted, in characters.
     pub const MAX_CHARS: usize = 100;
 
-    /// Trims `raw`; `None` when it is empty or too long.
+    /// Trims `raw`; `None` when it is empty, too long, or holds control characters.
     pub fn parse(raw: &str) -> Option<Self> {
         let name = raw.trim();
-        (!name.is_empty() && name.chars().count() <= Self::MAX_CHARS).then(|| UserName(name.to_owned()))
+        // No control characters (NUL among them, which PostgreSQL refuses to store).
+        let valid = !name.is_empty() && name.chars().count() <= Self::MAX_CHARS && !name.chars().any(char::is_control);
+        valid.then(|| UserName(name.to_owned()))
     }
 
     /// The name.
@@ -109,5 +111,6 @@ mod tests {
         assert!(UserName::parse("   ").is_none());
         assert!(UserName::parse(&"x".repeat(101)).is_none());
         assert!(UserName::parse(&"é".repeat(100)).is_some());
+        assert!(UserName::parse("a\u{0}b").is_none());
     }
 }

@@ -6,7 +6,7 @@ use std::{
         Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use app_redis::RedisError;
@@ -36,9 +36,22 @@ impl State {
         self.tags.retain(|_, (_, at)| *at > now);
     }
 
-    fn generation(&self, key: &str, now: Instant) -> u64 {
-        self.generations.get(key).filter(|(_, at)| *at > now).map_or(0, |(g, _)| *g)
+    /// The live generation of a scope, if it has one.
+    fn generation(&self, key: &str, now: Instant) -> Option<u64> {
+        self.generations.get(key).filter(|(_, at)| *at > now).map(|(g, _)| *g)
     }
+
+    /// The scope's generation, made from the clock when it has none; its TTL renewed.
+    fn generation_or_fresh(&mut self, key: &str, now: Instant, ttl: Duration) -> u64 {
+        let g = self.generation(key, now).unwrap_or_else(clock_micros);
+        self.generations.insert(key.to_owned(), (g, now + ttl));
+        g
+    }
+}
+
+/// The wall clock in microseconds: where a scope's generations start.
+fn clock_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or_default()
 }
 
 /// Cache entries inside this process.
@@ -79,7 +92,10 @@ impl CacheStore for MemoryCacheStore {
     async fn read(&self, key: EntryKey<'_>) -> Result<Read, RedisError> {
         let (entry, generation) = (entry_key(key), generation_key(key.namespace, key.scope));
         Ok(self.with(|state, now| {
-            let generation = state.generation(&generation, now);
+            let generation = match state.generation(&generation, now) {
+                Some(g) => g,
+                None => state.generation_or_fresh(&generation, now, key.generation_ttl),
+            };
             let value = state
                 .entries
                 .get(&entry)
@@ -98,10 +114,11 @@ impl CacheStore for MemoryCacheStore {
     ) -> Result<bool, RedisError> {
         let (entry, generation) = (entry_key(key), generation_key(key.namespace, key.scope));
         Ok(self.with(|state, now| {
-            let current = state.generation(&generation, now);
-            if if_generation.is_some_and(|g| g != current) {
-                return false;
-            }
+            let current = match (state.generation(&generation, now), if_generation) {
+                (None, Some(_)) => return false,
+                (Some(g), Some(expected)) if g != expected => return false,
+                _ => state.generation_or_fresh(&generation, now, key.generation_ttl),
+            };
             let expires_at = now + ttl;
             state.entries.insert(entry, Entry { generation: current, value: value.to_vec(), expires_at });
             true
@@ -116,14 +133,20 @@ impl CacheStore for MemoryCacheStore {
     async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, RedisError> {
         let generation = generation_key(namespace, scope);
         Ok(self.with(|state, now| {
-            let next = state.generation(&generation, now) + 1;
+            let next = (state.generation(&generation, now).unwrap_or(0) + 1).max(clock_micros());
             state.generations.insert(generation, (next, now + ttl));
             next
         }))
     }
 
-    async fn try_lock(&self, key: EntryKey<'_>, token: &str, ttl: Duration) -> Result<bool, RedisError> {
-        let lock = entry_key(key);
+    async fn try_lock(
+        &self,
+        key: EntryKey<'_>,
+        generation: u64,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, RedisError> {
+        let lock = format!("{}~fill:{generation}", entry_key(key));
         Ok(self.with(|state, now| {
             if state.locks.get(&lock).is_some_and(|(_, at)| *at > now) {
                 return false;
@@ -133,8 +156,8 @@ impl CacheStore for MemoryCacheStore {
         }))
     }
 
-    async fn unlock(&self, key: EntryKey<'_>, token: &str) -> Result<(), RedisError> {
-        let lock = entry_key(key);
+    async fn unlock(&self, key: EntryKey<'_>, generation: u64, token: &str) -> Result<(), RedisError> {
+        let lock = format!("{}~fill:{generation}", entry_key(key));
         self.with(|state, _| {
             if state.locks.get(&lock).is_some_and(|(held, _)| held == token) {
                 state.locks.remove(&lock);

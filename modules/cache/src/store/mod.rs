@@ -6,6 +6,11 @@
 //! cluster-safe (the counter and the entries share the scope's hash tag), and a reader that
 //! raced a writer can only store under a dead generation. Writes are conditional on the
 //! generation the reader saw, so such a reader usually stores nothing at all.
+//!
+//! Generations are seeded from the server clock (microseconds) and only grow: a counter that
+//! expired or was evicted comes back at a new value no entry was ever stored under, so it can
+//! never make a dead entry current again. Every write renews the counter's TTL, so it outlives
+//! the entries stored under it.
 
 mod memory;
 mod redis;
@@ -29,12 +34,14 @@ pub struct EntryKey<'a> {
     pub scope: &'a str,
     /// The entry within the scope (`profile`, `page:<hash>`).
     pub item: &'a str,
+    /// How long the scope's generation counter lives after its last use: longer than any entry.
+    pub generation_ttl: Duration,
 }
 
 /// What a read found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
-    /// The scope's current generation (0 before the first bump).
+    /// The scope's current generation (made, from the clock, when the scope has none).
     pub generation: u64,
     /// The entry, when present and written under the current generation.
     pub value: Option<Vec<u8>>,
@@ -43,7 +50,8 @@ pub struct Read {
 /// Where cache entries live.
 #[async_trait]
 pub trait CacheStore: Interface {
-    /// The entry and its scope's generation, in one round trip.
+    /// The entry and its scope's generation, in one round trip (a scope without a counter gets
+    /// one).
     async fn read(&self, key: EntryKey<'_>) -> Result<Read, RedisError>;
 
     /// Stores `value` for `ttl` under the scope's current generation. With `if_generation`,
@@ -61,15 +69,21 @@ pub trait CacheStore: Interface {
     async fn delete(&self, key: EntryKey<'_>) -> Result<bool, RedisError>;
 
     /// Moves the scope to a new generation, so every entry in it reads as absent; returns the
-    /// new generation. The counter expires `ttl` after the last bump (longer than any entry
-    /// lives, so an expired counter never revives an entry).
+    /// new generation. The counter expires `ttl` after its last use.
     async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, RedisError>;
 
-    /// Takes the entry's fill lock for `ttl` unless another filler holds it.
-    async fn try_lock(&self, key: EntryKey<'_>, token: &str, ttl: Duration) -> Result<bool, RedisError>;
+    /// Takes the fill lock of the entry at `generation` for `ttl` unless another filler holds it
+    /// (a fill for a newer generation never waits for an older one).
+    async fn try_lock(
+        &self,
+        key: EntryKey<'_>,
+        generation: u64,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, RedisError>;
 
     /// Releases the fill lock if `token` still holds it.
-    async fn unlock(&self, key: EntryKey<'_>, token: &str) -> Result<(), RedisError>;
+    async fn unlock(&self, key: EntryKey<'_>, generation: u64, token: &str) -> Result<(), RedisError>;
 
     /// Adds the entry to the tag set `tag` (which expires `ttl` after its last addition).
     async fn tag(&self, tag: &str, key: EntryKey<'_>, ttl: Duration) -> Result<(), RedisError>;

@@ -8,25 +8,58 @@ use async_trait::async_trait;
 
 use super::{CacheStore, EntryKey, Read};
 
-/// KEYS: entry, generation. Returns {generation, stored entry or nil}.
-const READ: &str = r#"
-return {redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[1])}
-"#;
+/// The generation a scope gets when it has none: the server clock in microseconds (a decimal
+/// string), later than any generation the scope had before.
+macro_rules! fresh_generation {
+    () => {
+        "local function fresh() local t = redis.call('TIME') return t[1] .. string.format('%06d', t[2]) end\n"
+    };
+}
 
-/// KEYS: entry, generation. ARGV: bytes, ttl ms, expected generation ('' for any).
-const WRITE: &str = r#"
-local g = redis.call('GET', KEYS[2]) or '0'
-if ARGV[3] ~= '' and ARGV[3] ~= g then return 0 end
+/// KEYS: entry, generation. ARGV: generation ttl ms. Returns {generation, stored entry or nil}.
+const READ: &str = concat!(
+    fresh_generation!(),
+    r#"
+local g = redis.call('GET', KEYS[2])
+if not g then
+  g = fresh()
+  redis.call('SET', KEYS[2], g, 'PX', ARGV[1])
+end
+return {g, redis.call('GET', KEYS[1])}
+"#
+);
+
+/// KEYS: entry, generation. ARGV: bytes, ttl ms, expected generation ('' for any), generation
+/// ttl ms. The counter's TTL is renewed, so it outlives the entry.
+const WRITE: &str = concat!(
+    fresh_generation!(),
+    r#"
+local g = redis.call('GET', KEYS[2])
+if not g then
+  if ARGV[3] ~= '' then return 0 end
+  g = fresh()
+  redis.call('SET', KEYS[2], g, 'PX', ARGV[4])
+elseif ARGV[3] ~= '' and ARGV[3] ~= g then
+  return 0
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
 redis.call('SET', KEYS[1], g .. ':' .. ARGV[1], 'PX', ARGV[2])
 return 1
-"#;
+"#
+);
 
-/// KEYS: generation. ARGV: ttl ms.
-const BUMP: &str = r#"
-local g = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return g
-"#;
+/// KEYS: generation. ARGV: ttl ms. The next generation: one more, or the clock when that is
+/// later (so a counter that expired or was evicted restarts above every earlier value).
+const BUMP: &str = concat!(
+    fresh_generation!(),
+    r#"
+local g = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') + 1, tonumber(fresh()))
+local s = string.format('%d', g)
+redis.call('SET', KEYS[1], s, 'PX', ARGV[1])
+return s
+"#
+);
 
 /// KEYS: lock. ARGV: token.
 const UNLOCK: &str = r#"
@@ -95,9 +128,10 @@ impl RedisCacheStore {
         self.scope_key(namespace, scope, "~gen")
     }
 
-    fn lock(&self, key: EntryKey<'_>) -> String {
+    fn lock(&self, key: EntryKey<'_>, generation: u64) -> String {
         let mut lock = self.entry(key);
-        lock.push_str("~fill");
+        lock.push_str("~fill:");
+        lock.push_str(&generation.to_string());
         lock
     }
 
@@ -123,7 +157,8 @@ fn split(stored: Vec<u8>) -> Option<(u64, Vec<u8>)> {
 impl CacheStore for RedisCacheStore {
     async fn read(&self, key: EntryKey<'_>) -> Result<Read, RedisError> {
         let keys = vec![self.entry(key), self.generation(key.namespace, key.scope)];
-        let mut reply = self.redis.eval(&self.read, keys, Vec::new()).await?.into_array().into_iter();
+        let args = vec![ms(key.generation_ttl)];
+        let mut reply = self.redis.eval(&self.read, keys, args).await?.into_array().into_iter();
         let generation = reply.next().and_then(|g| g.as_i64()).and_then(|g| u64::try_from(g).ok()).unwrap_or(0);
         let value = match reply.next() {
             Some(Reply::Bytes(stored)) => split(stored).filter(|(g, _)| *g == generation).map(|(_, v)| v),
@@ -141,7 +176,7 @@ impl CacheStore for RedisCacheStore {
     ) -> Result<bool, RedisError> {
         let keys = vec![self.entry(key), self.generation(key.namespace, key.scope)];
         let expected = if_generation.map(|g| g.to_string()).unwrap_or_default();
-        let args = vec![Arg::Bytes(value.to_vec()), ms(ttl), Arg::Str(expected)];
+        let args = vec![Arg::Bytes(value.to_vec()), ms(ttl), Arg::Str(expected), ms(key.generation_ttl)];
         Ok(self.redis.eval(&self.write, keys, args).await?.as_i64() == Some(1))
     }
 
@@ -154,12 +189,18 @@ impl CacheStore for RedisCacheStore {
         reply.as_i64().and_then(|g| u64::try_from(g).ok()).ok_or_else(|| RedisError::Command("bad generation".into()))
     }
 
-    async fn try_lock(&self, key: EntryKey<'_>, token: &str, ttl: Duration) -> Result<bool, RedisError> {
-        self.redis.set(&self.lock(key), token.as_bytes(), ttl, true).await
+    async fn try_lock(
+        &self,
+        key: EntryKey<'_>,
+        generation: u64,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, RedisError> {
+        self.redis.set(&self.lock(key, generation), token.as_bytes(), ttl, true).await
     }
 
-    async fn unlock(&self, key: EntryKey<'_>, token: &str) -> Result<(), RedisError> {
-        self.redis.eval(&self.unlock, vec![self.lock(key)], vec![Arg::from(token)]).await.map(drop)
+    async fn unlock(&self, key: EntryKey<'_>, generation: u64, token: &str) -> Result<(), RedisError> {
+        self.redis.eval(&self.unlock, vec![self.lock(key, generation)], vec![Arg::from(token)]).await.map(drop)
     }
 
     async fn tag(&self, tag: &str, key: EntryKey<'_>, ttl: Duration) -> Result<(), RedisError> {

@@ -24,11 +24,12 @@ app_core::contract_tests! {
     suite = contract,
     adapters = { memory => memory, redis => redis, redis_cluster => redis_cluster },
     tests = [
-        a_written_entry_reads_back_under_generation_zero,
+        a_written_entry_reads_back_under_its_generation,
         a_bump_hides_every_entry_of_the_scope_only,
         a_write_under_a_dead_generation_is_refused,
         entries_expire_after_their_ttl,
-        an_expired_generation_counts_from_zero_again,
+        an_expired_generation_never_revives_a_dead_entry,
+        every_write_keeps_the_generation_alive,
         delete_removes_one_entry,
         the_fill_lock_has_one_holder_and_only_its_token_releases_it,
         a_fill_lock_expires_by_itself,
@@ -45,7 +46,7 @@ async fn a_corrupt_entry_reads_as_absent() {
     let server = RedisServer::shared();
     let redis = client().await;
     let store = RedisCacheStore::new(redis.clone());
-    let key = EntryKey { namespace: "test.v1", scope: "s", item: "a" };
+    let key = EntryKey { namespace: "test.v1", scope: "s", item: "a", generation_ttl: Duration::from_secs(60) };
     for garbage in ["no header at all", "x:bad generation", "7:from a generation that never was", ""] {
         server.command(&["SET", &full(&redis, "cache:test.v1:{s}:a"), garbage]);
         assert_eq!(store.read(key).await.expect("read").value, None, "{garbage:?}");
@@ -59,13 +60,19 @@ async fn every_cache_key_carries_a_ttl() {
     let server = RedisServer::shared();
     let redis = client().await;
     let store = RedisCacheStore::new(redis.clone());
-    let key = EntryKey { namespace: "test.v1", scope: "s", item: "a" };
     let minute = Duration::from_secs(60);
+    let key = EntryKey { namespace: "test.v1", scope: "s", item: "a", generation_ttl: minute };
     store.write(key, b"v", minute, None).await.expect("write");
     store.bump("test.v1", "other", minute).await.expect("bump");
-    assert!(store.try_lock(key, "t", minute).await.expect("lock"));
+    assert!(store.try_lock(key, 42, "t", minute).await.expect("lock"));
     store.tag("t1", key, minute).await.expect("tag");
-    for suffix in ["cache:test.v1:{s}:a", "cache:test.v1:{other}:~gen", "cache:test.v1:{s}:a~fill", "cache:tag:{t1}"] {
+    for suffix in [
+        "cache:test.v1:{s}:a",
+        "cache:test.v1:{s}:~gen",
+        "cache:test.v1:{other}:~gen",
+        "cache:test.v1:{s}:a~fill:42",
+        "cache:tag:{t1}",
+    ] {
         let ttl: i64 =
             server.command(&["PTTL", &full(&redis, suffix)]).trim().trim_start_matches(':').parse().expect("ttl");
         assert!(ttl > 0 && ttl <= 60_000, "{suffix}: {ttl}");
