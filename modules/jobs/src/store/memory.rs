@@ -9,11 +9,10 @@ use std::{
 
 use app_redis::{MemoryPubSub, PubSub, RedisError};
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{JobEvents, JobStore, OWNER_INDEX_CAP, events_channel};
+use super::{JobEvents, JobStore, OWNER_INDEX_CAP, events_channel, record_events};
 use crate::{CancelOutcome, Delivery, Held, JobRecord, JobStatus, NewJob, QueueStats, Retention};
 
 struct Job {
@@ -598,14 +597,7 @@ impl JobStore for MemoryJobStore {
 
     async fn subscribe(&self, id: Uuid) -> Result<JobEvents, RedisError> {
         let subscription = self.events.subscribe(&events_channel(id)).await?;
-        let messages =
-            futures::stream::unfold(subscription, |mut sub| async move { sub.recv().await.map(|m| (m, sub)) });
-        Ok(messages
-            .filter_map(|message| async move {
-                let pairs: Vec<String> = serde_json::from_slice(&message.payload).ok()?;
-                JobRecord::from_pairs(pairs.iter().map(String::as_str))
-            })
-            .boxed())
+        Ok(record_events(subscription))
     }
 
     fn is_available(&self) -> bool {

@@ -133,6 +133,19 @@ pub trait JobStore: Interface {
     async fn close_readers(&self) {}
 }
 
+/// The records a job's channel carries (each event is the record's fields as a JSON array, as
+/// both adapters publish them).
+pub(crate) fn record_events(subscription: app_redis::Subscription) -> JobEvents {
+    use futures::StreamExt;
+    let messages = futures::stream::unfold(subscription, |mut sub| async move { sub.recv().await.map(|m| (m, sub)) });
+    messages
+        .filter_map(|message| async move {
+            let pairs: Vec<String> = serde_json::from_slice(&message.payload).ok()?;
+            JobRecord::from_pairs(pairs.iter().map(String::as_str))
+        })
+        .boxed()
+}
+
 /// The channel a job's events are published on.
 pub(crate) fn events_channel(id: Uuid) -> String {
     format!("jobs:ev:{id}")

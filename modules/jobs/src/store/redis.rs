@@ -17,11 +17,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use app_redis::{Arg, BlockingConnection, PubSub, Redis, RedisError, RedisPubSub, Reply, Script};
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{JobEvents, JobStore, events_channel, scripts};
+use super::{JobEvents, JobStore, events_channel, record_events, scripts};
 use crate::{CancelOutcome, Delivery, Held, JobRecord, NewJob, QueueStats, Retention};
 
 /// How long a queue's keys (stream, sets, flags) and an unfinished job's record live without
@@ -515,14 +514,7 @@ impl JobStore for RedisJobStore {
 
     async fn subscribe(&self, id: Uuid) -> Result<JobEvents, RedisError> {
         let subscription = self.pubsub.subscribe(&events_channel(id)).await?;
-        let messages =
-            futures::stream::unfold(subscription, |mut sub| async move { sub.recv().await.map(|m| (m, sub)) });
-        Ok(messages
-            .filter_map(|message| async move {
-                let pairs: Vec<String> = serde_json::from_slice(&message.payload).ok()?;
-                JobRecord::from_pairs(pairs.iter().map(String::as_str))
-            })
-            .boxed())
+        Ok(record_events(subscription))
     }
 
     fn is_available(&self) -> bool {
