@@ -70,7 +70,7 @@ start() {
   local name=$1 port=$2; shift 2
   mkdir -p "$workdir/$name"
   (cd "$workdir/$name" && exec env PORT="$port" APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
-    APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 APP_RATE_LIMIT__POLICIES__API__WINDOW=1h \
+    APP_RATE_LIMIT__POLICIES__API__LIMIT=10000000 APP_RATE_LIMIT__POLICIES__API__WINDOW=4h \
     APP_REDIS__KEY_PREFIX="$name:" "$@" "$OLDPWD/target/release/app" >/dev/null 2>&1) &
   pids+=($!)
   eval "pid_$name=$!"
