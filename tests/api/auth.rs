@@ -319,7 +319,7 @@ async fn a_tampered_or_transplanted_session_blob_is_401_and_keys_share_the_users
     let base = format!("{}sess:{{u:{}}}:", app.prefix, account.id);
     for key in [format!("{base}{}", first.session_id), format!("{base}index")] {
         assert_eq!(redis.command(&["EXISTS", &key]).trim(), ":1", "{key} exists");
-        let ttl: i64 = redis.command(&["PTTL", &key]).trim().trim_start_matches(':').parse().expect("ttl");
+        let ttl = redis.pttl(&key);
         assert!(ttl > 0, "{key} carries a TTL");
     }
     // Session data is encrypted at rest: no user id, ip or user agent in clear.

@@ -119,28 +119,10 @@ async fn bad_submissions_are_a_400_and_queue_nothing() {
     let resp =
         app.authed(reqwest::Method::POST, "/api/v1/jobs", &tokens.access).json(&json!({"params": {}})).send().await;
     assert_problem(resp.expect("sent"), 400, "MALFORMED_REQUEST").await;
-    let list: Value = app
-        .authed(reqwest::Method::GET, "/api/v1/jobs", &tokens.access)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.jobs_page(&tokens.access, "").await;
     assert_eq!(list["total"], 0);
-    assert_eq!(app.list_jobs_status(&tokens.access, "status=done").await, 400);
+    assert_problem(app.list_jobs(&tokens.access, "status=done").await, 400, "VALIDATION_FAILED").await;
     assert_problem(app.get_job(&tokens.access, "not-a-uuid").await, 400, "VALIDATION_FAILED").await;
-}
-
-impl TestApp {
-    async fn list_jobs_status(&self, token: &str, query: &str) -> u16 {
-        self.authed(reqwest::Method::GET, &format!("/api/v1/jobs?{query}"), token)
-            .send()
-            .await
-            .expect("sent")
-            .status()
-            .as_u16()
-    }
 }
 
 #[tokio::test]
@@ -152,36 +134,15 @@ async fn jobs_are_listed_by_status_and_another_users_job_is_a_404() {
     app.finished_job(&owner.access, &id(&first)).await;
     let second = app.job(&owner.access, "test.steps", json!({"steps": 1, "ms": 1})).await;
     app.finished_job(&owner.access, &id(&second)).await;
-    let page: Value = app
-        .authed(reqwest::Method::GET, "/api/v1/jobs?status=completed&pageSize=1", &owner.access)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let page: Value = app.jobs_page(&owner.access, "status=completed&pageSize=1").await;
     assert_eq!(
         (page["total"].as_u64(), page["items"][0]["id"].as_str()),
         (Some(2), Some(id(&second).as_str())),
         "newest first"
     );
-    let none: Value = app
-        .authed(reqwest::Method::GET, "/api/v1/jobs?status=failed", &owner.access)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let none: Value = app.jobs_page(&owner.access, "status=failed").await;
     assert_eq!(none["total"], 0);
-    let theirs: Value = app
-        .authed(reqwest::Method::GET, "/api/v1/jobs", &other.access)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let theirs: Value = app.jobs_page(&other.access, "").await;
     assert_eq!(theirs["total"], 0);
     let job = id(&first);
     assert_problem(app.get_job(&other.access, &job).await, 404, "NOT_FOUND").await;

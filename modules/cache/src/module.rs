@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use app_core::metrics::Metrics;
-use app_redis::SharedState;
 use shaku::{Component, HasComponent, Module, ModuleBuildContext, module};
 
 use crate::{
@@ -11,19 +10,12 @@ use crate::{
     store::{CacheStore, MemoryCacheStore, RedisCacheStore},
 };
 
-/// Binds [`CacheStore`] to the adapter of the cache's backend: the separate cache Redis, the
-/// shared-state Redis, or memory.
-pub struct CacheStoreBinding;
-
-impl<M: Module> Component<M> for CacheStoreBinding {
-    type Interface = dyn CacheStore;
-    type Parameters = SharedState;
-
-    fn build(_: &mut ModuleBuildContext<M>, state: SharedState) -> Box<dyn CacheStore> {
-        match state {
-            SharedState::Memory => Box::new(MemoryCacheStore::new()),
-            SharedState::Redis(redis) => Box::new(RedisCacheStore::new(redis)),
-        }
+app_redis::port_binding! {
+    /// Binds [`CacheStore`] to the adapter of the cache's backend: the separate cache Redis, the
+    /// shared-state Redis, or memory.
+    CacheStoreBinding: dyn CacheStore {
+        memory => MemoryCacheStore::new(),
+        redis(r) => RedisCacheStore::new(r),
     }
 }
 

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use app_redis::SharedState;
 use shaku::{Component, HasComponent, Module, ModuleBuildContext, module};
 
 use crate::{
@@ -10,19 +9,9 @@ use crate::{
     store::{LockStore, MemoryLockStore, RedisLockStore},
 };
 
-/// Binds [`LockStore`] to the adapter of the backend chosen at start-up.
-pub struct LockStoreBinding;
-
-impl<M: Module> Component<M> for LockStoreBinding {
-    type Interface = dyn LockStore;
-    type Parameters = SharedState;
-
-    fn build(_: &mut ModuleBuildContext<M>, state: SharedState) -> Box<dyn LockStore> {
-        match state {
-            SharedState::Memory => Box::new(MemoryLockStore::new()),
-            SharedState::Redis(redis) => Box::new(RedisLockStore::new(redis)),
-        }
-    }
+app_redis::port_binding! {
+    /// Binds [`LockStore`] to the adapter of the backend chosen at start-up.
+    LockStoreBinding: dyn LockStore { memory => MemoryLockStore::new(), redis(r) => RedisLockStore::new(r) }
 }
 
 /// Builds [`Locks`] over the bound store.

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use app_core::{metrics::Metrics, throttle::Throttler};
-use app_redis::SharedState;
 use shaku::{Component, HasComponent, Interface, Module, ModuleBuildContext, module};
 
 use crate::{
@@ -23,18 +22,11 @@ impl RateLimits for RateLimiter {
     }
 }
 
-/// Binds [`RateLimitStore`] to the adapter of the backend chosen at start-up.
-pub struct RateLimitStoreBinding;
-
-impl<M: Module> Component<M> for RateLimitStoreBinding {
-    type Interface = dyn RateLimitStore;
-    type Parameters = SharedState;
-
-    fn build(_: &mut ModuleBuildContext<M>, state: SharedState) -> Box<dyn RateLimitStore> {
-        match state {
-            SharedState::Memory => Box::new(MemoryRateLimitStore::new()),
-            SharedState::Redis(redis) => Box::new(RedisRateLimitStore::new(redis)),
-        }
+app_redis::port_binding! {
+    /// Binds [`RateLimitStore`] to the adapter of the backend chosen at start-up.
+    RateLimitStoreBinding: dyn RateLimitStore {
+        memory => MemoryRateLimitStore::new(),
+        redis(r) => RedisRateLimitStore::new(r),
     }
 }
 

@@ -5,8 +5,6 @@
 //! Redis adapter or the memory adapter for that backend, so the rest of the app only ever sees
 //! `Arc<dyn Port>`.
 
-use shaku::{Component, Module, ModuleBuildContext};
-
 use crate::{
     KvStore, MemoryKvStore, MemoryPubSub, PubSub, Redis, RedisKvStore, RedisPubSub,
     probe::{MemoryHealth, RedisHealth, RedisServerHealth},
@@ -41,20 +39,25 @@ impl SharedState {
 }
 
 /// Declares a port binding: a component whose interface is the port and whose parameter is the
-/// [`SharedState`], building the matching adapter.
+/// [`SharedState`], building the matching adapter. Every module whose store has one memory and one
+/// Redis adapter binds it this way, so the choice of backend reads the same everywhere.
+#[macro_export]
 macro_rules! port_binding {
     ($(#[$doc:meta])* $binding:ident: dyn $port:ident { memory => $memory:expr, redis($r:ident) => $redis:expr $(,)? }) => {
         $(#[$doc])*
         pub struct $binding;
 
-        impl<M: Module> Component<M> for $binding {
+        impl<M: ::shaku::Module> ::shaku::Component<M> for $binding {
             type Interface = dyn $port;
-            type Parameters = SharedState;
+            type Parameters = $crate::SharedState;
 
-            fn build(_: &mut ModuleBuildContext<M>, state: SharedState) -> Box<dyn $port> {
+            fn build(
+                _: &mut ::shaku::ModuleBuildContext<M>,
+                state: $crate::SharedState,
+            ) -> Box<dyn $port> {
                 match state {
-                    SharedState::Memory => Box::new($memory),
-                    SharedState::Redis($r) => Box::new($redis),
+                    $crate::SharedState::Memory => Box::new($memory),
+                    $crate::SharedState::Redis($r) => Box::new($redis),
                 }
             }
         }

@@ -90,9 +90,8 @@ async fn every_key_carries_the_prefix_and_a_ttl() {
     for key in ["kv:greeting", "kv:counter"] {
         let full = format!("{}{key}", redis.prefix());
         assert_eq!(server.command(&["EXISTS", &full]), ":1\r\n", "{full} exists under the prefix");
-        let ttl = server.command(&["PTTL", &full]);
-        let ms: i64 = ttl.trim_start_matches(':').trim().parse().expect("integer reply");
-        assert!(ms > 0, "{full} has a TTL ({ttl:?})");
+        let ms = server.pttl(&full);
+        assert!(ms > 0, "{full} has a TTL ({ms})");
     }
 }
 

@@ -42,6 +42,18 @@ impl TestApp {
         resp.json().await.expect("json")
     }
 
+    /// `GET /api/v1/jobs?{query}`.
+    pub async fn list_jobs(&self, token: &str, query: &str) -> reqwest::Response {
+        self.authed(Method::GET, &format!("/api/v1/jobs?{query}"), token).send().await.expect("request sent")
+    }
+
+    /// `GET /api/v1/jobs?{query}`, which must answer 200; returns the page.
+    pub async fn jobs_page(&self, token: &str, query: &str) -> Value {
+        let resp = self.list_jobs(token, query).await;
+        assert_eq!(resp.status(), 200, "list jobs");
+        resp.json().await.expect("json")
+    }
+
     /// `GET /api/v1/jobs/{id}`.
     pub async fn get_job(&self, token: &str, id: &str) -> reqwest::Response {
         self.authed(Method::GET, &format!("/api/v1/jobs/{id}"), token).send().await.expect("request sent")

@@ -62,7 +62,7 @@ async fn every_key_of_a_user_shares_one_hash_tag_and_carries_a_ttl() {
     let base = format!("{}sess:{{u:{user}}}:", redis.prefix());
     assert_eq!(store.user_base(user), base);
     for key in [format!("{base}{}", s.session_id), format!("{base}{}:old", s.session_id), format!("{base}index")] {
-        let ttl: i64 = server.command(&["PTTL", &key]).trim().trim_start_matches(':').parse().expect("a TTL reply");
+        let ttl = server.pttl(&key);
         assert!(ttl > 0, "{key} has a TTL (got {ttl})");
     }
 }

@@ -73,8 +73,7 @@ async fn every_cache_key_carries_a_ttl() {
         "cache:test.v1:{s}:a~fill:42",
         "cache:tag:{t1}",
     ] {
-        let ttl: i64 =
-            server.command(&["PTTL", &full(&redis, suffix)]).trim().trim_start_matches(':').parse().expect("ttl");
+        let ttl = server.pttl(&full(&redis, suffix));
         assert!(ttl > 0 && ttl <= 60_000, "{suffix}: {ttl}");
     }
 }

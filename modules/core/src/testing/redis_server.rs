@@ -207,6 +207,13 @@ impl RedisServer {
         String::from_utf8_lossy(&out).into_owned()
     }
 
+    /// The key's remaining time to live in milliseconds, as `PTTL` answers it: -2 when the key
+    /// does not exist, -1 when it has no TTL.
+    pub fn pttl(&self, key: &str) -> i64 {
+        let reply = self.command(&["PTTL", key]);
+        reply.trim().trim_start_matches(':').parse().unwrap_or_else(|_| panic!("PTTL {key}: {reply:?}"))
+    }
+
     fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }

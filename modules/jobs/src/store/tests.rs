@@ -69,7 +69,7 @@ async fn every_job_key_carries_a_ttl() {
     }
     assert!(keys.len() >= 8, "{keys:?}");
     for key in keys {
-        let ttl: i64 = server.command(&["PTTL", &key]).trim().trim_start_matches(':').parse().expect("ttl");
+        let ttl = server.pttl(&key);
         assert!(ttl > 0, "{key} has no TTL ({ttl})");
     }
 }

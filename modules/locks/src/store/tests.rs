@@ -38,10 +38,7 @@ async fn the_lock_and_its_fencing_counter_carry_ttls() {
     let redis = client().await;
     let store = RedisLockStore::new(redis.clone());
     store.acquire("item:1", "h", "alice", Duration::from_secs(30)).await.expect("acquire").expect("free");
-    let ttl = |suffix: &str| -> i64 {
-        let key = format!("{}{suffix}", redis.prefix());
-        server.command(&["PTTL", &key]).trim().trim_start_matches(':').parse().expect("ttl")
-    };
+    let ttl = |suffix: &str| server.pttl(&format!("{}{suffix}", redis.prefix()));
     let lock = ttl("lock:{item:1}");
     assert!(lock > 0 && lock <= 30_000, "{lock}");
     let fence = ttl("lock:{item:1}:fence");

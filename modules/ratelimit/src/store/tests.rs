@@ -38,10 +38,7 @@ async fn every_rate_limit_key_carries_a_ttl() {
     let redis = client().await;
     let store = RedisRateLimitStore::new(redis.clone());
     let limit = Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 };
-    let ttl = |key: &str| -> i64 {
-        let full = format!("{}{key}", redis.prefix());
-        server.command(&["PTTL", &full]).trim().trim_start_matches(':').parse().expect("ttl")
-    };
+    let ttl = |key: &str| server.pttl(&format!("{}{key}", redis.prefix()));
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
     let state = ttl("rl:ttl:{ip:192.0.2.1}");
     assert!(state > 0 && state <= 60_000, "the state carries a TTL ({state})");
