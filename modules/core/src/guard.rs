@@ -82,8 +82,9 @@ pub type SessionCheck = futures::future::BoxFuture<'static, Result<Principal, Ap
 /// travel in one Redis pipeline); the bearer guard uses it instead of checking again.
 #[derive(Clone)]
 pub struct PreVerified {
-    /// The token that was checked.
-    pub token: Arc<str>,
+    /// The `Authorization` header whose token was checked (a shared handle on the request's
+    /// bytes, not a copy).
+    pub authorization: poem::http::HeaderValue,
     /// What the check found.
     pub result: Result<Principal, ApiError>,
 }
@@ -106,8 +107,9 @@ pub struct BearerAuth(pub Principal);
 pub struct AdminAuth(pub Principal);
 
 async fn verify(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
+    // The guard's token comes from the same header; the comparison only makes sure of it.
     if let Some(pre) = req.data::<PreVerified>()
-        && *pre.token == *bearer.token
+        && bearer_bytes(&pre.authorization) == Some(bearer.token.as_bytes())
     {
         return Ok(pre.result.clone()?);
     }
@@ -115,6 +117,20 @@ async fn verify(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
         return Err(ApiError::internal("no session verifier is installed").into());
     };
     Ok(verifier.verify(&bearer.token).await?)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value, as bytes (no copy, no
+/// character checks: the bearer guard only compares them).
+fn bearer_bytes(value: &poem::http::HeaderValue) -> Option<&[u8]> {
+    let bytes = value.as_bytes();
+    let space = bytes.iter().position(|b| *b == b' ')?;
+    let token = bytes[space + 1..].trim_ascii();
+    (bytes[..space].eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(value: &poem::http::HeaderValue) -> Option<&str> {
+    std::str::from_utf8(bearer_bytes(value)?).ok()
 }
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
@@ -151,6 +167,16 @@ mod tests {
         assert!(require_role(&principal(Role::User), Role::User).is_ok());
         let err = require_role(&principal(Role::User), Role::Admin).expect_err("users are not admins");
         assert_eq!(err.status(), poem::http::StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn the_bearer_token_is_read_from_the_authorization_value() {
+        let token = |v: &'static str| bearer_token(&poem::http::HeaderValue::from_static(v)).map(str::to_owned);
+        assert_eq!(token("Bearer abc.def"), Some("abc.def".into()));
+        assert_eq!(token("bearer   abc  "), Some("abc".into()), "any case, surrounding blanks trimmed");
+        assert_eq!(token("Basic abc"), None);
+        assert_eq!(token("Bearer    "), None);
+        assert_eq!(token("Bearer"), None);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
@@ -28,7 +29,7 @@ use uuid::Uuid;
 
 use crate::{
     ApiError, ErrorCode,
-    guard::{PreVerified, Verifier},
+    guard::{PreVerified, Verifier, bearer_token},
 };
 
 /// Who a policy counts: the parts a policy's subject may be built from.
@@ -44,15 +45,43 @@ pub struct Subject {
     pub account: Option<String>,
 }
 
-/// One policy's state after a request was counted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitState {
+/// A policy as the throttle guard reports it, made once per policy (not per request): its
+/// name and numbers, and the header values that never change, ready to be written as they are.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ThrottlePolicy {
     /// The policy's name.
-    pub policy: Arc<str>,
+    pub name: Box<str>,
     /// Requests allowed per window.
     pub limit: u32,
     /// The window, in seconds.
     pub window_secs: u64,
+    /// `X-RateLimit-Limit`.
+    limit_value: HeaderValue,
+    /// This policy's item of `RateLimit-Policy`: `"api";q=100;w=60`.
+    policy_item: HeaderValue,
+}
+
+impl ThrottlePolicy {
+    /// A policy named `name` allowing `limit` requests per `window_secs`.
+    pub fn new(name: &str, limit: u32, window_secs: u64) -> Self {
+        let item = format!("\"{name}\";q={limit};w={window_secs}");
+        Self {
+            name: name.into(),
+            limit,
+            window_secs,
+            limit_value: HeaderValue::from(limit),
+            // Policy names are validated at start-up (letters, digits, `_`, `-`), so the item
+            // is always a valid header value.
+            policy_item: HeaderValue::try_from(item).unwrap_or_else(|_| HeaderValue::from_static("")),
+        }
+    }
+}
+
+/// One policy's state after a request was counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitState {
+    /// The policy.
+    pub policy: Arc<ThrottlePolicy>,
     /// Requests left right now.
     pub remaining: u32,
     /// Seconds until the allowance is whole again.
@@ -71,7 +100,7 @@ impl LimitState {
     pub fn problem(&self) -> ApiError {
         let retry = self.retry_after.unwrap_or(1).max(1);
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
-            .with_detail(format!("Rate limit '{}' exceeded; retry in {retry} s", self.policy))
+            .with_detail(format!("Rate limit '{}' exceeded; retry in {retry} s", self.policy.name))
             .with_retry_after(retry)
     }
 }
@@ -95,6 +124,13 @@ pub trait Throttler: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct ThrottleHandle(pub Arc<dyn Throttler>);
 
+// The header names, made at compile time.
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
 /// The states of the policies evaluated for one request, for its response headers.
 #[derive(Clone, Default)]
 pub struct LimitSlot(Arc<Mutex<Vec<LimitState>>>);
@@ -107,26 +143,40 @@ impl LimitSlot {
 
     /// Writes the rate-limit headers: `X-RateLimit-*` for the most constrained policy, and the
     /// IETF `RateLimit-Policy` / `RateLimit` fields listing every evaluated policy. (On every
-    /// `/api/` response: numbers are written straight into the header values, one buffer each.)
+    /// `/api/` response: the values that never change are made once per policy, and the
+    /// numbers are written straight into one buffer per header.)
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        use std::fmt::Write;
         let states = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let Some(tightest) = states.iter().min_by_key(|s| (!s.denied(), s.remaining)) else { return };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-        headers.insert(HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(tightest.limit));
-        headers.insert(HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(tightest.remaining));
-        headers.insert(HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(now + tightest.reset_secs));
-        let (mut policy, mut state) =
-            (String::with_capacity(32 * states.len()), String::with_capacity(32 * states.len()));
+        headers.insert(X_RATELIMIT_LIMIT, tightest.policy.limit_value.clone());
+        headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(tightest.remaining));
+        headers.insert(X_RATELIMIT_RESET, HeaderValue::from(now + tightest.reset_secs));
+        let policy = match &states[..] {
+            [one] => Some(one.policy.policy_item.clone()),
+            many => {
+                let items: Vec<&[u8]> = many.iter().map(|s| s.policy.policy_item.as_bytes()).collect();
+                HeaderValue::from_maybe_shared(Bytes::from(items.join(&b", "[..]))).ok()
+            }
+        };
+        let mut state = Vec::with_capacity(32 * states.len());
+        let mut numbers = itoa::Buffer::new();
         for (i, s) in states.iter().enumerate() {
-            let sep = if i == 0 { "" } else { ", " };
-            // Writing into a String cannot fail.
-            let _ = write!(policy, "{sep}\"{}\";q={};w={}", s.policy, s.limit, s.window_secs);
-            let _ = write!(state, "{sep}\"{}\";r={};t={}", s.policy, s.remaining, s.reset_secs);
+            if i > 0 {
+                state.extend_from_slice(b", ");
+            }
+            state.push(b'"');
+            state.extend_from_slice(s.policy.name.as_bytes());
+            state.extend_from_slice(b"\";r=");
+            state.extend_from_slice(numbers.format(s.remaining).as_bytes());
+            state.extend_from_slice(b";t=");
+            state.extend_from_slice(numbers.format(s.reset_secs).as_bytes());
         }
-        for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
-            if let Ok(value) = HeaderValue::try_from(value) {
-                headers.insert(HeaderName::from_static(name), value);
+        for (name, value) in
+            [(RATELIMIT_POLICY, policy), (RATELIMIT, HeaderValue::from_maybe_shared(Bytes::from(state)).ok())]
+        {
+            if let Some(value) = value {
+                headers.insert(name, value);
             }
         }
         if let Some(retry) = states.iter().filter_map(|s| s.retry_after).max() {
@@ -241,8 +291,8 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
     let Some(handle) = throttle else { return Ok(()) };
     req.set_data(handle.clone());
     let Some(policy) = handle.0.default_policy() else { return Ok(()) };
-    let token = bearer_token(req);
-    let begun = token.as_deref().and_then(|t| verifier.0.begin(t));
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
+    let begun = authorization.as_ref().and_then(bearer_token).and_then(|t| verifier.0.begin(t));
     let user = begun.as_ref().map(|(user, _)| *user);
     if let Some(user) = user {
         req.set_data(AuthenticatedUser(user));
@@ -252,10 +302,10 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
     // shares its bytes.)
     let uri = req.uri().clone();
     let limit = handle.0.check(policy, uri.path(), &subject);
-    let state = match (token, begun) {
-        (Some(token), Some((_, session))) => {
+    let state = match (authorization, begun) {
+        (Some(authorization), Some((_, session))) => {
             let (verified, state) = futures::join!(session, limit);
-            req.set_data(PreVerified { token, result: verified });
+            req.set_data(PreVerified { authorization, result: verified });
             state?
         }
         _ => limit.await?,
@@ -272,19 +322,13 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
     Ok(())
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-fn bearer_token(req: &Request) -> Option<Arc<str>> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| Arc::from(token.trim()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn state(policy: &str, remaining: u32, retry: Option<u64>) -> LimitState {
-        LimitState { policy: policy.into(), limit: 10, window_secs: 60, remaining, reset_secs: 17, retry_after: retry }
+        let policy = Arc::new(ThrottlePolicy::new(policy, 10, 60));
+        LimitState { policy, remaining, reset_secs: 17, retry_after: retry }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{
 use app_core::{
     ApiError,
     metrics::Metrics,
-    throttle::{LimitState, Subject, Throttler},
+    throttle::{LimitState, Subject, ThrottlePolicy, Throttler},
 };
 use app_redis::RedisError;
 use async_trait::async_trait;
@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     FailureMode, ForwardedHeader, PolicyConfig, RateLimitConfig, Scope, SubjectKind,
     client_ip::{canonical, client_ip},
-    store::{Limit, Outcome, RateLimitStore},
+    store::{CompiledLimit, Limit, Outcome, RateLimitStore},
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -34,11 +34,15 @@ struct PolicyLabel {
     outcome: &'static str,
 }
 
-/// A compiled policy, with its decision counters made once (no label allocation per request).
+/// A compiled policy: its store form, header values, key prefix and decision counters are
+/// made once (nothing about the policy is allocated or formatted per request).
 struct Policy {
-    name: Arc<str>,
+    reported: Arc<ThrottlePolicy>,
     config: PolicyConfig,
     limit: Limit,
+    compiled: CompiledLimit,
+    /// `rl:<name>:`, the start of every key of the policy.
+    key_prefix: String,
     allowed: Counter,
     limited: Counter,
     unavailable: Counter,
@@ -94,10 +98,13 @@ impl RateLimiter {
                     block_ms: p.block.map_or(0, |b| b.as_millis() as u64),
                 };
                 let counter = |outcome| decisions.get_or_create(&PolicyLabel { policy: name.clone(), outcome }).clone();
+                let secs = limit.window_ms.div_ceil(1000);
                 let policy = Policy {
-                    name: Arc::from(name.as_str()),
+                    reported: Arc::new(ThrottlePolicy::new(name, limit.limit, secs)),
                     config: p.clone(),
                     limit,
+                    compiled: store.compile(limit),
+                    key_prefix: format!("rl:{name}:"),
                     allowed: counter("allowed"),
                     limited: counter("limited"),
                     unavailable: counter("store_unavailable"),
@@ -116,39 +123,59 @@ impl RateLimiter {
         }
     }
 
-    /// The subject part of a key, or `None` when the policy does not count this request.
-    fn subject_key(kind: SubjectKind, subject: &Subject) -> Option<String> {
-        let ip = || format!("ip:{}", address_key(subject.ip));
-        match kind {
-            SubjectKind::Ip => Some(ip()),
-            SubjectKind::User => subject.user.map(|u| format!("u:{u}")),
-            SubjectKind::UserOrIp => Some(subject.user.map_or_else(ip, |u| format!("u:{u}"))),
-            SubjectKind::Account => subject.account.as_deref().map(|a| format!("a:{}", account_key(a))),
-            SubjectKind::IpAndAccount => Some(match subject.account.as_deref() {
-                Some(a) => format!("{}|a:{}", ip(), account_key(a)),
-                None => ip(),
-            }),
+    /// Writes the subject part of a key into `out`; `false` when the policy does not count
+    /// this request.
+    fn write_subject(kind: SubjectKind, subject: &Subject, out: &mut String) -> bool {
+        let ip = |out: &mut String| {
+            out.push_str("ip:");
+            out.push_str(&address_key(subject.ip));
+        };
+        let user = |out: &mut String, u: &uuid::Uuid| {
+            out.push_str("u:");
+            out.push_str(u.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+        };
+        let account = |out: &mut String, a: &str| {
+            out.push_str("a:");
+            out.push_str(&account_key(a));
+        };
+        match (kind, subject.user.as_ref(), subject.account.as_deref()) {
+            (SubjectKind::Ip, ..) | (SubjectKind::UserOrIp, None, _) | (SubjectKind::IpAndAccount, _, None) => ip(out),
+            (SubjectKind::User | SubjectKind::UserOrIp, Some(u), _) => user(out, u),
+            (SubjectKind::Account, _, Some(a)) => account(out, a),
+            (SubjectKind::IpAndAccount, _, Some(a)) => {
+                ip(out);
+                out.push('|');
+                account(out, a);
+            }
+            (SubjectKind::User, None, _) | (SubjectKind::Account, _, None) => return false,
         }
+        true
     }
 
-    /// The store key: `rl:<policy>:[<route hash>:]{<subject>}`. The subject is the hash tag,
-    /// so the state and the block key share a slot.
-    fn key(policy: &Policy, route: &str, subject: &str) -> String {
-        match policy.config.scope {
-            Scope::Global => format!("rl:{}:{{{subject}}}", policy.name),
-            Scope::Route => {
-                let h = Sha256::digest(route.as_bytes());
-                format!("rl:{}:{:02x}{:02x}{:02x}{:02x}:{{{subject}}}", policy.name, h[0], h[1], h[2], h[3])
-            }
+    /// The store key: `rl:<policy>:[<route hash>:]{<subject>}`, or `None` when the policy does
+    /// not count this request. The subject is the hash tag, so the state and the block key
+    /// share a slot (and a user's keys share the slot of the user's session).
+    fn key(policy: &Policy, route: &str, subject: &Subject) -> Option<String> {
+        let mut key = String::with_capacity(policy.key_prefix.len() + 64);
+        key.push_str(&policy.key_prefix);
+        if policy.config.scope == Scope::Route {
+            let h = Sha256::digest(route.as_bytes());
+            use std::fmt::Write;
+            // Writing into a String cannot fail.
+            let _ = write!(key, "{:02x}{:02x}{:02x}{:02x}:", h[0], h[1], h[2], h[3]);
         }
+        key.push('{');
+        if !Self::write_subject(policy.config.subject, subject, &mut key) {
+            return None;
+        }
+        key.push('}');
+        Some(key)
     }
 
     fn state(policy: &Policy, outcome: &Outcome) -> LimitState {
         let secs = |ms: u64| ms.div_ceil(1000);
         LimitState {
-            policy: policy.name.clone(),
-            limit: policy.limit.limit,
-            window_secs: secs(policy.limit.window_ms),
+            policy: policy.reported.clone(),
             remaining: outcome.remaining,
             reset_secs: secs(outcome.reset_ms),
             retry_after: (!outcome.allowed).then(|| secs(outcome.retry_after_ms).max(1)),
@@ -202,7 +229,7 @@ impl RateLimiter {
         if needs_ip && ip.is_none() {
             return None;
         }
-        Some(Self::key(policy, route, &Self::subject_key(policy.config.subject, &subject)?))
+        Self::key(policy, route, &subject)
     }
 
     /// The store.
@@ -221,9 +248,8 @@ impl Throttler for RateLimiter {
             tracing::error!(policy, "an operation names a rate-limit policy that is not configured");
             return Ok(None);
         };
-        let Some(subject) = Self::subject_key(policy.config.subject, subject) else { return Ok(None) };
-        let key = Self::key(policy, route, &subject);
-        match self.store.hit(&key, &policy.limit).await {
+        let Some(key) = Self::key(policy, route, subject) else { return Ok(None) };
+        match self.store.hit(&key, &policy.compiled).await {
             Ok(outcome) => {
                 self.store_ok();
                 if outcome.allowed {

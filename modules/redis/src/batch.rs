@@ -1,44 +1,95 @@
 //! Scripts issued together, run together: inside [`Redis::batched`], the scripts a future
 //! issues in one poll (say, the session check and a rate-limit policy joined concurrently)
 //! are combined into one Lua script and sent as one EVALSHA: one round trip, one script call
-//! on the server. The parts keep their own KEYS and ARGV; on a cluster they are combined only
-//! when every key hashes to one slot, and run separately (concurrently) otherwise.
+//! and one `TIME` on the server. The parts keep their own KEYS and ARGV (the combined script
+//! is generated per set of parts and arities, so it hands them their slices at fixed offsets,
+//! with no bookkeeping arguments); on a cluster they are combined only when every key hashes
+//! to one slot, and run separately (concurrently) otherwise.
 
 use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
 };
 
-use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use tokio::sync::oneshot;
+use futures::{FutureExt, future::BoxFuture};
 
 use crate::{Arg, Redis, RedisError, Reply, Script};
 
-/// Runs the parts: each part's keys and args are handed to it as its own KEYS and ARGV.
-/// ARGV[1] is the number of parts, then a (key count, arg count) pair per part, then the args.
-pub(crate) const COMBINER: &str = r#"
-local n = tonumber(ARGV[1])
-local k, a = 1, 2 + 2 * n
-local out = {}
-for i = 1, n do
-  local kc, ac = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local keys, args = {}, {}
-  for j = 1, kc do keys[j] = KEYS[k]; k = k + 1 end
-  for j = 1, ac do args[j] = ARGV[a]; a = a + 1 end
-  local r = PARTS[i](keys, args)
-  if r == nil then r = false end
-  out[i] = r
-end
-return out
-"#;
+/// Where a queued script's reply lands, and who waits for it.
+#[derive(Default)]
+struct Slot(Mutex<SlotState>);
+
+#[derive(Default)]
+struct SlotState {
+    reply: Option<Result<Reply, RedisError>>,
+    waker: Option<Waker>,
+}
+
+impl Slot {
+    /// Leaves the reply and wakes its receiver, unless the receiver is polled by the task
+    /// delivering it (`delivering`): [`Batched`] polls its inner future right after each
+    /// delivery, so waking that task again would only cost it a spurious poll of the whole
+    /// request.
+    fn fill(&self, reply: Result<Reply, RedisError>, delivering: Option<&Waker>) {
+        let waker = {
+            let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            state.reply = Some(reply);
+            state.waker.take()
+        };
+        if let Some(waker) = waker
+            && !delivering.is_some_and(|d| waker.will_wake(d))
+        {
+            waker.wake();
+        }
+    }
+}
+
+/// The delivering side of a slot. Dropped before it delivered (the batch went away), it
+/// answers an error, so no receiver waits forever.
+struct Sender(Option<Arc<Slot>>);
+
+impl Sender {
+    fn deliver(mut self, reply: Result<Reply, RedisError>, delivering: &Waker) {
+        if let Some(slot) = self.0.take() {
+            slot.fill(reply, Some(delivering));
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            slot.fill(Err(RedisError::Unavailable("the batch was dropped".into())), None);
+        }
+    }
+}
+
+/// A queued script's reply to come.
+pub(crate) struct PendingReply(Arc<Slot>);
+
+impl Future for PendingReply {
+    type Output = Result<Reply, RedisError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reply) = state.reply.take() {
+            return Poll::Ready(reply);
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
 
 struct Queued {
     script: Script,
     keys: Vec<String>,
     args: Vec<Arg>,
-    reply: oneshot::Sender<Result<Reply, RedisError>>,
+    reply: Sender,
 }
 
 type Queue = Arc<Mutex<Vec<Queued>>>;
@@ -46,9 +97,6 @@ type Queue = Arc<Mutex<Vec<Queued>>>;
 tokio::task_local! {
     static BATCH: Queue;
 }
-
-/// A queued script's reply to come.
-pub(crate) type PendingReply = BoxFuture<'static, Result<Reply, RedisError>>;
 
 /// Inside a batch, queues the script and returns its reply to come; outside, gives the
 /// arguments back.
@@ -58,9 +106,10 @@ pub(crate) fn enqueue(
     args: Vec<Arg>,
 ) -> Result<PendingReply, (Vec<String>, Vec<Arg>)> {
     let Ok(queue) = BATCH.try_with(Arc::clone) else { return Err((keys, args)) };
-    let (tx, rx) = oneshot::channel();
-    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: script.clone(), keys, args, reply: tx });
-    Ok(async move { rx.await.unwrap_or_else(|_| Err(RedisError::Unavailable("the batch was dropped".into()))) }.boxed())
+    let slot = Arc::new(Slot::default());
+    let reply = Sender(Some(slot.clone()));
+    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: script.clone(), keys, args, reply });
+    Ok(PendingReply(slot))
 }
 
 fn copy(err: &RedisError) -> RedisError {
@@ -71,12 +120,14 @@ fn copy(err: &RedisError) -> RedisError {
     }
 }
 
-/// Sends what was queued in one poll.
-async fn fire(redis: Redis, mut queued: Vec<Queued>) {
+/// Replies and where they go.
+type Deliveries = Vec<(Sender, Result<Reply, RedisError>)>;
+
+/// Sends what was queued in one poll; the replies are delivered by [`Batched`].
+async fn fire(redis: Redis, mut queued: Vec<Queued>) -> Deliveries {
     if queued.len() == 1 {
         let Queued { script, keys, args, reply } = queued.remove(0);
-        let _ = reply.send(redis.eval_now(&script, keys, args).await);
-        return;
+        return vec![(reply, redis.eval_now(&script, keys, args).await)];
     }
     let one_slot = !redis.is_clustered() || {
         let mut slots = queued.iter().flat_map(|q| q.keys.iter()).map(|k| fred::util::redis_keyslot(k.as_bytes()));
@@ -86,21 +137,13 @@ async fn fire(redis: Redis, mut queued: Vec<Queued>) {
     if !one_slot {
         let runs = queued.into_iter().map(|Queued { script, keys, args, reply }| {
             let redis = redis.clone();
-            async move {
-                let _ = reply.send(redis.eval_now(&script, keys, args).await);
-            }
+            async move { (reply, redis.eval_now(&script, keys, args).await) }
         });
-        futures::future::join_all(runs).await;
-        return;
+        return futures::future::join_all(runs).await;
     }
-    let parts: Vec<Script> = queued.iter().map(|q| q.script.clone()).collect();
-    let combined = redis.scripts().combined(&parts);
-    let mut keys = Vec::new();
-    let mut args = vec![Arg::Int(queued.len() as i64)];
-    for q in &queued {
-        args.push(Arg::Int(q.keys.len() as i64));
-        args.push(Arg::Int(q.args.len() as i64));
-    }
+    let combined = redis.scripts().combined(queued.iter().map(|q| (&q.script, q.keys.len(), q.args.len())));
+    let mut keys = Vec::with_capacity(queued.iter().map(|q| q.keys.len()).sum());
+    let mut args = Vec::with_capacity(queued.iter().map(|q| q.args.len()).sum());
     let mut replies = Vec::with_capacity(queued.len());
     for q in queued {
         keys.extend(q.keys);
@@ -110,15 +153,9 @@ async fn fire(redis: Redis, mut queued: Vec<Queued>) {
     match redis.eval_now(&combined, keys, args).await {
         Ok(reply) => {
             let mut parts = reply.into_array().into_iter();
-            for tx in replies {
-                let _ = tx.send(Ok(parts.next().unwrap_or(Reply::Nil)));
-            }
+            replies.into_iter().map(|tx| (tx, Ok(parts.next().unwrap_or(Reply::Nil)))).collect()
         }
-        Err(err) => {
-            for tx in replies {
-                let _ = tx.send(Err(copy(&err)));
-            }
-        }
+        Err(err) => replies.into_iter().map(|tx| (tx, Err(copy(&err)))).collect(),
     }
 }
 
@@ -127,7 +164,10 @@ struct Batched<F> {
     inner: Pin<Box<F>>,
     queue: Queue,
     redis: Redis,
-    runs: FuturesUnordered<BoxFuture<'static, ()>>,
+    /// The combined calls in flight (one, mostly), polled in this task with its waker. Not a
+    /// `FuturesUnordered`: that one wakes its task again whenever it has polled all its
+    /// futures, which here would cost a second poll of the whole request for nothing.
+    runs: Vec<BoxFuture<'static, Deliveries>>,
 }
 
 impl<F: Future> Future for Batched<F> {
@@ -136,7 +176,18 @@ impl<F: Future> Future for Batched<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
         loop {
-            while let Poll::Ready(Some(())) = this.runs.poll_next_unpin(cx) {}
+            let mut i = 0;
+            while i < this.runs.len() {
+                match this.runs[i].as_mut().poll(cx) {
+                    Poll::Ready(deliveries) => {
+                        drop(this.runs.swap_remove(i));
+                        for (slot, reply) in deliveries {
+                            slot.deliver(reply, cx.waker());
+                        }
+                    }
+                    Poll::Pending => i += 1,
+                }
+            }
             if let Poll::Ready(out) = this.inner.as_mut().poll(cx) {
                 return Poll::Ready(out);
             }
@@ -153,8 +204,7 @@ impl Redis {
     /// Runs `fut`, combining the scripts it issues together (in one poll) into one EVALSHA.
     pub async fn batched<F: Future>(&self, fut: F) -> F::Output {
         let queue: Queue = Arc::default();
-        let batched =
-            Batched { inner: Box::pin(fut), queue: queue.clone(), redis: self.clone(), runs: FuturesUnordered::new() };
+        let batched = Batched { inner: Box::pin(fut), queue: queue.clone(), redis: self.clone(), runs: Vec::new() };
         BATCH.scope(queue, batched).await
     }
 }

@@ -290,6 +290,12 @@ impl Redis {
         self.inner.scripts.register(name, lua)
     }
 
+    /// Registers a Lua script generated at run time, as [`register_script`](Self::register_script)
+    /// does a constant one (the same name and source again give the same script).
+    pub fn register_generated_script(&self, name: String, lua: String) -> Script {
+        self.inner.scripts.register_generated(name, lua)
+    }
+
     /// Runs a registered script (EVALSHA; on NOSCRIPT it loads the script and retries once).
     /// In a cluster every key must share one hash tag.
     pub async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Result<Reply, RedisError> {

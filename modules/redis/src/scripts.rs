@@ -47,50 +47,92 @@ impl Script {
     }
 }
 
+/// Defined ahead of every registered script: `server_time()` answers Redis `TIME`
+/// (`{seconds, microseconds}`), read once per script run. Scripts combined into one (see
+/// [`crate::batch`]) share it: they see one clock and the server runs `TIME` once for all.
+const PRELUDE: &str = "local server_time_read\n\
+local function server_time() if not server_time_read then server_time_read = redis.call('TIME') end \
+return server_time_read end\n";
+
+/// A part of a combined script: the script and how many KEYS and ARGV it is handed.
+pub(crate) type Part<'a> = (&'a Script, usize, usize);
+
+/// What identifies a combined script: its parts' names and arities, in order.
+type Combination = Vec<(&'static str, usize, usize)>;
+
 /// Scripts by name.
 #[derive(Default)]
 pub(crate) struct ScriptRegistry {
     scripts: Mutex<HashMap<&'static str, Script>>,
-    /// Combined scripts by their parts' names, found without allocating (hot path).
-    combinations: Mutex<Vec<(Vec<&'static str>, Script)>>,
+    /// Combined scripts by their parts (names and arities), found without allocating (hot path).
+    combinations: Mutex<Vec<(Combination, Script)>>,
 }
 
 impl ScriptRegistry {
-    /// Registers `lua` as `name`. Registering the same name again returns the same script;
-    /// a different body under a taken name is a programming error and panics at start-up.
+    /// Registers `lua` as `name` (run with [`PRELUDE`] ahead of it). Registering the same name
+    /// again returns the same script; a different body under a taken name is a programming
+    /// error and panics at start-up.
     pub(crate) fn register(&self, name: &'static str, lua: &'static str) -> Script {
+        let source = || format!("{PRELUDE}{lua}");
         let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
         let script = scripts
             .entry(name)
-            .or_insert_with(|| Script { name, lua, inner: Arc::new(FredScript::from_lua(lua)) })
+            .or_insert_with(|| Script { name, lua, inner: Arc::new(FredScript::from_lua(source())) })
             .clone();
         assert_eq!(
             script.sha1(),
-            FredScript::from_lua(lua).sha1().to_string(),
+            FredScript::from_lua(source()).sha1().to_string(),
             "two different Lua scripts registered as {name:?}"
         );
         script
     }
 
-    /// The script combining `parts` (see [`crate::batch`]), registered on first use. The
-    /// combinations are few (the scripts one request issues together), so their names and
-    /// sources are leaked once each.
-    pub(crate) fn combined(&self, parts: &[Script]) -> Script {
+    /// Registers a script generated at run time (say, with a policy's numbers written into
+    /// it). The name and source are leaked the first time a name is seen only: generated
+    /// scripts are few and made at start-up, and registering one again costs nothing more.
+    pub(crate) fn register_generated(&self, name: String, lua: String) -> Script {
+        let known = self.scripts.lock().unwrap_or_else(|p| p.into_inner()).get(name.as_str()).cloned();
+        match known {
+            Some(script) if script.lua == lua => script,
+            // A different body under a taken name panics in `register`, as it should.
+            _ => self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str())),
+        }
+    }
+
+    /// The script running `parts` one after the other (see [`crate::batch`]), registered on
+    /// first use. Each part is a local function handed its own slices of KEYS and ARGV at fixed
+    /// offsets, so the combination costs the server no bookkeeping: it is generated per
+    /// (scripts, arities), and those are few (the scripts one request issues together), so
+    /// their names and sources are leaked once each.
+    pub(crate) fn combined<'a>(&self, parts: impl Iterator<Item = Part<'a>> + Clone) -> Script {
         let mut combinations = self.combinations.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, script)) =
-            combinations.iter().find(|(names, _)| names.iter().copied().eq(parts.iter().map(Script::name)))
+            combinations.iter().find(|(key, _)| key.iter().copied().eq(parts.clone().map(|(s, k, a)| (s.name(), k, a))))
         {
             return script.clone();
         }
-        let names: Vec<&'static str> = parts.iter().map(Script::name).collect();
-        let mut lua = String::from("local PARTS = {}\n");
-        for (i, part) in parts.iter().enumerate() {
-            lua.push_str(&format!("PARTS[{}] = function(KEYS, ARGV)\n{}\nend\n", i + 1, part.lua()));
+        let key: Combination = parts.clone().map(|(s, k, a)| (s.name(), k, a)).collect();
+        let (mut lua, mut call) = (String::new(), String::new());
+        let (mut k, mut a) = (0, 0);
+        let slice = |table: &str, from: usize, n: usize| {
+            (from + 1..=from + n).map(|i| format!("{table}[{i}]")).collect::<Vec<_>>().join(", ")
+        };
+        for (i, (script, keys, args)) in parts.enumerate() {
+            let n = i + 1;
+            lua.push_str(&format!("local function part{n}(KEYS, ARGV)\n{}\nend\n", script.lua()));
+            call.push_str(&format!(
+                "local r{n} = part{n}({{{}}}, {{{}}})\nif r{n} == nil then r{n} = false end\n",
+                slice("KEYS", k, keys),
+                slice("ARGV", a, args)
+            ));
+            (k, a) = (k + keys, a + args);
         }
-        lua.push_str(crate::batch::COMBINER);
-        let name = Box::leak(names.join("+").into_boxed_str());
-        let script = self.register(name, Box::leak(lua.into_boxed_str()));
-        combinations.push((names, script.clone()));
+        let results = (1..=key.len()).map(|n| format!("r{n}")).collect::<Vec<_>>().join(", ");
+        lua.push_str(&call);
+        lua.push_str(&format!("return {{{results}}}\n"));
+        let name = key.iter().map(|(s, k, a)| format!("{s}/{k}/{a}")).collect::<Vec<_>>().join("+");
+        let script = self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str()));
+        combinations.push((key, script.clone()));
         script
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use app_core::testing::{RedisServer, eventually};
 
-use crate::{KvStore, PubSub, Redis, RedisKvStore, RedisPubSub, testing::config};
+use crate::{KvStore, PubSub, Redis, RedisKvStore, RedisPubSub, Reply, testing::config};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -174,9 +174,84 @@ async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
     let a = a.expect("echo").into_array();
     assert_eq!(a[0].as_str(), Some(redis.key("{t}a").as_str()), "each part sees its own KEYS");
     assert_eq!(a[1].as_str(), Some("one"), "and its own ARGV");
-    assert_eq!(b.expect("nothing"), crate::Reply::Nil, "a part answering nil stays nil");
+    assert_eq!(b.expect("nothing"), Reply::Nil, "a part answering nil stays nil");
     assert_eq!(evalsha() - before, 1, "one EVALSHA carried both scripts");
     // Outside a batch, or alone in one, scripts run as they are.
     let alone = redis.batched(redis.eval(&nothing, vec![redis.key("c")], vec![crate::Arg::from("y")])).await;
     assert_eq!(alone.expect("nothing").as_i64(), Some(1));
+}
+
+#[tokio::test]
+async fn replies_reach_scripts_polled_under_wakers_of_their_own() {
+    use futures::StreamExt;
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    let echo = redis.register_script("test_echo_arg", "return ARGV[1]");
+    // A FuturesUnordered polls each script with a waker of its own, not the task's: a reply
+    // must wake it, or the batch would hang.
+    let replies = tokio::time::timeout(
+        PATIENCE,
+        redis.batched(async {
+            let scripts: futures::stream::FuturesUnordered<_> = ["a", "b"]
+                .into_iter()
+                .map(|v| redis.eval(&echo, vec![redis.key("{w}k")], vec![crate::Arg::from(v)]))
+                .collect();
+            scripts.collect::<Vec<_>>().await
+        }),
+    )
+    .await
+    .expect("the replies arrive");
+    let mut values: Vec<String> =
+        replies.into_iter().map(|r| r.expect("reply").as_str().unwrap_or("?").to_owned()).collect();
+    values.sort();
+    assert_eq!(values, ["a", "b"]);
+}
+
+#[tokio::test]
+async fn combined_parts_get_their_own_slices_and_share_one_clock() {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    // Each part answers its KEYS, its ARGV and the clock it read (twice: one read per run).
+    let show = "local t = server_time(); server_time() return {KEYS, ARGV, t[1] .. '.' .. t[2]}";
+    let show = redis.register_script("test_show", show);
+    let calls = |command: &str| -> u64 {
+        let stats = server.command(&["INFO", "commandstats"]);
+        let prefix = format!("cmdstat_{command}:");
+        stats
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.split(['=', ',']).nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (keys, args) = (
+        |names: &[&str]| names.iter().map(|k| redis.key(k)).collect::<Vec<_>>(),
+        |values: &[&str]| values.iter().map(|v| crate::Arg::from(*v)).collect::<Vec<_>>(),
+    );
+    let run = || {
+        redis.batched(async {
+            futures::join!(
+                redis.eval(&show, keys(&["{t}a"]), Vec::new()),
+                redis.eval(&show, keys(&["{t}b", "{t}c"]), args(&["1", "2", "3"])),
+                redis.eval(&show, Vec::new(), args(&["4"])),
+            )
+        })
+    };
+    run().await.0.expect("loaded on first use");
+    let (times, evalshas) = (calls("time"), calls("evalsha"));
+    let (a, b, c) = run().await;
+    let parts: Vec<Vec<Reply>> = [a, b, c].into_iter().map(|r| r.expect("part").into_array()).collect();
+    let strings =
+        |r: &Reply| r.clone().into_array().iter().map(|v| v.as_str().unwrap_or("?").to_owned()).collect::<Vec<_>>();
+    assert_eq!(strings(&parts[0][0]), [redis.key("{t}a")]);
+    assert!(strings(&parts[0][1]).is_empty(), "no ARGV for the first part");
+    assert_eq!(strings(&parts[1][0]), [redis.key("{t}b"), redis.key("{t}c")]);
+    assert_eq!(strings(&parts[1][1]), ["1", "2", "3"]);
+    assert!(strings(&parts[2][0]).is_empty(), "no KEYS for the last part");
+    assert_eq!(strings(&parts[2][1]), ["4"]);
+    assert!(parts.iter().all(|p| p[2] == parts[0][2]), "one clock for every part: {parts:?}");
+    assert_eq!(calls("evalsha") - evalshas, 1, "one script call");
+    assert_eq!(calls("time") - times, 1, "one TIME for the three parts");
 }

@@ -10,7 +10,7 @@ use super::{NewSession, Rotation, SessionPolicy, SessionStore, StoredSession};
 macro_rules! with_clock {
     ($body:literal) => {
         concat!(
-            "local function now_ms() local t = redis.call('TIME') ",
+            "local function now_ms() local t = server_time() ",
             "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n",
             $body
         )

@@ -12,7 +12,7 @@ use std::{
 use app_redis::RedisError;
 use async_trait::async_trait;
 
-use super::{Limit, Outcome, RateLimitStore, decide};
+use super::{CompiledLimit, Limit, Outcome, RateLimitStore, decide};
 
 #[derive(Default)]
 struct State {
@@ -59,8 +59,8 @@ impl MemoryRateLimitStore {
 
 #[async_trait]
 impl RateLimitStore for MemoryRateLimitStore {
-    async fn hit(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError> {
-        Ok(self.decide(key, limit, true))
+    async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError> {
+        Ok(self.decide(key, &limit.limit, true))
     }
 
     async fn peek(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError> {

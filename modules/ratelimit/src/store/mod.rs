@@ -28,6 +28,23 @@ pub struct Limit {
     pub block_ms: u64,
 }
 
+/// A limit in the form its store counts it, made once per policy by
+/// [`RateLimitStore::compile`]: the Redis adapter writes the numbers into a script of their
+/// own, so counting a request sends Redis nothing to parse but the key.
+#[derive(Debug, Clone)]
+pub struct CompiledLimit {
+    /// The numbers.
+    pub limit: Limit,
+    /// The Redis adapter's script for these numbers (`None`: the store counts with `limit`).
+    script: Option<app_redis::Script>,
+}
+
+impl From<Limit> for CompiledLimit {
+    fn from(limit: Limit) -> Self {
+        Self { limit, script: None }
+    }
+}
+
 /// What the store decided (or, for [`RateLimitStore::peek`], would decide).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -46,8 +63,13 @@ pub struct Outcome {
 /// Where rate-limit state lives.
 #[async_trait]
 pub trait RateLimitStore: Interface {
+    /// The store's form of `limit`, made once per policy (not per request).
+    fn compile(&self, limit: Limit) -> CompiledLimit {
+        limit.into()
+    }
+
     /// Counts one request under `key` and decides.
-    async fn hit(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError>;
+    async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError>;
 
     /// The current state under `key`, counting nothing (`allowed`: whether a request now would pass).
     async fn peek(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError>;

@@ -3,20 +3,25 @@
 use app_redis::{Arg, Redis, RedisError, Reply, Script};
 use async_trait::async_trait;
 
-use super::{Limit, Outcome, RateLimitStore};
+use super::{CompiledLimit, Limit, Outcome, RateLimitStore};
 
-/// KEYS: the subject's key. ARGV: limit, window ms, block ms, write (1: count the request, 0:
-/// peek). The key holds the theoretical arrival time, or `blocked` while a block runs (with the
-/// block's TTL), so the hot path is TIME, GET and SET. The same arithmetic as `decide`.
+/// KEYS: the subject's key. Ahead of it, a header defines `limit`, `window` and `block` (ms),
+/// `write` (count the request, or only peek) and `ttl` (the state's TTL: the window and a
+/// millisecond, as no debt is longer): from ARGV in the generic script, as constants in a
+/// policy's compiled one. The key holds the theoretical arrival time, or `blocked` while a
+/// block runs (with the block's TTL), so the hot path is TIME (shared with the session check
+/// it travels with), GET and SET. The same arithmetic as `decide`.
 ///
 /// The hot path (a request counted and admitted) returns one integer, `remaining * 2^33 +
 /// reset ms`, instead of a table: building and converting a table costs Redis more than the
 /// rest of the step. Every other outcome returns {allowed, remaining, retry ms, reset ms, blocked}.
-/// (Lua coerces the numeric strings TIME and ARGV hold, so they need no `tonumber`.)
+/// The arrival time is stored as the number itself: Redis writes a Lua number with every
+/// digit it has, where formatting it in Lua would cost time and precision. Writing a number is
+/// still the dearest part of the step, so the TTL is a constant string rather than the debt.
+/// (Lua coerces the numeric strings TIME and the key hold, so they need no `tonumber`.)
 const GCRA: &str = r#"
-local t = redis.call('TIME')
+local t = server_time()
 local now = t[1] * 1000 + t[2] / 1000
-local limit, window, block = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0
 local interval = window / limit
 local stored = redis.call('GET', KEYS[1])
 if stored == 'blocked' then
@@ -29,20 +34,22 @@ if stored then tat = stored + 0; if tat < now then tat = now end end
 local new_tat = tat + interval
 if new_tat - now > window + 0.001 then
   local retry = math.max(1, math.ceil(new_tat - now - window))
-  if ARGV[4] == '1' and block > 0 then
+  if write and block > 0 then
     -- The block replaces the count: once it ends, the subject starts afresh.
     redis.call('SET', KEYS[1], 'blocked', 'PX', block)
     return {0, 0, block, block, 1}
   end
   return {0, 0, retry, math.ceil(tat - now), 0}
 end
-if ARGV[4] ~= '1' then
+if not write then
   return {1, math.floor((window - (tat - now)) / interval + 0.001), 0, math.ceil(tat - now), 0}
 end
-local debt = math.ceil(new_tat - now)
-redis.call('SET', KEYS[1], string.format('%.3f', new_tat), 'PX', debt)
-return math.floor((window - (new_tat - now)) / interval + 0.001) * 8589934592 + debt
+redis.call('SET', KEYS[1], new_tat, 'PX', ttl)
+return math.floor((window - (new_tat - now)) / interval + 0.001) * 8589934592 + math.ceil(new_tat - now)
 "#;
+
+/// The generic script's header. ARGV: limit, window ms, block ms, write (1: count, 0: peek).
+const FROM_ARGS: &str = "local limit, window, block, write = ARGV[1] + 0, ARGV[2] + 0, ARGV[3] + 0, ARGV[4] == '1'\nlocal ttl = window + 1\n";
 
 /// The factor the hot path's packed reply multiplies `remaining` by (2^33: room for a reset of
 /// three months in milliseconds below it).
@@ -60,7 +67,7 @@ pub struct RedisRateLimitStore {
 impl RedisRateLimitStore {
     /// A store on `redis`.
     pub fn new(redis: Redis) -> Self {
-        let gcra = redis.register_script("ratelimit_gcra", GCRA);
+        let gcra = redis.register_generated_script("ratelimit_gcra".into(), format!("{FROM_ARGS}{GCRA}"));
         let reset = redis.register_script("ratelimit_reset", RESET);
         Self { redis, gcra, reset }
     }
@@ -69,14 +76,19 @@ impl RedisRateLimitStore {
         vec![self.redis.key(key)]
     }
 
-    async fn run(&self, key: &str, limit: &Limit, write: bool) -> Result<Outcome, RedisError> {
-        let args = vec![
-            Arg::Int(i64::from(limit.limit)),
-            Arg::Int(limit.window_ms as i64),
-            Arg::Int(limit.block_ms as i64),
-            Arg::from(if write { "1" } else { "0" }),
-        ];
-        let reply = self.redis.eval(&self.gcra, self.keys(key), args).await?;
+    async fn run(&self, key: &str, limit: &Limit, script: Option<&Script>, write: bool) -> Result<Outcome, RedisError> {
+        let reply = match script {
+            Some(compiled) => self.redis.eval(compiled, self.keys(key), Vec::new()).await?,
+            None => {
+                let args = vec![
+                    Arg::Int(i64::from(limit.limit)),
+                    Arg::Int(limit.window_ms as i64),
+                    Arg::Int(limit.block_ms as i64),
+                    Arg::from(if write { "1" } else { "0" }),
+                ];
+                self.redis.eval(&self.gcra, self.keys(key), args).await?
+            }
+        };
         if let Reply::Int(packed) = reply {
             let (remaining, reset_ms) = (packed / PACK, packed % PACK);
             return Ok(Outcome {
@@ -106,12 +118,23 @@ impl RedisRateLimitStore {
 
 #[async_trait]
 impl RateLimitStore for RedisRateLimitStore {
-    async fn hit(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError> {
-        self.run(key, limit, true).await
+    /// A script of the limit's own, its numbers written in: a counted request sends only its key.
+    fn compile(&self, limit: Limit) -> CompiledLimit {
+        let Limit { limit: n, window_ms, block_ms } = limit;
+        let header = format!(
+            "local limit, window, block, write = {n}, {window_ms}, {block_ms}, true\nlocal ttl = '{}'\n",
+            window_ms + 1
+        );
+        let name = format!("ratelimit_hit_{n}_{window_ms}_{block_ms}");
+        CompiledLimit { limit, script: Some(self.redis.register_generated_script(name, format!("{header}{GCRA}"))) }
+    }
+
+    async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError> {
+        self.run(key, &limit.limit, limit.script.as_ref(), true).await
     }
 
     async fn peek(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError> {
-        self.run(key, limit, false).await
+        self.run(key, limit, None, false).await
     }
 
     async fn reset(&self, key: &str) -> Result<bool, RedisError> {

