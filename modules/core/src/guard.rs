@@ -85,6 +85,9 @@ pub struct PreVerified {
     /// The `Authorization` header whose token was checked (a shared handle on the request's
     /// bytes, not a copy).
     pub authorization: poem::http::HeaderValue,
+    /// The user the token names (verified in process; the session check may still refuse it).
+    /// Rate-limit policies that count users count this one.
+    pub user: Uuid,
     /// What the check found.
     pub result: Result<Principal, ApiError>,
 }

@@ -62,10 +62,20 @@ pub struct ThrottlePolicy {
 }
 
 impl ThrottlePolicy {
-    /// A policy named `name` allowing `limit` requests per `window_secs`.
-    pub fn new(name: &str, limit: u32, window_secs: u64) -> Self {
+    /// The policy named `name` allowing `limit` requests per `window_secs`, made once per
+    /// process and kept for its life: policies are few and fixed by configuration, and a
+    /// `&'static` costs the hot path no reference count shared by every core.
+    pub fn interned(name: &str, limit: u32, window_secs: u64) -> &'static Self {
+        type Known = Vec<&'static ThrottlePolicy>;
+        static KNOWN: std::sync::OnceLock<Mutex<Known>> = std::sync::OnceLock::new();
+        let mut known = KNOWN.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(policy) =
+            known.iter().find(|p| *p.name == *name && p.limit == limit && p.window_secs == window_secs)
+        {
+            return policy;
+        }
         let item = format!("\"{name}\";q={limit};w={window_secs}");
-        Self {
+        let policy: &'static Self = Box::leak(Box::new(Self {
             name: name.into(),
             limit,
             window_secs,
@@ -73,7 +83,9 @@ impl ThrottlePolicy {
             // Policy names are validated at start-up (letters, digits, `_`, `-`), so the item
             // is always a valid header value.
             policy_item: HeaderValue::try_from(item).unwrap_or_else(|_| HeaderValue::from_static("")),
-        }
+        }));
+        known.push(policy);
+        policy
     }
 }
 
@@ -81,7 +93,7 @@ impl ThrottlePolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitState {
     /// The policy.
-    pub policy: Arc<ThrottlePolicy>,
+    pub policy: &'static ThrottlePolicy,
     /// Requests left right now.
     pub remaining: u32,
     /// Seconds until the allowance is whole again.
@@ -188,10 +200,6 @@ impl LimitSlot {
 /// Reads the account a request names from the request and its (buffered) body.
 pub type AccountOf = fn(&Request, &[u8]) -> Option<String>;
 
-/// The user a request's valid access token names (set before routing, when there is one).
-#[derive(Debug, Clone, Copy)]
-pub struct AuthenticatedUser(pub Uuid);
-
 /// An operation guarded by named policies, on top of the default one (declare it with
 /// [`throttle_policy!`](crate::throttle_policy)).
 pub struct Throttled<E> {
@@ -231,7 +239,7 @@ impl<E: Endpoint> Endpoint for Throttled<E> {
             None => format!("{} {}", req.method(), req.uri().path()),
         };
         let subject =
-            Subject { ip: throttler.client_ip(&req), user: req.data::<AuthenticatedUser>().map(|u| u.0), account };
+            Subject { ip: throttler.client_ip(&req), user: req.data::<PreVerified>().map(|p| p.user), account };
         // Every policy is counted (concurrently: one pipeline), so a refused request still
         // spends its allowance everywhere, as it would without the others.
         let checks = self.policies.iter().map(|policy| throttler.check(policy, &route, &subject));
@@ -294,18 +302,15 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let begun = authorization.as_ref().and_then(bearer_token).and_then(|t| verifier.0.begin(t));
     let user = begun.as_ref().map(|(user, _)| *user);
-    if let Some(user) = user {
-        req.set_data(AuthenticatedUser(user));
-    }
     let subject = Subject { ip: handle.0.client_ip(req), user, account: None };
     // The default policy is scoped by path when it is scoped per route at all. (A `Uri` clone
     // shares its bytes.)
     let uri = req.uri().clone();
     let limit = handle.0.check(policy, uri.path(), &subject);
     let state = match (authorization, begun) {
-        (Some(authorization), Some((_, session))) => {
+        (Some(authorization), Some((user, session))) => {
             let (verified, state) = futures::join!(session, limit);
-            req.set_data(PreVerified { authorization, result: verified });
+            req.set_data(PreVerified { authorization, user, result: verified });
             state?
         }
         _ => limit.await?,
@@ -327,7 +332,7 @@ mod tests {
     use super::*;
 
     fn state(policy: &str, remaining: u32, retry: Option<u64>) -> LimitState {
-        let policy = Arc::new(ThrottlePolicy::new(policy, 10, 60));
+        let policy = ThrottlePolicy::interned(policy, 10, 60);
         LimitState { policy, remaining, reset_secs: 17, retry_after: retry }
     }
 

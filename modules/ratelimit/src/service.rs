@@ -37,7 +37,7 @@ struct PolicyLabel {
 /// A compiled policy: its store form, header values, key prefix and decision counters are
 /// made once (nothing about the policy is allocated or formatted per request).
 struct Policy {
-    reported: Arc<ThrottlePolicy>,
+    reported: &'static ThrottlePolicy,
     config: PolicyConfig,
     limit: Limit,
     compiled: CompiledLimit,
@@ -100,7 +100,7 @@ impl RateLimiter {
                 let counter = |outcome| decisions.get_or_create(&PolicyLabel { policy: name.clone(), outcome }).clone();
                 let secs = limit.window_ms.div_ceil(1000);
                 let policy = Policy {
-                    reported: Arc::new(ThrottlePolicy::new(name, limit.limit, secs)),
+                    reported: ThrottlePolicy::interned(name, limit.limit, secs),
                     config: p.clone(),
                     limit,
                     compiled: store.compile(limit),
@@ -175,7 +175,7 @@ impl RateLimiter {
     fn state(policy: &Policy, outcome: &Outcome) -> LimitState {
         let secs = |ms: u64| ms.div_ceil(1000);
         LimitState {
-            policy: policy.reported.clone(),
+            policy: policy.reported,
             remaining: outcome.remaining,
             reset_secs: secs(outcome.reset_ms),
             retry_after: (!outcome.allowed).then(|| secs(outcome.retry_after_ms).max(1)),

@@ -7,6 +7,7 @@
 //! to one slot, and run separately (concurrently) otherwise.
 
 use std::{
+    cell::RefCell,
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex},
@@ -108,7 +109,7 @@ pub(crate) fn enqueue(
     let Ok(queue) = BATCH.try_with(Arc::clone) else { return Err((keys, args)) };
     let slot = Arc::new(Slot::default());
     let reply = Sender(Some(slot.clone()));
-    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: script.clone(), keys, args, reply });
+    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: *script, keys, args, reply });
     Ok(PendingReply(slot))
 }
 
@@ -120,14 +121,58 @@ fn copy(err: &RedisError) -> RedisError {
     }
 }
 
-/// Replies and where they go.
-type Deliveries = Vec<(Sender, Result<Reply, RedisError>)>;
+/// Where replies go, and the replies, one per sender and in order.
+type Deliveries = (Vec<Sender>, Replies);
+
+/// The replies of a batch's scripts.
+enum Replies {
+    /// Each script ran on its own.
+    Each(Vec<Result<Reply, RedisError>>),
+    /// The parts of one combined script's reply.
+    Parts(Vec<Reply>),
+    /// The combined script failed, for every part.
+    Failed(RedisError),
+}
+
+impl Replies {
+    /// The `n`th script's reply (each is taken once).
+    fn take(&mut self, n: usize) -> Result<Reply, RedisError> {
+        match self {
+            Replies::Each(replies) => {
+                replies.get_mut(n).map_or(Ok(Reply::Nil), |r| std::mem::replace(r, Ok(Reply::Nil)))
+            }
+            Replies::Parts(parts) => Ok(parts.get_mut(n).map_or(Reply::Nil, |r| std::mem::replace(r, Reply::Nil))),
+            Replies::Failed(err) => Err(copy(err)),
+        }
+    }
+}
+
+/// A combination's parts, as (identity, key count, arg count).
+type Parts = Vec<(usize, usize, usize)>;
+
+thread_local! {
+    /// The combined scripts this thread has run, by their parts' identities and arities: found
+    /// without the registry's lock, which every core would otherwise take on every batch.
+    /// (Scripts are interned, so a combination is the same whichever client made it.)
+    static COMBINED: RefCell<Vec<(Parts, Script)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The script combining `queued`.
+fn combined(redis: &Redis, queued: &[Queued]) -> Script {
+    let key = || queued.iter().map(|q| (q.script.id(), q.keys.len(), q.args.len()));
+    let known = COMBINED.with_borrow(|seen| seen.iter().find(|(k, _)| k.iter().copied().eq(key())).map(|(_, s)| *s));
+    known.unwrap_or_else(|| {
+        let script = redis.scripts().combined(queued.iter().map(|q| (&q.script, q.keys.len(), q.args.len())));
+        COMBINED.with_borrow_mut(|seen| seen.push((key().collect(), script)));
+        script
+    })
+}
 
 /// Sends what was queued in one poll; the replies are delivered by [`Batched`].
-async fn fire(redis: Redis, mut queued: Vec<Queued>) -> Deliveries {
+async fn fire(redis: &Redis, mut queued: Vec<Queued>) -> Deliveries {
     if queued.len() == 1 {
         let Queued { script, keys, args, reply } = queued.remove(0);
-        return vec![(reply, redis.eval_now(&script, keys, args).await)];
+        return (vec![reply], Replies::Each(vec![redis.eval_now(&script, keys, args).await]));
     }
     let one_slot = !redis.is_clustered() || {
         let mut slots = queued.iter().flat_map(|q| q.keys.iter()).map(|k| fred::util::redis_keyslot(k.as_bytes()));
@@ -135,42 +180,43 @@ async fn fire(redis: Redis, mut queued: Vec<Queued>) -> Deliveries {
         slots.all(|s| Some(s) == first)
     };
     if !one_slot {
-        let runs = queued.into_iter().map(|Queued { script, keys, args, reply }| {
-            let redis = redis.clone();
-            async move { (reply, redis.eval_now(&script, keys, args).await) }
-        });
-        return futures::future::join_all(runs).await;
+        let mut senders = Vec::with_capacity(queued.len());
+        let runs: Vec<_> = queued
+            .into_iter()
+            .map(|Queued { script, keys, args, reply }| {
+                senders.push(reply);
+                async move { redis.eval_now(&script, keys, args).await }
+            })
+            .collect();
+        return (senders, Replies::Each(futures::future::join_all(runs).await));
     }
-    let combined = redis.scripts().combined(queued.iter().map(|q| (&q.script, q.keys.len(), q.args.len())));
+    let combined = combined(redis, &queued);
     let mut keys = Vec::with_capacity(queued.iter().map(|q| q.keys.len()).sum());
     let mut args = Vec::with_capacity(queued.iter().map(|q| q.args.len()).sum());
-    let mut replies = Vec::with_capacity(queued.len());
+    let mut senders = Vec::with_capacity(queued.len());
     for q in queued {
         keys.extend(q.keys);
         args.extend(q.args);
-        replies.push(q.reply);
+        senders.push(q.reply);
     }
     match redis.eval_now(&combined, keys, args).await {
-        Ok(reply) => {
-            let mut parts = reply.into_array().into_iter();
-            replies.into_iter().map(|tx| (tx, Ok(parts.next().unwrap_or(Reply::Nil)))).collect()
-        }
-        Err(err) => replies.into_iter().map(|tx| (tx, Err(copy(&err)))).collect(),
+        Ok(reply) => (senders, Replies::Parts(reply.into_array())),
+        Err(err) => (senders, Replies::Failed(err)),
     }
 }
 
 /// The future made by [`Redis::batched`].
-struct Batched<F> {
-    inner: Pin<Box<F>>,
+struct Batched<'a, F> {
+    inner: Pin<&'a mut F>,
     queue: Queue,
-    redis: Redis,
+    redis: &'a Redis,
     /// The combined calls in flight (one, mostly), polled in this task with its waker. Not a
     /// `FuturesUnordered`: that one wakes its task again whenever it has polled all its
     /// futures, which here would cost a second poll of the whole request for nothing.
-    runs: Vec<BoxFuture<'static, Deliveries>>,
+    runs: Vec<BoxFuture<'a, Deliveries>>,
 }
 
-impl<F: Future> Future for Batched<F> {
+impl<F: Future> Future for Batched<'_, F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
@@ -179,10 +225,10 @@ impl<F: Future> Future for Batched<F> {
             let mut i = 0;
             while i < this.runs.len() {
                 match this.runs[i].as_mut().poll(cx) {
-                    Poll::Ready(deliveries) => {
+                    Poll::Ready((senders, mut replies)) => {
                         drop(this.runs.swap_remove(i));
-                        for (slot, reply) in deliveries {
-                            slot.deliver(reply, cx.waker());
+                        for (n, slot) in senders.into_iter().enumerate() {
+                            slot.deliver(replies.take(n), cx.waker());
                         }
                     }
                     Poll::Pending => i += 1,
@@ -195,7 +241,7 @@ impl<F: Future> Future for Batched<F> {
             if queued.is_empty() {
                 return Poll::Pending;
             }
-            this.runs.push(fire(this.redis.clone(), queued).boxed());
+            this.runs.push(fire(this.redis, queued).boxed());
         }
     }
 }
@@ -204,7 +250,8 @@ impl Redis {
     /// Runs `fut`, combining the scripts it issues together (in one poll) into one EVALSHA.
     pub async fn batched<F: Future>(&self, fut: F) -> F::Output {
         let queue: Queue = Arc::default();
-        let batched = Batched { inner: Box::pin(fut), queue: queue.clone(), redis: self.clone(), runs: Vec::new() };
+        let inner = std::pin::pin!(fut);
+        let batched = Batched { inner, queue: queue.clone(), redis: self, runs: Vec::new() };
         BATCH.scope(queue, batched).await
     }
 }

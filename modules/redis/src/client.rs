@@ -324,7 +324,8 @@ impl Redis {
 
     /// Whether the client talks to a cluster.
     pub(crate) fn is_clustered(&self) -> bool {
-        self.inner.pool.next().is_clustered()
+        // Not `pool.next()`: that bumps the pool's shared counter, for nothing here.
+        self.inner.pool.clients().first().is_some_and(|c| c.is_clustered())
     }
 
     /// PING; returns the round-trip time.

@@ -7,17 +7,18 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Mutex, OnceLock},
 };
 
 use fred::{clients::Client, types::scripts::Script as FredScript};
 
-/// A registered Lua script.
-#[derive(Clone)]
+/// A registered Lua script. Copying it is free: the script is interned (see [`intern`]), so
+/// queueing one on the hot path touches no reference count that every core shares.
+#[derive(Clone, Copy)]
 pub struct Script {
     name: &'static str,
     lua: &'static str,
-    inner: Arc<FredScript>,
+    inner: &'static FredScript,
 }
 
 impl std::fmt::Debug for Script {
@@ -37,8 +38,13 @@ impl Script {
         self.inner.sha1()
     }
 
-    pub(crate) fn fred(&self) -> &FredScript {
-        &self.inner
+    pub(crate) fn fred(&self) -> &'static FredScript {
+        self.inner
+    }
+
+    /// The script's identity: its interned source's address (equal sources, equal identity).
+    pub(crate) fn id(&self) -> usize {
+        std::ptr::from_ref(self.inner) as usize
     }
 
     /// The Lua source.
@@ -47,12 +53,27 @@ impl Script {
     }
 }
 
-/// Defined ahead of every registered script: `server_time()` answers Redis `TIME`
-/// (`{seconds, microseconds}`), read once per script run. Scripts combined into one (see
-/// [`crate::batch`]) share it: they see one clock and the server runs `TIME` once for all.
-const PRELUDE: &str = "local server_time_read\n\
-local function server_time() if not server_time_read then server_time_read = redis.call('TIME') end \
-return server_time_read end\n";
+/// The script for `source`, made once per process and kept for its life. Sources are a fixed
+/// set (the modules' scripts, their combinations, one per rate-limit policy), so this holds a
+/// bounded amount however many clients register them (tests make hundreds).
+fn intern(source: String) -> &'static FredScript {
+    static SCRIPTS: OnceLock<Mutex<HashMap<String, &'static FredScript>>> = OnceLock::new();
+    let mut scripts = SCRIPTS.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(script) = scripts.get(&source) {
+        return script;
+    }
+    let script: &'static FredScript = Box::leak(Box::new(FredScript::from_lua(source.clone())));
+    scripts.insert(source, script);
+    script
+}
+
+/// Defined ahead of every registered script: `server_ms()` answers Redis `TIME` in
+/// milliseconds (with the microseconds as a fraction), read once per script run. Scripts
+/// combined into one (see [`crate::batch`]) share it: they see one clock and the server runs
+/// `TIME` once for all.
+const PRELUDE: &str = "local server_ms_read\n\
+local function server_ms() if not server_ms_read then local t = redis.call('TIME') \
+server_ms_read = t[1] * 1000 + t[2] / 1000 end return server_ms_read end\n";
 
 /// A part of a combined script: the script and how many KEYS and ARGV it is handed.
 pub(crate) type Part<'a> = (&'a Script, usize, usize);
@@ -73,17 +94,10 @@ impl ScriptRegistry {
     /// again returns the same script; a different body under a taken name is a programming
     /// error and panics at start-up.
     pub(crate) fn register(&self, name: &'static str, lua: &'static str) -> Script {
-        let source = || format!("{PRELUDE}{lua}");
+        let inner = intern(format!("{PRELUDE}{lua}"));
         let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
-        let script = scripts
-            .entry(name)
-            .or_insert_with(|| Script { name, lua, inner: Arc::new(FredScript::from_lua(source())) })
-            .clone();
-        assert_eq!(
-            script.sha1(),
-            FredScript::from_lua(source()).sha1().to_string(),
-            "two different Lua scripts registered as {name:?}"
-        );
+        let script = *scripts.entry(name).or_insert(Script { name, lua, inner });
+        assert!(std::ptr::eq(script.inner, inner), "two different Lua scripts registered as {name:?}");
         script
     }
 
@@ -109,7 +123,7 @@ impl ScriptRegistry {
         if let Some((_, script)) =
             combinations.iter().find(|(key, _)| key.iter().copied().eq(parts.clone().map(|(s, k, a)| (s.name(), k, a))))
         {
-            return script.clone();
+            return *script;
         }
         let key: Combination = parts.clone().map(|(s, k, a)| (s.name(), k, a)).collect();
         let (mut lua, mut call) = (String::new(), String::new());
@@ -132,7 +146,7 @@ impl ScriptRegistry {
         lua.push_str(&format!("return {{{results}}}\n"));
         let name = key.iter().map(|(s, k, a)| format!("{s}/{k}/{a}")).collect::<Vec<_>>().join("+");
         let script = self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str()));
-        combinations.push((key, script.clone()));
+        combinations.push((key, script));
         script
     }
 

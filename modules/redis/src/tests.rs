@@ -214,7 +214,7 @@ async fn combined_parts_get_their_own_slices_and_share_one_clock() {
     let redis = Redis::connect(&config(server.url())).expect("client");
     assert!(redis.wait_connected(PATIENCE).await);
     // Each part answers its KEYS, its ARGV and the clock it read (twice: one read per run).
-    let show = "local t = server_time(); server_time() return {KEYS, ARGV, t[1] .. '.' .. t[2]}";
+    let show = "local t = server_ms(); server_ms() return {KEYS, ARGV, tostring(t)}";
     let show = redis.register_script("test_show", show);
     let calls = |command: &str| -> u64 {
         let stats = server.command(&["INFO", "commandstats"]);

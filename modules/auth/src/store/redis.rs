@@ -9,11 +9,7 @@ use super::{NewSession, Rotation, SessionPolicy, SessionStore, StoredSession};
 /// Prepends `now_ms()`, the store's clock (Redis `TIME`, so instance clocks do not matter).
 macro_rules! with_clock {
     ($body:literal) => {
-        concat!(
-            "local function now_ms() local t = server_time() ",
-            "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end\n",
-            $body
-        )
+        concat!("local function now_ms() return math.floor(server_ms()) end\n", $body)
     };
 }
 

@@ -18,10 +18,9 @@ use super::{CompiledLimit, Limit, Outcome, RateLimitStore};
 /// The arrival time is stored as the number itself: Redis writes a Lua number with every
 /// digit it has, where formatting it in Lua would cost time and precision. Writing a number is
 /// still the dearest part of the step, so the TTL is a constant string rather than the debt.
-/// (Lua coerces the numeric strings TIME and the key hold, so they need no `tonumber`.)
+/// (Lua coerces the numeric string the key holds, so it needs no `tonumber`.)
 const GCRA: &str = r#"
-local t = server_time()
-local now = t[1] * 1000 + t[2] / 1000
+local now = server_ms()
 local interval = window / limit
 local stored = redis.call('GET', KEYS[1])
 if stored == 'blocked' then
