@@ -142,6 +142,18 @@ async fn the_last_subscriber_leaving_unsubscribes_from_redis() {
     assert!(eventually(PATIENCE, || async { numsub().ends_with(":0\r\n") }).await, "unsubscribed: {:?}", numsub());
 }
 
+/// How many times `server` has run `command` (scripts' commands included), from its `INFO`.
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = server.command(&["INFO", "commandstats"]);
+    let prefix = format!("cmdstat_{command}:");
+    stats
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.split(['=', ',']).nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
     let server = RedisServer::start();
@@ -149,15 +161,7 @@ async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
     assert!(redis.wait_connected(PATIENCE).await);
     let echo = redis.register_script("test_echo", "return {KEYS[1], ARGV[1]}");
     let nothing = redis.register_script("test_nothing", "if ARGV[1] == 'x' then return false end return 1");
-    let evalsha = || -> u64 {
-        let stats = server.command(&["INFO", "commandstats"]);
-        stats
-            .lines()
-            .find(|l| l.starts_with("cmdstat_evalsha:"))
-            .and_then(|l| l.split(['=', ',']).nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let evalsha = || calls(&server, "evalsha");
     let together = || {
         redis.batched(async {
             futures::join!(
@@ -216,16 +220,6 @@ async fn combined_parts_get_their_own_slices_and_share_one_clock() {
     // Each part answers its KEYS, its ARGV and the clock it read (twice: one read per run).
     let show = "local t = server_ms(); server_ms() return {KEYS, ARGV, tostring(t)}";
     let show = redis.register_script("test_show", show);
-    let calls = |command: &str| -> u64 {
-        let stats = server.command(&["INFO", "commandstats"]);
-        let prefix = format!("cmdstat_{command}:");
-        stats
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .and_then(|l| l.split(['=', ',']).nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
     let (keys, args) = (
         |names: &[&str]| names.iter().map(|k| redis.key(k)).collect::<Vec<_>>(),
         |values: &[&str]| values.iter().map(|v| crate::Arg::from(*v)).collect::<Vec<_>>(),
@@ -240,7 +234,7 @@ async fn combined_parts_get_their_own_slices_and_share_one_clock() {
         })
     };
     run().await.0.expect("loaded on first use");
-    let (times, evalshas) = (calls("time"), calls("evalsha"));
+    let (times, evalshas) = (calls(&server, "time"), calls(&server, "evalsha"));
     let (a, b, c) = run().await;
     let parts: Vec<Vec<Reply>> = [a, b, c].into_iter().map(|r| r.expect("part").into_array()).collect();
     let strings =
@@ -252,6 +246,6 @@ async fn combined_parts_get_their_own_slices_and_share_one_clock() {
     assert!(strings(&parts[2][0]).is_empty(), "no KEYS for the last part");
     assert_eq!(strings(&parts[2][1]), ["4"]);
     assert!(parts.iter().all(|p| p[2] == parts[0][2]), "one clock for every part: {parts:?}");
-    assert_eq!(calls("evalsha") - evalshas, 1, "one script call");
-    assert_eq!(calls("time") - times, 1, "one TIME for the three parts");
+    assert_eq!(calls(&server, "evalsha") - evalshas, 1, "one script call");
+    assert_eq!(calls(&server, "time") - times, 1, "one TIME for the three parts");
 }
