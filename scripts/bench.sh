@@ -12,6 +12,7 @@
 #   nl-cached GET /api/v1/users/me from the cache on the app with rate limiting off.
 #
 #   ./scripts/bench.sh                        # 3 rounds x 8 s per scenario, 64 connections
+#                                             # (the limiter cost also from paired rounds)
 #   ROUNDS=5 DURATION=10s CONNECTIONS=128 ./scripts/bench.sh
 #   SCENARIOS="guarded no-limit" ./scripts/bench.sh
 #
@@ -215,13 +216,21 @@ echo
 if [ -n "${rps_of[bare]:-}" ] && [ -n "${rps_of[health]:-}" ]; then
   awk -v a="${rps_of[health]}" -v b="${rps_of[bare]}" 'BEGIN { r = a / b; printf "app/bare = %.2f (target >= 0.80): %s\n", r, (r >= 0.8 ? "met" : "NOT met") }'
 fi
-if [ -n "${rps_of[guarded]:-}" ] && [ -n "${rps_of[no-limit]:-}" ]; then
-  awk -v on="${rps_of[guarded]}" -v off="${rps_of[no-limit]}" \
-    'BEGIN { printf "limiter cost, profile from SQL: %.1f%% of throughput (target <= 10%%)\n", (1 - on / off) * 100 }'
-fi
-if [ -n "${rps_of[me-cached]:-}" ] && [ -n "${rps_of[nl-cached]:-}" ]; then
-  awk -v on="${rps_of[me-cached]}" -v off="${rps_of[nl-cached]}" \
-    'BEGIN { printf "limiter cost, profile from the cache: %.1f%% of throughput (target <= 10%%)\n", (1 - on / off) * 100 }'
-fi
+# limiter_cost ON OFF LABEL: the cost from the median rounds, and the median and range of the
+# rounds' paired costs (each round runs ON and OFF back to back, so pairing cancels the drift
+# of a noisy machine between rounds).
+limiter_cost() {
+  [ -f "$results/$1" ] && [ -f "$results/$2" ] || return 0
+  paste -d' ' <(awk '{ print $1 }' "$results/$1") <(awk '{ print $1 }' "$results/$2") |
+    awk '{ printf "%.4f\n", (1 - $1 / $2) * 100 }' | sort -n |
+    awk -v on="${rps_of[$1]}" -v off="${rps_of[$2]}" -v label="$3" '
+      { c[NR] = $1 }
+      END {
+        printf "limiter cost, %s: %.1f%% of throughput from the median rounds; paired rounds: median %.1f%%, %.1f%% to %.1f%% (target <= 10%%)\n",
+          label, (1 - on / off) * 100, c[int((NR + 1) / 2)], c[1], c[NR]
+      }'
+}
+limiter_cost guarded no-limit "profile from SQL"
+limiter_cost me-cached nl-cached "profile from the cache"
 echo "trips: Redis round trips per request (the guard's session check and default policy travel as one)."
 echo "app us / redis us: CPU time per request spent in the server process and in redis-server."
