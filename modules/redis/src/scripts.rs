@@ -56,6 +56,19 @@ impl Script {
 /// The script for `source`, made once per process and kept for its life. Sources are a fixed
 /// set (the modules' scripts, their combinations, one per rate-limit policy), so this holds a
 /// bounded amount however many clients register them (tests make hundreds).
+/// `text`, kept for the life of the process once however often it is asked for: the names and
+/// sources of generated scripts, made again by every client that registers them.
+fn intern_str(text: String) -> &'static str {
+    static TEXTS: OnceLock<Mutex<std::collections::HashSet<&'static str>>> = OnceLock::new();
+    let mut texts = TEXTS.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(known) = texts.get(text.as_str()) {
+        return known;
+    }
+    let text: &'static str = Box::leak(text.into_boxed_str());
+    texts.insert(text);
+    text
+}
+
 fn intern(source: String) -> &'static FredScript {
     static SCRIPTS: OnceLock<Mutex<HashMap<String, &'static FredScript>>> = OnceLock::new();
     let mut scripts = SCRIPTS.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
@@ -102,22 +115,16 @@ impl ScriptRegistry {
     }
 
     /// Registers a script generated at run time (say, with a policy's numbers written into
-    /// it). The name and source are leaked the first time a name is seen only: generated
-    /// scripts are few and made at start-up, and registering one again costs nothing more.
+    /// it), its name and source interned: every client makes them again, and they are kept once.
     pub(crate) fn register_generated(&self, name: String, lua: String) -> Script {
-        let known = self.scripts.lock().unwrap_or_else(|p| p.into_inner()).get(name.as_str()).cloned();
-        match known {
-            Some(script) if script.lua == lua => script,
-            // A different body under a taken name panics in `register`, as it should.
-            _ => self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str())),
-        }
+        self.register(intern_str(name), intern_str(lua))
     }
 
     /// The script running `parts` one after the other (see [`crate::batch`]), registered on
     /// first use. Each part is a local function handed its own slices of KEYS and ARGV at fixed
     /// offsets, so the combination costs the server no bookkeeping: it is generated per
     /// (scripts, arities), and those are few (the scripts one request issues together), so
-    /// their names and sources are leaked once each.
+    /// their names and sources are interned.
     pub(crate) fn combined<'a>(&self, parts: impl Iterator<Item = Part<'a>> + Clone) -> Script {
         let mut combinations = self.combinations.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, script)) =
@@ -145,7 +152,7 @@ impl ScriptRegistry {
         lua.push_str(&call);
         lua.push_str(&format!("return {{{results}}}\n"));
         let name = key.iter().map(|(s, k, a)| format!("{s}/{k}/{a}")).collect::<Vec<_>>().join("+");
-        let script = self.register(Box::leak(name.into_boxed_str()), Box::leak(lua.into_boxed_str()));
+        let script = self.register(intern_str(name), intern_str(lua));
         combinations.push((key, script));
         script
     }
