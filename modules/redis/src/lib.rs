@@ -22,6 +22,7 @@ pub mod kv;
 mod module;
 mod probe;
 pub mod pubsub;
+mod rebase;
 mod scripts;
 mod state;
 /// Test support (feature `testing`): clients on real test servers, for the contract suites of

@@ -121,8 +121,9 @@ impl ScriptRegistry {
     }
 
     /// The script running `parts` one after the other (see [`crate::batch`]), registered on
-    /// first use. Each part is a local function handed its own slices of KEYS and ARGV at fixed
-    /// offsets, so the combination costs the server no bookkeeping: it is generated per
+    /// first use. Each part is a local function reading its own slices of KEYS and ARGV at fixed
+    /// offsets (in place, or handed as tables of its own when it uses them other than by
+    /// literal position), so the combination costs the server no bookkeeping: it is generated per
     /// (scripts, arities), and those are few (the scripts one request issues together), so
     /// their names and sources are interned.
     pub(crate) fn combined<'a>(&self, parts: impl Iterator<Item = Part<'a>> + Clone) -> Script {
@@ -140,12 +141,23 @@ impl ScriptRegistry {
         };
         for (i, (script, keys, args)) in parts.enumerate() {
             let n = i + 1;
-            lua.push_str(&format!("local function part{n}(KEYS, ARGV)\n{}\nend\n", script.lua()));
-            call.push_str(&format!(
-                "local r{n} = part{n}({{{}}}, {{{}}})\nif r{n} == nil then r{n} = false end\n",
-                slice("KEYS", k, keys),
-                slice("ARGV", a, args)
-            ));
+            // A part reading only literal positions reads the combined call's KEYS and ARGV in
+            // place; any other part is handed tables of its own.
+            match crate::rebase::rebase(script.lua(), k, a) {
+                Some(body) => {
+                    lua.push_str(&format!("local function part{n}()\n{body}\nend\n"));
+                    call.push_str(&format!("local r{n} = part{n}()\n"));
+                }
+                None => {
+                    lua.push_str(&format!("local function part{n}(KEYS, ARGV)\n{}\nend\n", script.lua()));
+                    call.push_str(&format!(
+                        "local r{n} = part{n}({{{}}}, {{{}}})\n",
+                        slice("KEYS", k, keys),
+                        slice("ARGV", a, args)
+                    ));
+                }
+            }
+            call.push_str(&format!("if r{n} == nil then r{n} = false end\n"));
             (k, a) = (k + keys, a + args);
         }
         let results = (1..=key.len()).map(|n| format!("r{n}")).collect::<Vec<_>>().join(", ");

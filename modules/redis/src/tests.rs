@@ -167,19 +167,22 @@ async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
             futures::join!(
                 redis.eval(&echo, vec![redis.key("{t}a")], vec![crate::Arg::from("one")]),
                 redis.eval(&nothing, vec![redis.key("{t}b")], vec![crate::Arg::from("x")]),
+                redis.eval(&echo, vec![redis.key("{t}c")], vec![crate::Arg::from("three")]),
             )
         })
     };
     // The first time, the combined script is loaded (NOSCRIPT, SCRIPT LOAD, EVALSHA).
-    let (first, _) = together().await;
+    let (first, _, _) = together().await;
     first.expect("echo");
     let before = evalsha();
-    let (a, b) = together().await;
-    let a = a.expect("echo").into_array();
+    let (a, b, c) = together().await;
+    let (a, c) = (a.expect("echo").into_array(), c.expect("echo").into_array());
     assert_eq!(a[0].as_str(), Some(redis.key("{t}a").as_str()), "each part sees its own KEYS");
     assert_eq!(a[1].as_str(), Some("one"), "and its own ARGV");
     assert_eq!(b.expect("nothing"), Reply::Nil, "a part answering nil stays nil");
-    assert_eq!(evalsha() - before, 1, "one EVALSHA carried both scripts");
+    assert_eq!(c[0].as_str(), Some(redis.key("{t}c").as_str()), "a later part reads its KEYS past the others'");
+    assert_eq!(c[1].as_str(), Some("three"), "and its ARGV");
+    assert_eq!(evalsha() - before, 1, "one EVALSHA carried the three scripts");
     // Outside a batch, or alone in one, scripts run as they are.
     let alone = redis.batched(redis.eval(&nothing, vec![redis.key("c")], vec![crate::Arg::from("y")])).await;
     assert_eq!(alone.expect("nothing").as_i64(), Some(1));

@@ -48,3 +48,23 @@ async fn every_rate_limit_key_carries_a_ttl() {
     let block = ttl("rl:ttl:{ip:192.0.2.1}");
     assert!(block > 0 && block <= 30_000, "the block carries its own TTL ({block})");
 }
+
+#[tokio::test]
+async fn the_arrival_time_is_stored_as_8_bytes_and_a_decimal_one_is_still_read() {
+    let redis = client().await;
+    let store = RedisRateLimitStore::new(redis.clone());
+    let limit = store.compile(Limit { limit: 3, window_ms: 60_000, block_ms: 0 });
+    let key = format!("rl:test:{{{}}}", app_core::testing::unique_prefix());
+    store.hit(&key, &limit).await.expect("hit");
+    let stored = redis.get(&redis.key(&key)).await.expect("get").expect("the state exists");
+    assert_eq!(stored.len(), 8, "a packed double, not decimal text");
+
+    // As earlier versions wrote it: the arrival time in ms as decimal text, here two intervals
+    // (40 s) ahead of now, so one request of the three is left.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let decimal = format!("{}.250", now_ms + 40_000);
+    redis.set(&redis.key(&key), decimal.as_bytes(), std::time::Duration::from_secs(60), false).await.expect("set");
+    let last = store.hit(&key, &limit).await.expect("hit");
+    assert!(last.allowed && last.remaining == 0, "the decimal state counted two requests: {last:?}");
+    assert!(!store.hit(&key, &limit).await.expect("hit").allowed);
+}

@@ -1,0 +1,140 @@
+//! Moving a script's `KEYS[n]` and `ARGV[n]` to other positions, for a part of a combined
+//! script (see [`crate::batch`]): a part that reads only literal positions reads its slice of
+//! the combined call's KEYS and ARGV in place, where handing it tables of its own would cost
+//! the server two table allocations per part and run.
+
+/// `lua` with every `KEYS[n]` read as `KEYS[n + keys_from]` and every `ARGV[n]` as
+/// `ARGV[n + args_from]`, or `None` when the script uses KEYS or ARGV any other way (as a
+/// whole table, say, or with a computed index): such a script needs tables of its own.
+/// Comments and string literals are copied as they are.
+pub(crate) fn rebase(lua: &str, keys_from: usize, args_from: usize) -> Option<String> {
+    let bytes = lua.as_bytes();
+    let mut out = String::with_capacity(lua.len() + 16);
+    // `copied`: where the next verbatim run starts.
+    let (mut i, mut copied) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = match long_bracket(bytes, i + 2) {
+                    Some(level) => close_long_bracket(bytes, i + 2, level)?,
+                    None => bytes[i..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |n| i + n),
+                };
+            }
+            b'\'' | b'"' => i = close_quote(bytes, i)?,
+            b'[' => {
+                i = match long_bracket(bytes, i) {
+                    Some(level) => close_long_bracket(bytes, i, level)?,
+                    None => i + 1,
+                }
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let end = i + bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+                let word = &lua[i..end];
+                // `t.KEYS` and `t:KEYS` are fields of some table, not the globals.
+                let field = i > 0 && matches!(bytes[i - 1], b'.' | b':');
+                let from = match word {
+                    "KEYS" if !field => Some(keys_from),
+                    "ARGV" if !field => Some(args_from),
+                    _ => None,
+                };
+                if let Some(from) = from {
+                    let (index, after) = literal_index(bytes, end)?;
+                    out.push_str(&lua[copied..end]);
+                    out.push('[');
+                    out.push_str(&(index + from).to_string());
+                    out.push(']');
+                    copied = after;
+                    i = after;
+                } else {
+                    i = end;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&lua[copied..]);
+    Some(out)
+}
+
+/// `[digits]` right at `at`: the index and where it ends.
+fn literal_index(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    let digits = bytes[at + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let close = at + 1 + digits;
+    if digits == 0 || bytes.get(close) != Some(&b']') {
+        return None;
+    }
+    let index = std::str::from_utf8(&bytes[at + 1..close]).ok()?.parse().ok()?;
+    Some((index, close + 1))
+}
+
+/// The level of a long bracket (`[[`, `[=[`, ..) opening at `at`.
+fn long_bracket(bytes: &[u8], at: usize) -> Option<usize> {
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    let level = bytes[at + 1..].iter().take_while(|b| **b == b'=').count();
+    (bytes.get(at + 1 + level) == Some(&b'[')).then_some(level)
+}
+
+/// Just past the long bracket of `level` that closes the one opening at `at`.
+fn close_long_bracket(bytes: &[u8], at: usize, level: usize) -> Option<usize> {
+    let close: Vec<u8> = std::iter::once(b']').chain(std::iter::repeat_n(b'=', level)).chain([b']']).collect();
+    let body = at + level + 2;
+    let n = bytes[body..].windows(close.len()).position(|w| w == close)?;
+    Some(body + n + close.len())
+}
+
+/// Just past the quoted string opening at `at` (escapes skipped).
+fn close_quote(bytes: &[u8], at: usize) -> Option<usize> {
+    let quote = bytes[at];
+    let mut i = at + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b if b == quote => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rebase;
+
+    #[test]
+    fn literal_positions_move_by_the_offsets() {
+        let lua = "local v = redis.call('GET', KEYS[1]) return {KEYS[2], ARGV[1], ARGV[10]}";
+        assert_eq!(
+            rebase(lua, 2, 3).as_deref(),
+            Some("local v = redis.call('GET', KEYS[3]) return {KEYS[4], ARGV[4], ARGV[13]}")
+        );
+        assert_eq!(rebase(lua, 0, 0).as_deref(), Some(lua), "no offsets, no change");
+    }
+
+    #[test]
+    fn other_uses_of_the_tables_are_refused() {
+        for lua in
+            ["return #KEYS", "return KEYS", "return ARGV[i]", "return ARGV [1]", "for _, k in ipairs(KEYS) do end"]
+        {
+            assert_eq!(rebase(lua, 1, 1), None, "{lua}");
+        }
+    }
+
+    #[test]
+    fn comments_strings_and_fields_are_left_alone() {
+        let lua = "-- KEYS[1] in a comment\n--[==[ ARGV ]==] local s = 'KEYS[1]' .. \"ARGV\\\"[2]\" .. [[KEYS]]\n\
+                   local t = {} t.KEYS = 1 local MYKEYS = 2 return KEYS[1]";
+        let expected = lua.replace("return KEYS[1]", "return KEYS[6]");
+        assert_eq!(rebase(lua, 5, 5), Some(expected));
+    }
+
+    #[test]
+    fn unterminated_strings_and_comments_are_refused() {
+        assert_eq!(rebase("return 'KEYS[1]", 1, 1), None);
+        assert_eq!(rebase("--[[ KEYS[1]", 1, 1), None);
+    }
+}
