@@ -171,7 +171,11 @@ for round in $(seq 1 "$ROUNDS"); do
   for b in guarded nolimit cached nlcached; do
     token_of[$b]=$(login "http://127.0.0.1:${port_of[$b]}/api/v1")
   done
-  for s in $SCENARIOS; do
+  # Every other round runs the scenarios in reverse (ABBA): a machine that speeds up or slows
+  # down during the run then favours neither side of a pair.
+  order=$SCENARIOS
+  [ $((round % 2)) -eq 0 ] && order=$(echo "$SCENARIOS" | tr ' ' '\n' | tac | tr '\n' ' ')
+  for s in $order; do
     read -r evalsha_before total_before rcpu_before < <(redis_counts)
     app_cpu_before=$(cpu_seconds "${pid[$s]}")
     # Peak RSS of the server while loaded: sampled every 200 ms during the run.
@@ -217,8 +221,8 @@ if [ -n "${rps_of[bare]:-}" ] && [ -n "${rps_of[health]:-}" ]; then
   awk -v a="${rps_of[health]}" -v b="${rps_of[bare]}" 'BEGIN { r = a / b; printf "app/bare = %.2f (target >= 0.80): %s\n", r, (r >= 0.8 ? "met" : "NOT met") }'
 fi
 # limiter_cost ON OFF LABEL: the cost from the median rounds, and the median and range of the
-# rounds' paired costs (each round runs ON and OFF back to back, so pairing cancels the drift
-# of a noisy machine between rounds).
+# rounds' paired costs (each round runs ON and OFF back to back, in alternating order, so
+# pairing cancels the drift of a noisy machine between and within rounds).
 limiter_cost() {
   [ -f "$results/$1" ] && [ -f "$results/$2" ] || return 0
   paste -d' ' <(awk '{ print $1 }' "$results/$1") <(awk '{ print $1 }' "$results/$2") |

@@ -2,7 +2,7 @@
 //! issues in one poll (say, the session check and a rate-limit policy joined concurrently)
 //! are combined into one Lua script and sent as one EVALSHA: one round trip, one script call
 //! and one `TIME` on the server. The parts keep their own KEYS and ARGV (the combined script
-//! is generated per set of parts and arities, so it hands them their slices at fixed offsets,
+//! is generated per set of parts and arities, so each part reads its slices at fixed offsets,
 //! with no bookkeeping arguments); on a cluster they are combined only when every key hashes
 //! to one slot, and run separately (concurrently) otherwise.
 
