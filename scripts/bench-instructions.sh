@@ -3,8 +3,8 @@
 # under valgrind's callgrind while one client sends N sequential `GET /api/v1/users/me` with a
 # bearer token, once to an app with rate limiting on and once to one with it off. Instruction
 # counts do not depend on what else the machine does, so this shows a change's effect where
-# `scripts/bench.sh`'s throughput figures drown it in noise (a small shared VM moves them by
-# +-10%). It counts user-space instructions only: the kernel's work (sockets, syscalls), the
+# `scripts/bench.sh`'s throughput figures drown it in noise (on a small shared VM, rounds of the
+# same scenario spread by up to 20 points). It counts user-space instructions only: the kernel's work (sockets, syscalls), the
 # same with the limiter on and off, is not in it.
 #
 #   ./scripts/bench-instructions.sh              # 2000 requests, profile from the cache
@@ -29,14 +29,8 @@ echo "==> building release binaries"
 cargo build --release --locked --bin app --example bare 2>&1 | tail -1
 app="$PWD/target/release/app"
 
-workdir=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 
 # requests PORT COUNT TOKEN: COUNT sequential requests on one keep-alive connection.
 requests() {
@@ -49,24 +43,6 @@ for _ in range(n):
     r = c.getresponse(); r.read()
     if r.status != 200: sys.exit(f"GET /api/v1/users/me answered {r.status}")
 EOF
-}
-
-# login PORT -> an access token for a fresh account
-login() {
-  local email="instr-$RANDOM$RANDOM@example.com" base="http://127.0.0.1:$1/api/v1"
-  curl -fsS -H 'content-type: application/json' -o /dev/null "$base/auth/register" \
-    -d "{\"email\":\"$email\",\"password\":\"benchmark password\",\"name\":\"Bench\"}"
-  curl -fsS -H 'content-type: application/json' "$base/auth/login" \
-    -d "{\"email\":\"$email\",\"password\":\"benchmark password\"}" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])'
-}
-
-wait_for() {
-  for _ in $(seq 1 600); do
-    curl -fsS "http://127.0.0.1:$1/health/live" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "error: nothing answers on port $1" >&2; exit 1
 }
 
 wait_for_redis() {
@@ -107,7 +83,7 @@ for name in on off; do
   out="$workdir/app-$name.out"
   start "$name" "$port" "$redis_port" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out"
   wait_for "$port"
-  token=$(login "$port")
+  token=$(login "http://127.0.0.1:$port/api/v1")
   requests "$port" 200 "$token"
   callgrind_control -i on "$last_pid" >/dev/null 2>&1
   requests "$port" "$N" "$token"
@@ -130,7 +106,7 @@ wait_for_redis "$redis_port"
 for name in on off; do
   start "$name" "$port" "$redis_port"
   wait_for "$port"
-  token=$(login "$port")
+  token=$(login "http://127.0.0.1:$port/api/v1")
   requests "$port" 200 "$token"
   callgrind_control -z "$redis_pid" >/dev/null 2>&1
   requests "$port" "$N" "$token"

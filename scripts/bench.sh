@@ -45,24 +45,10 @@ fi
 echo "==> building release binaries"
 cargo build --release --locked --bin app --example bare 2>&1 | tail -1
 
-workdir=$(mktemp -d)
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
 results="$workdir/results"
 mkdir -p "$results"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-
-wait_for() {
-  for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$1/health/live" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "error: nothing answers on port $1" >&2; exit 1
-}
 
 # start NAME PORT [VAR=value ...]: the app in its own directory (its own SQLite file), logging
 # warnings only so the terminal is never the bottleneck. The benchmark is the load, not an
@@ -89,23 +75,9 @@ start cached $((BASE_PORT + 4)) "$redis"
 start nlcached $((BASE_PORT + 5)) "$redis" APP_RATE_LIMIT__ENABLED=false
 for port in $(seq "$BASE_PORT" $((BASE_PORT + 5))); do wait_for "$port"; done
 
-# login BASE -> an access token for a fresh benchmark account (with two library items). Every
-# round gets fresh accounts: one account's allowance under the default policy (1,000,000 an hour,
-# the most a policy allows) is less than a fast machine serves it in all the rounds.
-login() {
-  local email="bench-$RANDOM$RANDOM@example.com"
-  curl -fsS -H 'content-type: application/json' -o /dev/null "$1/auth/register" \
-    -d "{\"email\":\"$email\",\"password\":\"benchmark password\",\"name\":\"Bench\"}"
-  local token
-  token=$(curl -fsS -H 'content-type: application/json' "$1/auth/login" \
-    -d "{\"email\":\"$email\",\"password\":\"benchmark password\"}" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["accessToken"])')
-  for title in "Blue in Green" "So What"; do
-    curl -fsS -o /dev/null -H 'content-type: application/json' -H "Authorization: Bearer $token" \
-      "$1/library" -d "{\"type\":\"song\",\"title\":\"$title\"}"
-  done
-  echo "$token"
-}
+# Every round gets fresh accounts (see `login` in bench-common.sh): one account's allowance under
+# the default policy (1,000,000 an hour, the most a policy allows) is less than a fast machine
+# serves it in all the rounds.
 
 # Scenario -> "port path server-pid token-base" (token-base empty: no bearer).
 declare -A url pid base
