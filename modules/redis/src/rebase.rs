@@ -3,11 +3,19 @@
 //! the combined call's KEYS and ARGV in place, where handing it tables of its own would cost
 //! the server two table allocations per part and run.
 
-/// `lua` with every `KEYS[n]` read as `KEYS[n + keys_from]` and every `ARGV[n]` as
-/// `ARGV[n + args_from]`, or `None` when the script uses KEYS or ARGV any other way (as a
-/// whole table, say, or with a computed index): such a script needs tables of its own.
+/// Where a part's KEYS (or ARGV) sit in the combined call's: after `from` others, `len` of them.
+#[derive(Clone, Copy)]
+pub(crate) struct Slice {
+    pub(crate) from: usize,
+    pub(crate) len: usize,
+}
+
+/// `lua` with every `KEYS[n]` read as `KEYS[n + keys.from]` and every `ARGV[n]` as
+/// `ARGV[n + args.from]`, or `None` when the script uses KEYS or ARGV any other way (as a
+/// whole table, say, or with a computed index) or reads a position past its own slice (which
+/// must read nil, not the next part's value): such a script needs tables of its own.
 /// Comments and string literals are copied as they are.
-pub(crate) fn rebase(lua: &str, keys_from: usize, args_from: usize) -> Option<String> {
+pub(crate) fn rebase(lua: &str, keys: Slice, args: Slice) -> Option<String> {
     let bytes = lua.as_bytes();
     let mut out = String::with_capacity(lua.len() + 16);
     // `copied`: where the next verbatim run starts.
@@ -32,16 +40,19 @@ pub(crate) fn rebase(lua: &str, keys_from: usize, args_from: usize) -> Option<St
                 let word = &lua[i..end];
                 // `t.KEYS` and `t:KEYS` are fields of some table, not the globals.
                 let field = i > 0 && matches!(bytes[i - 1], b'.' | b':');
-                let from = match word {
-                    "KEYS" if !field => Some(keys_from),
-                    "ARGV" if !field => Some(args_from),
+                let slice = match word {
+                    "KEYS" if !field => Some(keys),
+                    "ARGV" if !field => Some(args),
                     _ => None,
                 };
-                if let Some(from) = from {
+                if let Some(slice) = slice {
                     let (index, after) = literal_index(bytes, end)?;
+                    if index == 0 || index > slice.len {
+                        return None;
+                    }
                     out.push_str(&lua[copied..end]);
                     out.push('[');
-                    out.push_str(&(index + from).to_string());
+                    out.push_str(&(index + slice.from).to_string());
                     out.push(']');
                     copied = after;
                     i = after;
@@ -103,16 +114,30 @@ fn close_quote(bytes: &[u8], at: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::rebase;
+    use super::{Slice, rebase};
+
+    const WIDE: Slice = Slice { from: 5, len: 20 };
 
     #[test]
     fn literal_positions_move_by_the_offsets() {
         let lua = "local v = redis.call('GET', KEYS[1]) return {KEYS[2], ARGV[1], ARGV[10]}";
+        let (keys, args) = (Slice { from: 2, len: 2 }, Slice { from: 3, len: 10 });
         assert_eq!(
-            rebase(lua, 2, 3).as_deref(),
+            rebase(lua, keys, args).as_deref(),
             Some("local v = redis.call('GET', KEYS[3]) return {KEYS[4], ARGV[4], ARGV[13]}")
         );
-        assert_eq!(rebase(lua, 0, 0).as_deref(), Some(lua), "no offsets, no change");
+        let unmoved = (Slice { from: 0, len: 2 }, Slice { from: 0, len: 10 });
+        assert_eq!(rebase(lua, unmoved.0, unmoved.1).as_deref(), Some(lua), "no offsets, no change");
+    }
+
+    #[test]
+    fn a_position_past_the_parts_own_slice_is_refused() {
+        // With tables of its own, `ARGV[2]` reads nil when the part has one argument; moved,
+        // it would read the next part's first one.
+        let lua = "if ARGV[2] then return ARGV[2] end return KEYS[1]";
+        assert_eq!(rebase(lua, Slice { from: 0, len: 1 }, Slice { from: 0, len: 1 }), None);
+        assert_eq!(rebase("return KEYS[0]", WIDE, WIDE), None, "Lua tables start at 1");
+        assert!(rebase(lua, Slice { from: 0, len: 1 }, Slice { from: 0, len: 2 }).is_some());
     }
 
     #[test]
@@ -120,7 +145,7 @@ mod tests {
         for lua in
             ["return #KEYS", "return KEYS", "return ARGV[i]", "return ARGV [1]", "for _, k in ipairs(KEYS) do end"]
         {
-            assert_eq!(rebase(lua, 1, 1), None, "{lua}");
+            assert_eq!(rebase(lua, WIDE, WIDE), None, "{lua}");
         }
     }
 
@@ -129,12 +154,12 @@ mod tests {
         let lua = "-- KEYS[1] in a comment\n--[==[ ARGV ]==] local s = 'KEYS[1]' .. \"ARGV\\\"[2]\" .. [[KEYS]]\n\
                    local t = {} t.KEYS = 1 local MYKEYS = 2 return KEYS[1]";
         let expected = lua.replace("return KEYS[1]", "return KEYS[6]");
-        assert_eq!(rebase(lua, 5, 5), Some(expected));
+        assert_eq!(rebase(lua, WIDE, WIDE), Some(expected));
     }
 
     #[test]
     fn unterminated_strings_and_comments_are_refused() {
-        assert_eq!(rebase("return 'KEYS[1]", 1, 1), None);
-        assert_eq!(rebase("--[[ KEYS[1]", 1, 1), None);
+        assert_eq!(rebase("return 'KEYS[1]", WIDE, WIDE), None);
+        assert_eq!(rebase("--[[ KEYS[1]", WIDE, WIDE), None);
     }
 }

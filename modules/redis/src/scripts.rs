@@ -12,6 +12,8 @@ use std::{
 
 use fred::{clients::Client, types::scripts::Script as FredScript};
 
+use crate::rebase::Slice;
+
 /// A registered Lua script. Copying it is free: the script is interned (see [`intern`]), so
 /// queueing one on the hot path touches no reference count that every core shares.
 #[derive(Clone, Copy)]
@@ -143,7 +145,8 @@ impl ScriptRegistry {
             let n = i + 1;
             // A part reading only literal positions reads the combined call's KEYS and ARGV in
             // place; any other part is handed tables of its own.
-            match crate::rebase::rebase(script.lua(), k, a) {
+            let (own_keys, own_args) = (Slice { from: k, len: keys }, Slice { from: a, len: args });
+            match crate::rebase::rebase(script.lua(), own_keys, own_args) {
                 Some(body) => {
                     lua.push_str(&format!("local function part{n}()\n{body}\nend\n"));
                     call.push_str(&format!("local r{n} = part{n}()\n"));

@@ -252,3 +252,22 @@ async fn combined_parts_get_their_own_slices_and_share_one_clock() {
     assert_eq!(calls(&server, "evalsha") - evalshas, 1, "one script call");
     assert_eq!(calls(&server, "time") - times, 1, "one TIME for the three parts");
 }
+
+#[tokio::test]
+async fn a_part_reading_past_its_own_arguments_reads_nil_not_the_next_parts() {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    let optional = redis.register_script("test_optional_arg", "return ARGV[2] or 'none'");
+    let echo = redis.register_script("test_echo_first", "return ARGV[1]");
+    let (first, second) = redis
+        .batched(async {
+            futures::join!(
+                redis.eval(&optional, vec![redis.key("{o}a")], vec![crate::Arg::from("one")]),
+                redis.eval(&echo, vec![redis.key("{o}b")], vec![crate::Arg::from("two")]),
+            )
+        })
+        .await;
+    assert_eq!(first.expect("optional").as_str(), Some("none"), "the next part's argument is not this one's");
+    assert_eq!(second.expect("echo").as_str(), Some("two"));
+}
