@@ -9,6 +9,14 @@ use crate::{KvStore, PubSub, Redis, RedisKvStore, RedisPubSub, Reply, testing::c
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// A private server (these tests stop, freeze or count it) and a client connected to it.
+async fn connected() -> (RedisServer, Redis) {
+    let server = RedisServer::start();
+    let redis = Redis::connect(&config(server.url())).expect("client");
+    assert!(redis.wait_connected(PATIENCE).await);
+    (server, redis)
+}
+
 #[tokio::test]
 async fn starts_while_redis_is_down_and_connects_when_it_appears() {
     let server = RedisServer::start();
@@ -26,9 +34,7 @@ async fn starts_while_redis_is_down_and_connects_when_it_appears() {
 
 #[tokio::test]
 async fn a_frozen_redis_fails_fast_instead_of_hanging_and_recovers() {
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (server, redis) = connected().await;
 
     server.freeze();
     let started = Instant::now();
@@ -43,9 +49,7 @@ async fn a_frozen_redis_fails_fast_instead_of_hanging_and_recovers() {
 
 #[tokio::test]
 async fn reconnects_after_a_restart_and_resubscribes() {
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (server, redis) = connected().await;
     let pubsub = RedisPubSub::new(redis.clone());
     let mut sub = pubsub.subscribe("events").await.expect("subscribe");
 
@@ -69,9 +73,7 @@ async fn reconnects_after_a_restart_and_resubscribes() {
 
 #[tokio::test]
 async fn scripts_are_reloaded_after_a_script_flush() {
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (server, redis) = connected().await;
     let kv = RedisKvStore::new(redis.clone());
     assert_eq!(kv.increment("n", 1, Duration::from_secs(60)).await.expect("first run"), 1);
 
@@ -156,9 +158,7 @@ fn calls(server: &RedisServer, command: &str) -> u64 {
 
 #[tokio::test]
 async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (server, redis) = connected().await;
     let echo = redis.register_script("test_echo", "return {KEYS[1], ARGV[1]}");
     let nothing = redis.register_script("test_nothing", "if ARGV[1] == 'x' then return false end return 1");
     let evalsha = || calls(&server, "evalsha");
@@ -191,9 +191,7 @@ async fn scripts_issued_together_in_a_batch_travel_as_one_evalsha() {
 #[tokio::test]
 async fn replies_reach_scripts_polled_under_wakers_of_their_own() {
     use futures::StreamExt;
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (_server, redis) = connected().await;
     let echo = redis.register_script("test_echo_arg", "return ARGV[1]");
     // A FuturesUnordered polls each script with a waker of its own, not the task's: a reply
     // must wake it, or the batch would hang.
@@ -217,9 +215,7 @@ async fn replies_reach_scripts_polled_under_wakers_of_their_own() {
 
 #[tokio::test]
 async fn combined_parts_get_their_own_slices_and_share_one_clock() {
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (server, redis) = connected().await;
     // Each part answers its KEYS, its ARGV and the clock it read (twice: one read per run).
     let show = "local t = server_ms(); server_ms() return {KEYS, ARGV, tostring(t)}";
     let show = redis.register_script("test_show", show);
@@ -255,9 +251,7 @@ async fn combined_parts_get_their_own_slices_and_share_one_clock() {
 
 #[tokio::test]
 async fn a_part_reading_past_its_own_arguments_reads_nil_not_the_next_parts() {
-    let server = RedisServer::start();
-    let redis = Redis::connect(&config(server.url())).expect("client");
-    assert!(redis.wait_connected(PATIENCE).await);
+    let (_server, redis) = connected().await;
     let optional = redis.register_script("test_optional_arg", "return ARGV[2] or 'none'");
     let echo = redis.register_script("test_echo_first", "return ARGV[1]");
     let (first, second) = redis
