@@ -9,12 +9,16 @@
 #
 #   ./scripts/bench-instructions.sh              # 2000 requests, profile from the cache
 #   N=5000 CACHE=false ./scripts/bench-instructions.sh   # profile from SQLite
+#   WORKERS=2 ./scripts/bench-instructions.sh            # the app with two runtime workers
 #
 # Needs valgrind (installed with apt-get when missing), python3 and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N="${N:-2000}"
+# One runtime worker by default: with two, the count depends a little on how the threads
+# meet (a few thousand instructions per request from run to run); with one it repeats.
+WORKERS="${WORKERS:-1}"
 CACHE="${CACHE:-true}"
 BASE_PORT="${BASE_PORT:-3960}"
 
@@ -65,7 +69,7 @@ start() {
   (cd "$workdir/$name-$port" && exec env PORT="$port" APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
     REDIS_URL="redis://127.0.0.1:$redis_port" APP_REDIS__KEY_PREFIX="$name:" APP_CACHE__ENABLED="$CACHE" \
     APP_RATE_LIMIT__ENABLED="$limiter" APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 \
-    APP_RATE_LIMIT__POLICIES__API__WINDOW=1h "$@" "$app" >/dev/null 2>&1) &
+    APP_RATE_LIMIT__POLICIES__API__WINDOW=1h TOKIO_WORKER_THREADS="$WORKERS" "$@" "$app" >/dev/null 2>&1) &
   pids+=($!)
   last_pid=$!
 }

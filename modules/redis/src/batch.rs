@@ -86,6 +86,38 @@ impl Future for PendingReply {
     }
 }
 
+/// The reply of [`Redis::eval`] to come. A small future: whoever holds it (a store's boxed
+/// `async_trait` future, say) moves a few words, not the state of a whole client call.
+pub struct Eval<'a>(EvalState<'a>);
+
+enum EvalState<'a> {
+    /// Queued in a batch: the reply the batch delivers.
+    Queued(PendingReply),
+    /// Outside a batch: the call on its own (boxed, as it is large).
+    Alone(BoxFuture<'a, Result<Reply, RedisError>>),
+}
+
+impl<'a> Eval<'a> {
+    pub(crate) fn queued(reply: PendingReply) -> Self {
+        Self(EvalState::Queued(reply))
+    }
+
+    pub(crate) fn alone(call: impl Future<Output = Result<Reply, RedisError>> + Send + 'a) -> Self {
+        Self(EvalState::Alone(Box::pin(call)))
+    }
+}
+
+impl Future for Eval<'_> {
+    type Output = Result<Reply, RedisError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            EvalState::Queued(reply) => Pin::new(reply).poll(cx),
+            EvalState::Alone(call) => call.as_mut().poll(cx),
+        }
+    }
+}
+
 struct Queued {
     script: Script,
     keys: Vec<String>,
@@ -221,6 +253,11 @@ impl<F: Future> Future for Batched<'_, F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = &mut *self;
+        // Whoever woke the task may be waiting inside the inner future, so it is polled on
+        // entry; after that only when a reply reached it. (Polling it again right after firing
+        // its scripts would cost a poll of the whole request for nothing: it only waits for
+        // the replies. A wake-up meanwhile schedules another poll of the task anyway.)
+        let mut poll_inner = true;
         loop {
             let mut i = 0;
             while i < this.runs.len() {
@@ -230,10 +267,15 @@ impl<F: Future> Future for Batched<'_, F> {
                         for (n, slot) in senders.into_iter().enumerate() {
                             slot.deliver(replies.take(n), cx.waker());
                         }
+                        poll_inner = true;
                     }
                     Poll::Pending => i += 1,
                 }
             }
+            if !poll_inner {
+                return Poll::Pending;
+            }
+            poll_inner = false;
             if let Poll::Ready(out) = this.inner.as_mut().poll(cx) {
                 return Poll::Ready(out);
             }

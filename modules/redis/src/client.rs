@@ -25,6 +25,7 @@ use fred::{
 
 use crate::{
     RedisConfig, RedisError,
+    batch::Eval,
     pubsub::Hub,
     scripts::{Script, ScriptRegistry},
 };
@@ -297,23 +298,48 @@ impl Redis {
     }
 
     /// Runs a registered script (EVALSHA; on NOSCRIPT it loads the script and retries once).
-    /// In a cluster every key must share one hash tag.
-    pub async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Result<Reply, RedisError> {
+    /// In a cluster every key must share one hash tag. Inside [`batched`](Self::batched) the
+    /// script is queued as this is called, to travel with the others issued in the same poll.
+    pub fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Eval<'_> {
         match crate::batch::enqueue(script, keys, args) {
-            Ok(reply) => reply.await,
-            Err((keys, args)) => self.eval_now(script, keys, args).await,
+            Ok(reply) => Eval::queued(reply),
+            Err((keys, args)) => {
+                let script = *script;
+                Eval::alone(async move { self.eval_now(&script, keys, args).await })
+            }
         }
     }
 
-    /// Runs a script now, outside any batch.
+    /// Runs a script now, outside any batch: EVALSHA, and on NOSCRIPT (a failover to a
+    /// replica that never saw the script, a `SCRIPT FLUSH`) `SCRIPT LOAD` and once more. Not
+    /// fred's `evalsha_with_reload`: that one clones the script's hash (a reference count that
+    /// every core shares) and holds the retry inline; here the hash is static and the rare
+    /// retry is boxed. (fred's EVALSHA future alone is about 7 KB, which is why [`Eval`] boxes
+    /// this future once where it is made: the futures holding an `eval` stay small and cheap
+    /// to move.)
     pub(crate) async fn eval_now(
         &self,
         script: &Script,
         keys: Vec<String>,
         args: Vec<Arg>,
     ) -> Result<Reply, RedisError> {
+        let client = self.inner.pool.next();
+        let keys = fred::types::MultipleKeys::from(keys);
         let args: Vec<Value> = args.into_iter().map(Value::from).collect();
-        let value: Value = script.fred().evalsha_with_reload(self.inner.pool.next(), keys, args).await?;
+        let args = Value::Array(args);
+        // The hash's bytes are the interned script's (static): cloning them costs nothing.
+        let first = client.evalsha::<Value, _, _, _>(script.sha1_str(), keys.clone(), args.clone()).await;
+        let value = match first {
+            Err(err) if err.details().starts_with("NOSCRIPT") => {
+                let fred = script.fred();
+                Box::pin(async move {
+                    fred.load(client).await?;
+                    client.evalsha::<Value, _, _, _>(fred.sha1().clone(), keys, args).await
+                })
+                .await?
+            }
+            other => other?,
+        };
         Ok(Reply::from(value))
     }
 

@@ -32,6 +32,7 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use batch::Eval;
 pub use blocking::{BlockingConnection, StreamEntry};
 pub use client::{Arg, Redis, Reply};
 pub use config::RedisConfig;

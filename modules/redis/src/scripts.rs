@@ -40,6 +40,12 @@ impl Script {
         self.inner.sha1()
     }
 
+    /// The SHA1 as fred's string, sharing the interned script's bytes (no copy, no count).
+    pub(crate) fn sha1_str(&self) -> fred::bytes_utils::Str {
+        let sha1: &'static str = self.inner.sha1();
+        fred::bytes_utils::Str::from_static(sha1)
+    }
+
     pub(crate) fn fred(&self) -> &'static FredScript {
         self.inner
     }
