@@ -265,3 +265,32 @@ async fn a_part_reading_past_its_own_arguments_reads_nil_not_the_next_parts() {
     assert_eq!(first.expect("optional").as_str(), Some("none"), "the next part's argument is not this one's");
     assert_eq!(second.expect("echo").as_str(), Some("two"));
 }
+
+#[tokio::test]
+async fn parts_replies_keep_their_shape_whatever_the_first_part_answers() {
+    let (_server, redis) = connected().await;
+    let script = |name: &'static str, lua: &'static str| redis.register_script(name, lua);
+    // Every part gets what it answers alone, holes, statuses and nesting included, whatever the
+    // part before it answered.
+    let firsts = [
+        script("test_hole", "return {1, nil, 3}"),
+        script("test_status", "return redis.status_reply('FINE')"),
+        script("test_empty", "return {}"),
+        script("test_nested", "return {'a', {'b', 2}, false}"),
+        script("test_number", "return 7"),
+    ];
+    let pair = script("test_pair", "return {'x', {'y', 3}}");
+    let key = |k: &str| vec![redis.key(k)];
+    let expected_pair = redis.eval(&pair, key("{s}b"), Vec::new()).await.expect("alone");
+    assert!(matches!(&expected_pair, Reply::Array(items) if items.len() == 2), "{expected_pair:?}");
+    for first in &firsts {
+        let alone = redis.eval(first, key("{s}a"), Vec::new()).await.expect("alone");
+        let (a, b) = redis
+            .batched(async {
+                futures::join!(redis.eval(first, key("{s}a"), Vec::new()), redis.eval(&pair, key("{s}b"), Vec::new()))
+            })
+            .await;
+        assert_eq!(a.expect("first part"), alone, "{first:?} answers in a batch what it answers alone");
+        assert_eq!(b.expect("second part"), expected_pair, "after {first:?}");
+    }
+}

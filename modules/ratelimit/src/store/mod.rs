@@ -105,9 +105,16 @@ pub(crate) fn decide(tat: f64, blocked_ms: u64, now: f64, limit: &Limit, write: 
         );
     }
     let debt = if write { new_tat - now } else { tat - now };
+    (admitted(debt, limit), write.then_some(new_tat))
+}
+
+/// The outcome of an admitted request that leaves `debt` ms of the window spent (the arrival
+/// time ahead of now): what is left of the allowance, and when it is whole again.
+pub(crate) fn admitted(debt: f64, limit: &Limit) -> Outcome {
+    let window = limit.window_ms as f64;
+    let interval = window / f64::from(limit.limit);
     let remaining = ((window - debt) / interval + 0.001).floor().max(0.0) as u32;
-    let outcome = Outcome { allowed: true, remaining, retry_after_ms: 0, reset_ms: debt.ceil() as u64, blocked: false };
-    (outcome, write.then_some(new_tat))
+    Outcome { allowed: true, remaining, retry_after_ms: 0, reset_ms: debt.ceil().max(0.0) as u64, blocked: false }
 }
 
 #[cfg(test)]
