@@ -88,6 +88,8 @@ impl Future for PendingReply {
 
 /// The reply of [`Redis::eval`] to come. A small future: whoever holds it (a store's boxed
 /// `async_trait` future, say) moves a few words, not the state of a whole client call.
+/// Inside a batch the script is queued (and runs) once this exists; await it for the reply.
+#[must_use = "await the reply: inside a batch the script runs whether or not it is awaited"]
 pub struct Eval<'a>(EvalState<'a>);
 
 enum EvalState<'a> {
