@@ -10,6 +10,13 @@
 #   ./scripts/bench-instructions.sh              # 2000 requests, profile from the cache
 #   N=5000 CACHE=false ./scripts/bench-instructions.sh   # profile from SQLite
 #   WORKERS=2 ./scripts/bench-instructions.sh            # the app with two runtime workers
+#   SUBJECT=idle ./scripts/bench-instructions.sh         # each request after its interval
+#
+# SUBJECT picks the limiter's path. `busy` (the default, and what `scripts/bench.sh`'s load does):
+# every request comes within its emission interval of the previous one (a policy of 1,000,000
+# per 30 days: 2.6 s), as a busy client's or an SPA's burst of calls do, so the subject is always
+# in debt. `idle`: a policy of 1,000 per second and a 2 ms pause before each request, so every
+# request finds its subject's debt paid off, as a client's first request after a pause does.
 #
 # Needs valgrind (installed with apt-get when missing), python3 and curl.
 set -euo pipefail
@@ -20,6 +27,12 @@ N="${N:-2000}"
 # meet (a few thousand instructions per request from run to run); with one it repeats.
 WORKERS="${WORKERS:-1}"
 CACHE="${CACHE:-true}"
+SUBJECT="${SUBJECT:-busy}"
+case "$SUBJECT" in
+  busy) policy=(APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 APP_RATE_LIMIT__POLICIES__API__WINDOW=30d); pause=0 ;;
+  idle) policy=(APP_RATE_LIMIT__POLICIES__API__LIMIT=1000 APP_RATE_LIMIT__POLICIES__API__WINDOW=1s); pause=0.002 ;;
+  *) echo "error: SUBJECT is busy or idle, not $SUBJECT" >&2; exit 1 ;;
+esac
 BASE_PORT="${BASE_PORT:-3960}"
 
 if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then
@@ -36,13 +49,15 @@ app="$PWD/target/release/app"
 # shellcheck source=scripts/bench-common.sh
 . scripts/bench-common.sh
 
-# requests PORT COUNT TOKEN: COUNT sequential requests on one keep-alive connection.
+# requests PORT COUNT TOKEN: COUNT sequential requests on one keep-alive connection, each after
+# a pause of `pause` seconds.
 requests() {
-  python3 - "$@" <<'EOF'
-import http.client, sys
-port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+  python3 - "$@" "$pause" <<'EOF'
+import http.client, sys, time
+port, n, token, pause = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 c = http.client.HTTPConnection("127.0.0.1", port)
 for _ in range(n):
+    if pause: time.sleep(pause)
     c.request("GET", "/api/v1/users/me", headers={"Authorization": "Bearer " + token})
     r = c.getresponse(); r.read()
     if r.status != 200: sys.exit(f"GET /api/v1/users/me answered {r.status}")
@@ -68,8 +83,7 @@ start() {
   mkdir -p "$workdir/$name-$port"
   (cd "$workdir/$name-$port" && exec env PORT="$port" APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
     REDIS_URL="redis://127.0.0.1:$redis_port" APP_REDIS__KEY_PREFIX="$name:" APP_CACHE__ENABLED="$CACHE" \
-    APP_RATE_LIMIT__ENABLED="$limiter" APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 \
-    APP_RATE_LIMIT__POLICIES__API__WINDOW=1h TOKIO_WORKER_THREADS="$WORKERS" "$@" "$app" >/dev/null 2>&1) &
+    APP_RATE_LIMIT__ENABLED="$limiter" "${policy[@]}" TOKIO_WORKER_THREADS="$WORKERS" "$@" "$app" >/dev/null 2>&1) &
   pids+=($!)
   last_pid=$!
 }
@@ -122,7 +136,7 @@ for name in on off; do
 done
 
 route="profile from the cache"; [ "$CACHE" = false ] && route="profile from SQL"
-printf '\nGET /api/v1/users/me (%s), %s sequential requests: instructions per request\n' "$route" "$N"
+printf '\nGET /api/v1/users/me (%s), %s sequential requests, %s subject: instructions per request\n' "$route" "$N" "$SUBJECT"
 printf '%-10s %12s %12s %12s\n' "" "limiter on" "limiter off" "limiter adds"
 printf '%-10s %12d %12d %12d\n' app "${app_instr[on]}" "${app_instr[off]}" $((app_instr[on] - app_instr[off]))
 printf '%-10s %12d %12d %12d\n' redis "${redis_instr[on]}" "${redis_instr[off]}" $((redis_instr[on] - redis_instr[off]))

@@ -107,7 +107,9 @@ impl RateLimitApi {
         route: Query<Option<String>>,
     ) -> Result<Reset, Problems<(BadRequest, Unauthorized, Forbidden, NotFound, Unavailable)>> {
         let store_key = self.key(&policy.0, &key.0, route.0.as_deref())?;
-        self.limits.limiter().store().reset(&store_key).await.map_err(ApiError::from)?;
+        let limiter = self.limits.limiter();
+        let (_, limit) = limiter.policy(&policy.0).ok_or_else(|| ApiError::not_found("No such policy"))?;
+        limiter.store().reset(&store_key, limit).await.map_err(ApiError::from)?;
         Ok(Reset::NoContent)
     }
 }

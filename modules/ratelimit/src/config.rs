@@ -205,7 +205,7 @@ impl Validate for RateLimitConfig {
     }
 }
 
-/// The longest window a policy may have (the store packs reset times into 33 bits of ms).
+/// The longest window a policy may have (a subject's state is kept for up to two).
 pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[cfg(test)]

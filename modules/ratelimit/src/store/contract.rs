@@ -69,10 +69,10 @@ pub async fn peeking_counts_nothing_and_reset_forgets(store: Arc<dyn RateLimitSt
     assert_eq!(store.peek(&key, &limit).await.expect("peek").remaining, 1, "peeking counts nothing");
     store.hit(&key, &compiled).await.expect("hit");
     assert!(store.hit(&key, &compiled).await.expect("hit").blocked);
-    assert!(store.reset(&key).await.expect("reset"));
+    assert!(store.reset(&key, &limit).await.expect("reset"));
     let after = store.hit(&key, &compiled).await.expect("hit");
     assert!(after.allowed && after.remaining == 1, "{after:?}");
-    assert!(!store.reset(&format!("{key}-unknown")).await.expect("reset"));
+    assert!(!store.reset(&format!("{key}-unknown"), &limit).await.expect("reset"));
 }
 
 pub async fn exactly_the_limit_passes_under_concurrency(store: Arc<dyn RateLimitStore>) {

@@ -1,10 +1,16 @@
 //! The rate-limit store port and its adapters: GCRA (generic cell rate algorithm) state, one
-//! theoretical arrival time per (policy, subject), plus a block marker in the same hash slot.
+//! integer per (policy, subject).
 //!
 //! GCRA admits a request when the subject's debt (theoretical arrival time minus now, after
-//! adding one emission interval of `window / limit`) stays within the window: a burst of
+//! adding one emission interval of `window / limit`) stays within `limit` intervals: a burst of
 //! `limit` requests passes, then one per interval. Memory is O(1) per subject, the decision is
 //! atomic (one Lua script, Redis `TIME`), and there is no doubling at window boundaries.
+//!
+//! The state counts in whole microseconds: the theoretical arrival time, or minus the end of a
+//! block while one runs (a block replaces the count). The interval is the window divided by the
+//! limit, rounded up to a whole microsecond (the window is then up to `limit` µs longer, less
+//! than a thousandth of it, as a policy allows at most one request per millisecond): so a burst
+//! of exactly `limit` passes whatever the numbers, and Redis can count it with `INCRBY`.
 
 mod memory;
 mod redis;
@@ -28,6 +34,18 @@ pub struct Limit {
     pub block_ms: u64,
 }
 
+impl Limit {
+    /// The emission interval in µs: the window divided by the limit, rounded up.
+    pub(crate) fn interval_us(&self) -> i64 {
+        (self.window_ms.saturating_mul(1000)).div_ceil(u64::from(self.limit.max(1))) as i64
+    }
+
+    /// The most debt a subject may carry, in µs: `limit` intervals (the window, rounded up).
+    pub(crate) fn span_us(&self) -> i64 {
+        self.interval_us() * i64::from(self.limit.max(1))
+    }
+}
+
 /// A limit in the form its store counts it, made once per policy by
 /// [`RateLimitStore::compile`]: the Redis adapter writes the numbers into a script of their
 /// own, so counting a request sends Redis nothing to parse but the key.
@@ -35,13 +53,22 @@ pub struct Limit {
 pub struct CompiledLimit {
     /// The numbers.
     pub limit: Limit,
-    /// The Redis adapter's script for these numbers (`None`: the store counts with `limit`).
-    script: Option<app_redis::Script>,
+    /// The Redis adapter's form (`None`: the store counts with `limit`).
+    redis: Option<RedisForm>,
+}
+
+/// A limit as the Redis adapter counts it.
+#[derive(Debug, Clone)]
+struct RedisForm {
+    /// The script with the numbers written in.
+    script: app_redis::Script,
+    /// What follows the key (see [`RedisRateLimitStore`]), made once.
+    suffix: String,
 }
 
 impl From<Limit> for CompiledLimit {
     fn from(limit: Limit) -> Self {
-        Self { limit, script: None }
+        Self { limit, redis: None }
     }
 }
 
@@ -74,47 +101,58 @@ pub trait RateLimitStore: Interface {
     /// The current state under `key`, counting nothing (`allowed`: whether a request now would pass).
     async fn peek(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError>;
 
-    /// Forgets `key`'s state and block; whether there was any.
-    async fn reset(&self, key: &str) -> Result<bool, RedisError>;
+    /// Forgets `key`'s state and block under `limit`; whether there was any.
+    async fn reset(&self, key: &str, limit: &Limit) -> Result<bool, RedisError>;
 }
 
-/// The decision from a stored theoretical arrival time (`tat`, ms), the block's remaining
-/// time (`blocked_ms`) and now (ms). With `write`, the request is counted: the result carries
-/// the new `tat` when admitted, and a refusal starts the block. Without, nothing changes and
-/// `remaining` / `reset_ms` describe the present. The Redis script computes exactly this.
-pub(crate) fn decide(tat: f64, blocked_ms: u64, now: f64, limit: &Limit, write: bool) -> (Outcome, Option<f64>) {
-    let window = limit.window_ms as f64;
-    let interval = window / f64::from(limit.limit);
-    let tat = tat.max(now);
-    if blocked_ms > 0 {
-        let reset = ((tat - now).ceil() as u64).max(blocked_ms);
-        return (
-            Outcome { allowed: false, remaining: 0, retry_after_ms: blocked_ms, reset_ms: reset, blocked: true },
-            None,
-        );
+/// The decision on `state` (as the module docs describe it; 0: none) at `now` (µs). With
+/// `write`, the request is counted: the result carries the new state when it changes (an
+/// admitted request, or a refusal that starts the block). Without, nothing changes and
+/// `remaining` / `reset_ms` describe the present. The Redis scripts compute exactly this.
+pub(crate) fn decide(state: i64, now: i64, limit: &Limit, write: bool) -> (Outcome, Option<i64>) {
+    let (interval, span) = (limit.interval_us(), limit.span_us());
+    if -state > now {
+        let left = ms_ceil(-state - now);
+        return (Outcome { allowed: false, remaining: 0, retry_after_ms: left, reset_ms: left, blocked: true }, None);
     }
-    let new_tat = tat + interval;
-    if new_tat - now > window + 0.001 {
-        let natural = ((new_tat - now - window).ceil() as u64).max(1);
-        let blocks = write && limit.block_ms > 0;
-        let retry = if blocks { limit.block_ms } else { natural };
-        let reset = if blocks { limit.block_ms } else { (tat - now).ceil() as u64 };
-        return (
-            Outcome { allowed: false, remaining: 0, retry_after_ms: retry, reset_ms: reset, blocked: blocks },
-            None,
-        );
+    let tat = state.max(now);
+    let debt = tat + interval - now;
+    if debt > span {
+        if write && limit.block_ms > 0 {
+            let block = limit.block_ms;
+            let outcome =
+                Outcome { allowed: false, remaining: 0, retry_after_ms: block, reset_ms: block, blocked: true };
+            return (outcome, Some(-(now + block as i64 * 1000)));
+        }
+        let retry = ms_ceil(debt - span).max(1);
+        let outcome = Outcome {
+            allowed: false,
+            remaining: 0,
+            retry_after_ms: retry,
+            reset_ms: ms_ceil(tat - now),
+            blocked: false,
+        };
+        return (outcome, None);
     }
-    let debt = if write { new_tat - now } else { tat - now };
-    (admitted(debt, limit), write.then_some(new_tat))
+    if write { (admitted(debt, limit), Some(tat + interval)) } else { (admitted(tat - now, limit), None) }
 }
 
-/// The outcome of an admitted request that leaves `debt` ms of the window spent (the arrival
-/// time ahead of now): what is left of the allowance, and when it is whole again.
-pub(crate) fn admitted(debt: f64, limit: &Limit) -> Outcome {
-    let window = limit.window_ms as f64;
-    let interval = window / f64::from(limit.limit);
-    let remaining = ((window - debt) / interval + 0.001).floor().max(0.0) as u32;
-    Outcome { allowed: true, remaining, retry_after_ms: 0, reset_ms: debt.ceil().max(0.0) as u64, blocked: false }
+/// The outcome of an admitted request that leaves `debt` µs of the allowance spent (the
+/// arrival time ahead of now): what is left of the allowance, and when it is whole again.
+pub(crate) fn admitted(debt: i64, limit: &Limit) -> Outcome {
+    let remaining = (limit.span_us() - debt).max(0) / limit.interval_us();
+    Outcome {
+        allowed: true,
+        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        retry_after_ms: 0,
+        reset_ms: ms_ceil(debt),
+        blocked: false,
+    }
+}
+
+/// Microseconds as whole milliseconds, rounded up.
+fn ms_ceil(us: i64) -> u64 {
+    (us.max(0) as u64).div_ceil(1000)
 }
 
 #[cfg(test)]

@@ -40,31 +40,79 @@ async fn every_rate_limit_key_carries_a_ttl() {
     let redis = client().await;
     let store = RedisRateLimitStore::new(redis.clone());
     let limit = store.compile(Limit { limit: 1, window_ms: 60_000, block_ms: 30_000 });
-    let ttl = |key: &str| server.pttl(&format!("{}{key}", redis.prefix()));
+    // The key carries the policy's span (60 s, in µs).
+    let key = format!("{}rl:ttl:{{ip:192.0.2.1}}:60000000us", redis.prefix());
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
-    let state = ttl("rl:ttl:{ip:192.0.2.1}");
-    assert!(state > 0 && state <= 60_001, "the state carries a TTL of at most the window ({state})");
+    let state = server.pttl(&key);
+    assert!(state > 0 && state <= 120_000, "the state carries a TTL of at most two windows ({state})");
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
-    let block = ttl("rl:ttl:{ip:192.0.2.1}");
+    let block = server.pttl(&key);
     assert!(block > 0 && block <= 30_000, "the block carries its own TTL ({block})");
 }
 
+/// The state's value, its key's TTL and the server's clock (ms), read together.
+fn state_and_expiry(server: &RedisServer, key: &str) -> (i64, i64, i64) {
+    let lua = "local t = redis.call('TIME') \
+               return {tonumber(redis.call('GET', KEYS[1]) or 0), redis.call('PTTL', KEYS[1]), t[1] * 1000 + math.floor(t[2] / 1000)}";
+    let reply = server.command(&["EVAL", lua, "1", key]);
+    let ints: Vec<i64> =
+        reply.lines().filter_map(|l| l.strip_prefix(':')).map(|n| n.parse().expect("an integer")).collect();
+    assert_eq!(ints.len(), 3, "{reply:?}");
+    (ints[0], ints[1], ints[2])
+}
+
 #[tokio::test]
-async fn the_arrival_time_is_stored_as_8_bytes_and_a_decimal_one_is_still_read() {
+async fn the_state_outlives_its_debt_as_its_ttl_moves_from_span_to_span() {
+    // 4 per 200 ms: an interval of 50 ms. Requests every 10 ms keep the subject in debt, so
+    // each is counted by the addition alone, and the arrival time passes into the next span
+    // of the clock every 4 admitted requests: each time the TTL must move with it.
+    let server = RedisServer::shared();
     let redis = client().await;
     let store = RedisRateLimitStore::new(redis.clone());
-    let limit = store.compile(Limit { limit: 3, window_ms: 60_000, block_ms: 0 });
-    let key = format!("rl:test:{{{}}}", app_core::testing::unique_prefix());
-    store.hit(&key, &limit).await.expect("hit");
-    let stored = redis.get(&redis.key(&key)).await.expect("get").expect("the state exists");
-    assert_eq!(stored.len(), 8, "a packed double, not decimal text");
+    let limit = store.compile(Limit { limit: 4, window_ms: 200, block_ms: 0 });
+    let name = format!("rl:test:{{{}}}", app_core::testing::unique_prefix());
+    let key = format!("{}{name}:200000us", redis.prefix());
+    let started = std::time::Instant::now();
+    let (mut admitted, mut spans) = (0, std::collections::HashSet::new());
+    for _ in 0..150 {
+        if store.hit(&name, &limit).await.expect("hit").allowed {
+            admitted += 1;
+            let (tat_us, ttl, now_ms) = state_and_expiry(server, &key);
+            assert!(ttl > 0, "an admitted request leaves state with a TTL ({ttl})");
+            assert!(
+                now_ms + ttl + 1 >= tat_us / 1000,
+                "the state lives until its arrival time: {tat_us} us, ttl {ttl}"
+            );
+            assert!(ttl <= 400, "and at most two spans ({ttl})");
+            spans.insert(tat_us / 200_000);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(spans.len() >= 5, "the arrival time crossed into {} spans", spans.len());
+    // Exact all along: the burst, then one per 50 ms.
+    let most = 4 + started.elapsed().as_millis() / 50 + 1;
+    assert!(admitted as u128 <= most && admitted >= 20, "{admitted} admitted, at most {most}");
+}
 
-    // As earlier versions wrote it: the arrival time in ms as decimal text, here two intervals
-    // (40 s) ahead of now, so one request of the three is left.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
-    let decimal = format!("{}.250", now_ms + 40_000);
-    redis.set(&redis.key(&key), decimal.as_bytes(), std::time::Duration::from_secs(60), false).await.expect("set");
-    let last = store.hit(&key, &limit).await.expect("hit");
-    assert!(last.allowed && last.remaining == 0, "the decimal state counted two requests: {last:?}");
-    assert!(!store.hit(&key, &limit).await.expect("hit").allowed);
+#[tokio::test]
+async fn refused_and_blocked_requests_leave_the_state_as_it_was() {
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let store = RedisRateLimitStore::new(redis.clone());
+    for (block_ms, blocked) in [(0, false), (60_000, true)] {
+        let limit = store.compile(Limit { limit: 2, window_ms: 60_000, block_ms });
+        let name = format!("rl:test:{{{}}}", app_core::testing::unique_prefix());
+        let key = format!("{}{name}:60000000us", redis.prefix());
+        store.hit(&name, &limit).await.expect("hit");
+        store.hit(&name, &limit).await.expect("hit");
+        let first = store.hit(&name, &limit).await.expect("hit");
+        assert!(!first.allowed && first.blocked == blocked, "{first:?}");
+        let (state, _, _) = state_and_expiry(server, &key);
+        assert_eq!(state < 0, blocked, "a block is kept as minus its end ({state})");
+        for _ in 0..5 {
+            let again = store.hit(&name, &limit).await.expect("hit");
+            assert!(!again.allowed && again.blocked == blocked, "{again:?}");
+        }
+        assert_eq!(state_and_expiry(server, &key).0, state, "refusals counted nothing");
+    }
 }
