@@ -200,10 +200,10 @@ limiter_cost() {
   paste -d' ' <(awk '{ print $1 }' "$results/$1") <(awk '{ print $1 }' "$results/$2") |
     awk '{ printf "%.4f\n", (1 - $1 / $2) * 100 }' | sort -n |
     awk -v on="${rps_of[$1]}" -v off="${rps_of[$2]}" -v label="$3" '
-      { c[NR] = $1 }
+      { c[NR] = $1; sum += $1 }
       END {
-        printf "limiter cost, %s: %.1f%% of throughput from the median rounds; paired rounds: median %.1f%%, %.1f%% to %.1f%% (target <= 10%%)\n",
-          label, (1 - on / off) * 100, c[int((NR + 1) / 2)], c[1], c[NR]
+        printf "limiter cost, %s: %.1f%% of throughput from the median rounds; paired rounds: median %.1f%%, mean %.1f%%, %.1f%% to %.1f%% (target <= 10%%)\n",
+          label, (1 - on / off) * 100, c[int((NR + 1) / 2)], sum / NR, c[1], c[NR]
       }'
 }
 limiter_cost guarded no-limit "profile from SQL"
