@@ -18,8 +18,8 @@
 #
 # Uses wrk (installed with apt-get when missing) on loopback against release builds. The table
 # shows each scenario's median round (requests/s, p50, p99), its ratio to bare, the Redis round
-# trips (EVALSHA and other top-level commands) and commands (including those inside scripts) per
-# request, counted from Redis's INFO, and the server's peak RSS while loaded. On a small machine
+# trips (EVALSHA calls: a request's every Redis operation is a script) and commands (including
+# those inside scripts) per request, counted from Redis's INFO, and the server's peak RSS while loaded. On a small machine
 # wrk and the servers share the cores, so absolute numbers are low and vary; compare within a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

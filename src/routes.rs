@@ -9,7 +9,7 @@ use app_core::{
     guard::Verifier,
     metrics::HttpMetrics,
     openapi::finalize,
-    throttle::{ThrottleHandle, Throttler, screen},
+    throttle::{ThrottleHandle, ThrottleRule, ThrottleTable, Throttler, declared, screen},
 };
 use app_health::HealthApi;
 use app_jobs::{JobsApi, QueuesApi};
@@ -70,8 +70,22 @@ fn service(module: &AppModule, config: &AppConfig) -> OpenApiService<Apis, ()> {
 /// The finalized OpenAPI document (what `/openapi.json` serves and `app openapi` prints).
 pub fn spec(module: &AppModule, config: &AppConfig) -> String {
     let raw = service(module, config).spec();
+    // The operations declare their rate-limit rules as their endpoints are built.
+    drop(service(module, config).into_endpoint());
     // The finalizer only adds entries to a document poem-openapi produced; it cannot fail on it.
-    finalize(&raw).unwrap_or(raw)
+    finalize(&raw, &declared()).unwrap_or(raw)
+}
+
+/// The rate-limit rules the operations declare, placed on their methods and paths in `raw`
+/// (the spec). A rule naming an operation the spec lacks is a programming error, logged; that
+/// operation's own transform still counts its policies (one round trip later).
+fn throttle_table(raw: &str, rules: &[&'static ThrottleRule]) -> ThrottleTable {
+    let spec = serde_json::from_str(raw).unwrap_or_default();
+    let (table, missing) = ThrottleTable::new(&spec, rules);
+    if !missing.is_empty() {
+        tracing::error!(?missing, "rate-limit rules name operations the API does not have");
+    }
+    table
 }
 
 /// The API plus the two documents and the liveness answer. Dispatching those by an exact path
@@ -84,10 +98,12 @@ struct Surface<E> {
     /// The bearer guard's session verifier, handed to API requests as request data (only to
     /// `/api/` requests: health probes and documents never pay for it).
     verifier: Verifier,
-    /// The throttle guard's limiter (the default policy is counted before routing).
+    /// The throttle guard's limiter and the operations' rules (every policy of a request is
+    /// counted before routing).
     throttle: ThrottleHandle,
-    /// On the Redis backend: the client whose batches carry the session check and the default
-    /// policy in one script call.
+    /// On the Redis backend: the client whose batches carry the session check and the
+    /// request's policies in one script call (or one pipeline, where their keys do not share a
+    /// slot).
     redis: Option<app_redis::Redis>,
     spec: Bytes,
     swagger: Bytes,
@@ -148,13 +164,17 @@ pub fn routes(
 ) -> impl Endpoint<Output = Response> + use<> {
     let service = service(module, config);
     let raw = service.spec();
-    let spec = finalize(&raw).unwrap_or_else(|_| raw.clone());
+    let swagger = service.swagger_ui_html();
+    // Building the endpoint records the rate-limit rules the operations declare.
+    let api = service.into_endpoint();
+    let rules = declared();
+    let spec = finalize(&raw, &rules).unwrap_or_else(|_| raw.clone());
     // Swagger UI embeds the document; give it the finalized one so it shows every error status.
-    let swagger = service.swagger_ui_html().replace(&raw, &spec);
+    let swagger = swagger.replace(&raw, &spec);
     let surface = Surface {
-        api: service.into_endpoint(),
+        api,
         verifier: Verifier(Arc::new(AuthVerifier(module.resolve()))),
-        throttle: ThrottleHandle(throttler(module)),
+        throttle: ThrottleHandle { throttler: throttler(module), table: Arc::new(throttle_table(&raw, &rules)) },
         redis: state.redis().cloned(),
         spec: spec.into(),
         swagger: swagger.into(),

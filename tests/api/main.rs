@@ -12,5 +12,6 @@ mod jobs;
 mod library;
 mod openapi;
 mod rate_limit;
+mod rate_limit_rules;
 mod shutdown;
 mod support;

@@ -20,13 +20,19 @@ use crate::{
 };
 
 // Login and registration count against `auth` (client address + the account named: 5 per 15
-// min, then a 15 min block) and `auth_account` (the account alone, from any address: 20 per 15
-// min). An attacker on one address cannot lock a victim out of logging in from elsewhere, and
-// rotating addresses buys at most `auth_account`'s allowance per account; `auth_ip` (100 per
-// 15 min per address) bounds one address trying many accounts. Refresh counts
-// against `auth` by address and the account its token names.
-app_core::throttle_policy!(credential_limits, ["auth", "auth_account", "auth_ip"], account = email_of);
-app_core::throttle_policy!(refresh_limits, ["auth"], account = refresh_account_of);
+// min, then a 15 min block), `auth_account` (the account alone, from any address: 20 per 15
+// min) and `auth_ip` (the address alone, whatever the account: 100 per 15 min). A request one
+// of them refuses is counted by none (see the throttle guard), so an attacker on one address
+// spends at most `auth`'s 5 of a victim's 20 per window and block, and cannot lock the victim
+// out of logging in from elsewhere; rotating addresses buys at most `auth_account`'s allowance
+// per account; `auth_ip` bounds one address trying many accounts. Refresh counts against
+// `auth` by address and the account its token names.
+app_core::throttle_policy!(register_limits, "register", ["auth", "auth_account", "auth_ip"], account = email_of);
+app_core::throttle_policy!(login_limits, "login", ["auth", "auth_account", "auth_ip"], account = email_of);
+app_core::throttle_policy!(refresh_limits, "refresh", ["auth"], account = refresh_account_of);
+// Logging out is never refused for the default policy: a client at its limit can still end
+// its session (the route needs a live session, and revoking it is one Redis call).
+app_core::skip_throttle!(logout_unlimited, "logout");
 
 /// The `email` of a login or registration body.
 fn email_of(_: &Request, body: &[u8]) -> Option<String> {
@@ -208,7 +214,7 @@ fn client_info(req: &Request) -> ClientInfo {
     // The client address as the rate limiter resolves it (trusted proxies considered), else
     // the peer.
     let ip = match req.data::<app_core::throttle::ThrottleHandle>() {
-        Some(handle) => Some(handle.0.client_ip(req).to_string()),
+        Some(handle) => Some(handle.throttler.client_ip(req).to_string()),
         None => req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
     };
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
@@ -249,8 +255,8 @@ impl AuthApi {
     /// Register
     ///
     /// Creates an account with the role `user`. It does not log in: call `/auth/login` next.
-    /// Rate limits: `auth` and `auth_account` (see `login`).
-    #[oai(path = "/auth/register", method = "post", operation_id = "register", transform = "credential_limits")]
+    /// Its policies count as `login`'s do.
+    #[oai(path = "/auth/register", method = "post", operation_id = "register", transform = "register_limits")]
     async fn register(
         &self,
         body: Json<RegisterRequest>,
@@ -273,10 +279,11 @@ impl AuthApi {
     /// Log in
     ///
     /// Opens a session. An unknown email and a wrong password get the same answer
-    /// (`INVALID_CREDENTIALS`) in about the same time. Rate limits: `auth` (client address and
-    /// email: 5 per 15 min, then blocked for 15 min) and `auth_account` (the email from any
-    /// address: 20 per 15 min), on top of the default `api`.
-    #[oai(path = "/auth/login", method = "post", operation_id = "login", transform = "credential_limits")]
+    /// (`INVALID_CREDENTIALS`) in about the same time. Its policies count, by default: `auth`
+    /// the client address and email (5 per 15 min, then blocked for 15 min), `auth_account` the
+    /// email from any address (20 per 15 min), `auth_ip` the address whatever the email (100 per
+    /// 15 min). A request one of them refuses is counted by none.
+    #[oai(path = "/auth/login", method = "post", operation_id = "login", transform = "login_limits")]
     async fn login(
         &self,
         req: &Request,
@@ -297,8 +304,8 @@ impl AuthApi {
     /// theft and revokes the session (401 `REFRESH_TOKEN_REUSED`). Two tabs racing (or a retry
     /// after a lost reply) are the exception: within `auth.refresh_race_grace` (10 s) of its
     /// rotation, the same token gets the same new refresh token again, so the session never
-    /// forks and nobody is logged out. A 401 also clears the refresh cookie. Rate limit: `auth`
-    /// (client address and the token's account).
+    /// forks and nobody is logged out. A 401 also clears the refresh cookie. Its policy `auth`
+    /// counts the client address and the token's account.
     #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh", transform = "refresh_limits")]
     async fn refresh(
         &self,
@@ -328,7 +335,7 @@ impl AuthApi {
     /// Log out
     ///
     /// Ends the current session on every instance at once; its tokens stop working.
-    #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logout", transform = "logout_unlimited")]
     async fn logout(&self, auth: BearerAuth) -> Result<LogoutResponse, Problems<(Unauthorized, Unavailable)>> {
         match self.service.revoke_session(auth.0.user_id, &auth.0.session_id).await {
             Ok(()) | Err(AuthError::SessionNotFound) => Ok(LogoutResponse::NoContent(self.cookie("", 0))),

@@ -9,17 +9,23 @@
 //! - parameters or a body: 400 (`VALIDATION_FAILED` / `MALFORMED_REQUEST`);
 //! - path parameters: 404;
 //! - a body: 413 and 415;
-//! - a `security` requirement: 401 with `WWW-Authenticate`.
+//! - a `security` requirement: 401 with `WWW-Authenticate`;
+//! - an `/api/` operation: 429 and the rate-limit headers, and a line naming its policies (from
+//!   the rules operations declare), unless it skips them all.
 //!
 //! Entries the operation already declares are kept as they are.
 
 use poem_openapi::{registry::Registry, types::Type};
 use serde_json::{Map, Value, json};
 
-use crate::problem::{PROBLEM_JSON, Problem};
+use crate::{
+    problem::{PROBLEM_JSON, Problem},
+    throttle::ThrottleRule,
+};
 
-/// Finalizes a spec produced by `OpenApiService::spec()`; returns pretty JSON.
-pub fn finalize(spec: &str) -> Result<String, serde_json::Error> {
+/// Finalizes a spec produced by `OpenApiService::spec()`, with the rate-limit rules the
+/// operations declare; returns pretty JSON.
+pub fn finalize(spec: &str, rules: &[&'static ThrottleRule]) -> Result<String, serde_json::Error> {
     let mut doc: Value = serde_json::from_str(spec)?;
     add_problem_schemas(&mut doc)?;
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
@@ -31,7 +37,11 @@ pub fn finalize(spec: &str) -> Result<String, serde_json::Error> {
                 if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
                     decorate(op);
                     if path.starts_with("/api/") {
-                        declare_rate_limits(op);
+                        let id = op.get("operationId").and_then(Value::as_str).unwrap_or_default();
+                        let rule = rules.iter().find(|r| r.operation == id);
+                        if describe_rate_limits(op, rule.copied()) {
+                            declare_rate_limits(op);
+                        }
                     }
                 }
             }
@@ -131,6 +141,27 @@ fn rate_limit_headers() -> Map<String, Value> {
     headers
 }
 
+/// Adds a line naming the policies an `/api/` operation passes to its description; whether
+/// it passes any.
+fn describe_rate_limits(op: &mut Value, rule: Option<&ThrottleRule>) -> bool {
+    let (skip_default, named) = rule.map_or((false, &[][..]), |r| (r.skip_default, r.policies));
+    let named: Vec<String> = named.iter().map(|p| format!("`{p}`")).collect();
+    let line = match (skip_default, named.is_empty()) {
+        (true, true) => "**Rate limits:** none (this operation skips the default policy).".to_owned(),
+        (true, false) => format!("**Rate limits:** {} (not the default policy).", named.join(", ")),
+        (false, true) => "**Rate limits:** the default policy.".to_owned(),
+        (false, false) => format!("**Rate limits:** the default policy, {}.", named.join(", ")),
+    };
+    if let Some(op) = op.as_object_mut() {
+        let description = match op.get("description").and_then(Value::as_str) {
+            Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+            _ => line,
+        };
+        op.insert("description".into(), Value::String(description));
+    }
+    !(skip_default && named.is_empty())
+}
+
 /// Declares the 429 answer and the rate-limit headers of a rate-limited (`/api/`) operation.
 fn declare_rate_limits(op: &mut Value) {
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
@@ -187,7 +218,7 @@ mod tests {
                 "/health/live": { "get": { "responses": { "200": { "description": "ok" } } } }
             }
         });
-        let out: Value = serde_json::from_str(&finalize(&spec.to_string()).expect("valid")).expect("json");
+        let out: Value = serde_json::from_str(&finalize(&spec.to_string(), &[]).expect("valid")).expect("json");
         let patch = &out["paths"]["/items/{id}"]["patch"]["responses"];
         let statuses: Vec<_> = patch.as_object().expect("object").keys().cloned().collect();
         assert_eq!(statuses, ["200", "400", "401", "404", "413", "415", "default"]);
@@ -205,12 +236,38 @@ mod tests {
             "openapi": "3.0.0",
             "paths": { "/api/v1/things": { "get": { "responses": { "200": { "description": "ok" } } } } }
         });
-        let out: Value = serde_json::from_str(&finalize(&spec.to_string()).expect("valid")).expect("json");
+        let out: Value = serde_json::from_str(&finalize(&spec.to_string(), &[]).expect("valid")).expect("json");
         let responses = &out["paths"]["/api/v1/things"]["get"]["responses"];
         assert!(responses["429"]["headers"]["Retry-After"].is_object());
         assert!(responses["429"]["headers"]["RateLimit-Policy"].is_object());
         for header in ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit"] {
             assert!(responses["200"]["headers"][header].is_object(), "{header} on 200");
         }
+        assert_eq!(out["paths"]["/api/v1/things"]["get"]["description"], "**Rate limits:** the default policy.");
+    }
+
+    #[test]
+    fn declared_rules_are_documented_and_a_skipped_operation_is_not_limited() {
+        static NAMED: ThrottleRule =
+            ThrottleRule { operation: "named", policies: &["jobs"], account: None, skip_default: false };
+        static SKIPPED: ThrottleRule =
+            ThrottleRule { operation: "skipped", policies: &[], account: None, skip_default: true };
+        let ok = json!({ "200": { "description": "ok" } });
+        let spec = json!({
+            "openapi": "3.0.0",
+            "paths": {
+                "/api/v1/a": { "post": { "operationId": "named", "description": "Does a.", "responses": ok } },
+                "/api/v1/b": { "post": { "operationId": "skipped", "responses": ok } }
+            }
+        });
+        let out: Value =
+            serde_json::from_str(&finalize(&spec.to_string(), &[&NAMED, &SKIPPED]).expect("valid")).expect("json");
+        let named = &out["paths"]["/api/v1/a"]["post"];
+        assert_eq!(named["description"], "Does a.\n\n**Rate limits:** the default policy, `jobs`.");
+        assert!(named["responses"]["429"].is_object());
+        let skipped = &out["paths"]["/api/v1/b"]["post"];
+        assert!(skipped["responses"].get("429").is_none(), "{skipped}");
+        assert!(skipped["responses"]["200"].get("headers").is_none(), "{skipped}");
+        assert!(skipped["description"].as_str().unwrap().contains("none"), "{skipped}");
     }
 }

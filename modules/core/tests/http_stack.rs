@@ -311,7 +311,7 @@ async fn cors_allows_the_configured_spa_origin_on_answers_and_errors() {
 #[test]
 fn the_finalized_spec_declares_the_framework_errors() {
     let spec = OpenApiService::new(TestApi, "test", "1").spec();
-    let spec: Value = serde_json::from_str(&finalize(&spec).expect("finalize")).expect("json");
+    let spec: Value = serde_json::from_str(&finalize(&spec, &[]).expect("finalize")).expect("json");
     let statuses = |path: &str, method: &str| -> Vec<String> {
         spec["paths"][path][method]["responses"].as_object().expect("responses").keys().cloned().collect()
     };

@@ -332,7 +332,7 @@ impl JobsApi {
     }
 }
 
-app_core::throttle_policy!(submit_limits, ["jobs"]);
+app_core::throttle_policy!(submit_limits, "submitJob", ["jobs"]);
 
 #[OpenApi(prefix_path = "/api/v1/jobs", tag = "JobsTags::Jobs")]
 impl JobsApi {

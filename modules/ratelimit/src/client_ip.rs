@@ -38,7 +38,7 @@ fn parse_hop(raw: &str) -> Option<IpAddr> {
         return Some(canonical(ip));
     }
     let host = match raw.strip_prefix('[') {
-        Some(rest) => rest.split(']').next()?,
+        Some(rest) => rest.split_once(']')?.0,
         None => raw.rsplit_once(':').map(|(host, _)| host)?,
     };
     host.parse::<IpAddr>().ok().map(canonical)
@@ -130,5 +130,31 @@ mod tests {
         assert_eq!(resolve(ip("10.0.0.1"), &HeaderMap::new(), &trusted, xff), ip("10.0.0.1"));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         assert_eq!(canonical(mapped), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn malformed_hops_never_yield_a_forged_address() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let (xff, fwd) = (ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded);
+        let proxy = ip("10.0.0.1");
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_bytes(b"6.6.6.6, 198.51.100.7\xff").unwrap());
+        assert_eq!(resolve(proxy, &h, &trusted, xff), proxy, "a value that is not UTF-8 is not read");
+        for garbage in ["999.1.1.1", "6.6.6.6, ", "6.6.6.6, not an address", "6.6.6.6, [::1"] {
+            let h = headers(&[("x-forwarded-for", garbage)]);
+            assert_eq!(resolve(proxy, &h, &trusted, xff), proxy, "{garbage:?}");
+        }
+        let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(resolve(proxy, &h, &trusted, xff), ip("198.51.100.7"), "several header lines are one list");
+        let h = headers(&[("forwarded", "for=6.6.6.6, for=_hidden")]);
+        assert_eq!(resolve(proxy, &h, &trusted, fwd), proxy, "an obfuscated identifier ends the walk");
+        let h = headers(&[("forwarded", "for=6.6.6.6, proto=https;by=10.0.0.2")]);
+        assert_eq!(resolve(proxy, &h, &trusted, fwd), proxy, "an element without `for` ends the walk");
+        let h = headers(&[("forwarded", "for=6.6.6.6;note=\"a, b\", for=198.51.100.9")]);
+        assert_eq!(resolve(proxy, &h, &trusted, fwd), ip("198.51.100.9"));
+        let h = headers(&[("forwarded", "for=198.51.100.9, for=6.6.6.6;note=\"a, b\"")]);
+        assert_eq!(resolve(proxy, &h, &trusted, fwd), proxy, "a comma inside quotes never yields the forged hop");
+        let h = headers(&[("forwarded", "FOR=\"[2001:db8:cafe::17]\";by=10.0.0.2")]);
+        assert_eq!(resolve(proxy, &h, &trusted, fwd), ip("2001:db8:cafe::17"), "names are case-insensitive");
     }
 }

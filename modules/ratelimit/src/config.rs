@@ -131,7 +131,7 @@ impl Default for RateLimitConfig {
 }
 
 /// The policies the code names on its operations; each must be configured.
-pub const REQUIRED_POLICIES: &[&str] = &["auth", "auth_account", "auth_ip"];
+pub const REQUIRED_POLICIES: &[&str] = &["auth", "auth_account", "auth_ip", "jobs"];
 
 impl RateLimitConfig {
     /// The trusted proxy networks (validated).
@@ -197,8 +197,11 @@ impl Validate for RateLimitConfig {
                     "must be longer than 0s and at most 30 days",
                 ));
             }
-            if p.block.is_some_and(|b| b < Duration::from_millis(1)) {
-                return Err(ConfigIssue::new(format!("rate_limit.policies.{name}.block"), "must be longer than 0s"));
+            if p.block.is_some_and(|b| b < Duration::from_millis(1) || b > MAX_WINDOW) {
+                return Err(ConfigIssue::new(
+                    format!("rate_limit.policies.{name}.block"),
+                    "must be longer than 0s and at most 30 days",
+                ));
             }
         }
         Ok(())
@@ -233,6 +236,12 @@ mod tests {
         let mut cfg = RateLimitConfig::default();
         cfg.policies.remove("auth_ip");
         assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth_ip");
+        let mut cfg = RateLimitConfig::default();
+        cfg.policies.remove("jobs");
+        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.jobs");
+        let mut cfg = RateLimitConfig::default();
+        cfg.policies.get_mut("auth").unwrap().block = Some(MAX_WINDOW + Duration::from_secs(1));
+        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth.block");
         let mut cfg = RateLimitConfig::default();
         let api = cfg.policies["api"].clone();
         cfg.policies.insert("bad{tag}".into(), api);

@@ -263,11 +263,36 @@ impl Throttler for RateLimiter {
         }
     }
 
+    async fn refund(&self, policy: &str, route: &str, subject: &Subject) {
+        let Some(policy) = self.policies.get(policy).filter(|_| self.enabled) else { return };
+        let Some(key) = Self::key(policy, route, subject) else { return };
+        match self.store.refund(&key, &policy.limit).await {
+            Ok(()) => self.store_ok(),
+            // Whatever the policy's failure mode: the request is refused anyway.
+            Err(err) => drop(self.store_failed(policy, &err)),
+        }
+    }
+
     fn client_ip(&self, req: &Request) -> IpAddr {
         client_ip(req, &self.trusted, self.forwarded_header)
     }
 
     fn default_policy(&self) -> Option<&str> {
         if self.enabled { self.default_policy.as_deref() } else { None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let key = |s: &str| address_key(s.parse().expect("an address"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
     }
 }

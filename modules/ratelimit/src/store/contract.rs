@@ -122,3 +122,20 @@ pub async fn the_generic_and_the_compiled_script_count_alike(store: Arc<dyn Rate
     assert!(!store.hit(&key, &compiled).await.expect("hit").allowed);
     assert!(!store.hit(&key, &generic).await.expect("hit").allowed);
 }
+
+pub async fn a_refund_takes_back_one_admitted_request_and_nothing_else(store: Arc<dyn RateLimitStore>) {
+    let (key, limit) = (key(), Limit { limit: 2, window_ms: 60_000, block_ms: 60_000 });
+    let compiled = store.compile(limit);
+    store.refund(&key, &limit).await.expect("refund");
+    assert_eq!(store.peek(&key, &limit).await.expect("peek").remaining, 2, "no state: nothing to take back");
+    assert_eq!(store.hit(&key, &compiled).await.expect("hit").remaining, 1);
+    assert_eq!(store.hit(&key, &compiled).await.expect("hit").remaining, 0);
+    store.refund(&key, &limit).await.expect("refund");
+    let back = store.hit(&key, &compiled).await.expect("hit");
+    assert!(back.allowed && back.remaining == 0, "the refunded request's room is free again: {back:?}");
+    let blocked = store.hit(&key, &compiled).await.expect("hit");
+    assert!(blocked.blocked, "{blocked:?}");
+    store.refund(&key, &limit).await.expect("refund");
+    let still = store.peek(&key, &limit).await.expect("peek");
+    assert!(still.blocked && still.retry_after_ms > 59_000, "a refund never shortens a block: {still:?}");
+}

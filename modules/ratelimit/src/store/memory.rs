@@ -12,7 +12,7 @@ use std::{
 use app_redis::RedisError;
 use async_trait::async_trait;
 
-use super::{CompiledLimit, Limit, Outcome, RateLimitStore, decide};
+use super::{CompiledLimit, Limit, Outcome, RateLimitStore, decide, refunded};
 
 /// Rate-limit state in this process (not shared between instances): key -> state, in the form
 /// the Redis adapter keeps it (see [`super`]).
@@ -56,5 +56,15 @@ impl RateLimitStore for MemoryRateLimitStore {
 
     async fn reset(&self, key: &str, _limit: &Limit) -> Result<bool, RedisError> {
         Ok(self.states.lock().unwrap_or_else(|p| p.into_inner()).remove(key).is_some())
+    }
+
+    async fn refund(&self, key: &str, limit: &Limit) -> Result<(), RedisError> {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(state) = states.get_mut(key)
+            && let Some(back) = refunded(*state, limit)
+        {
+            *state = back;
+        }
+        Ok(())
     }
 }

@@ -103,6 +103,11 @@ pub trait RateLimitStore: Interface {
 
     /// Forgets `key`'s state and block under `limit`; whether there was any.
     async fn reset(&self, key: &str, limit: &Limit) -> Result<bool, RedisError>;
+
+    /// Takes back one request that [`hit`](Self::hit) admitted under `key` (the guard refunds
+    /// the policies that admitted a request another policy refused, so a refused request is
+    /// counted by none). Changes nothing while a block runs or when there is no state.
+    async fn refund(&self, key: &str, limit: &Limit) -> Result<(), RedisError>;
 }
 
 /// The decision on `state` (as the module docs describe it; 0: none) at `now` (µs). With
@@ -148,6 +153,12 @@ pub(crate) fn admitted(debt: i64, limit: &Limit) -> Outcome {
         reset_ms: ms_ceil(debt),
         blocked: false,
     }
+}
+
+/// The state after taking back one admitted request: the arrival time one interval earlier
+/// (`None`: nothing to take back, as for a block or no state).
+pub(crate) fn refunded(state: i64, limit: &Limit) -> Option<i64> {
+    (state > 0).then(|| state - limit.interval_us())
 }
 
 /// Microseconds as whole milliseconds, rounded up.

@@ -82,12 +82,22 @@ return {1, math.floor((span - debt) / interval), 0, math.ceil(debt / 1000), 0}
 
 const RESET: &str = "return redis.call('DEL', KEYS[1])";
 
+/// Takes back one admitted request, as `refunded`. KEYS: the subject's state. ARGV: interval
+/// µs. `DECRBY` keeps the key's TTL; a missing key or a block is left alone (so no key is ever
+/// made without a TTL).
+const REFUND: &str = r#"
+local state = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+if state > 0 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
+return 0
+"#;
+
 /// Rate-limit state in Redis, shared by every instance.
 pub struct RedisRateLimitStore {
     redis: Redis,
     hit: Script,
     peek: Script,
     reset: Script,
+    refund: Script,
 }
 
 impl RedisRateLimitStore {
@@ -96,7 +106,8 @@ impl RedisRateLimitStore {
         let hit = redis.register_generated_script("ratelimit_hit".into(), format!("{HIT_ARGS}{HIT}"));
         let peek = redis.register_script("ratelimit_peek", PEEK);
         let reset = redis.register_script("ratelimit_reset", RESET);
-        Self { redis, hit, peek, reset }
+        let refund = redis.register_script("ratelimit_refund", REFUND);
+        Self { redis, hit, peek, reset, refund }
     }
 
     /// The state's key: `<prefix><key>:<span>us`. The state's TTL is reckoned in spans (see
@@ -171,5 +182,10 @@ impl RateLimitStore for RedisRateLimitStore {
     async fn reset(&self, key: &str, limit: &Limit) -> Result<bool, RedisError> {
         let deleted = self.redis.eval(&self.reset, self.keys(key, &suffix(limit)), Vec::new()).await?;
         Ok(deleted.as_i64().unwrap_or(0) > 0)
+    }
+
+    async fn refund(&self, key: &str, limit: &Limit) -> Result<(), RedisError> {
+        let args = vec![Arg::Int(limit.interval_us())];
+        self.redis.eval(&self.refund, self.keys(key, &suffix(limit)), args).await.map(drop)
     }
 }

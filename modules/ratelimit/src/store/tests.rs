@@ -31,6 +31,7 @@ app_core::contract_tests! {
         subjects_are_independent,
         a_fractional_interval_admits_exactly_the_limit,
         the_generic_and_the_compiled_script_count_alike,
+        a_refund_takes_back_one_admitted_request_and_nothing_else,
     ],
 }
 
@@ -45,6 +46,13 @@ async fn every_rate_limit_key_carries_a_ttl() {
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
     let state = server.pttl(&key);
     assert!(state > 0 && state <= 120_000, "the state carries a TTL of at most two windows ({state})");
+    store.refund("rl:ttl:{ip:192.0.2.1}", &limit.limit).await.expect("refund");
+    let refunded = server.pttl(&key);
+    assert!(refunded > 0 && refunded <= state, "a refund keeps the TTL ({refunded})");
+    store.refund("rl:ttl:{ip:192.0.2.9}", &limit.limit).await.expect("refund");
+    let untouched = format!("{}rl:ttl:{{ip:192.0.2.9}}:60000000us", redis.prefix());
+    assert_eq!(server.pttl(&untouched), -2, "a refund of nothing makes no key");
+    store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
     store.hit("rl:ttl:{ip:192.0.2.1}", &limit).await.expect("hit");
     let block = server.pttl(&key);
     assert!(block > 0 && block <= 30_000, "the block carries its own TTL ({block})");

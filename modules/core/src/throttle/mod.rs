@@ -1,18 +1,28 @@
-//! The throttle guard, as NestJS's `@Throttle('auth')`: rate-limit policies evaluated per
-//! request, their state in the standard headers, 429 when a policy is exceeded.
+//! The throttle guard, as NestJS's `@Throttle('auth')` / `@SkipThrottle()`: rate-limit
+//! policies evaluated per request, their state in the standard headers, 429 when a policy is
+//! exceeded.
 //!
 //! The guard calls the [`Throttler`] port (implemented by the ratelimit module, installed by
-//! the composition root as request data), so feature modules only ever name a policy:
+//! the composition root as request data), so feature modules only ever name a policy where
+//! they define an operation ([`rules`]):
 //!
 //! ```ignore
-//! app_core::throttle_policy!(login_limits, ["auth", "auth_account"], account = email_of);
-//! #[oai(path = "/auth/login", method = "post", transform = "login_limits")]
+//! app_core::throttle_policy!(login_limits, "login", ["auth", "auth_account"], account = email_of);
+//! #[oai(path = "/auth/login", method = "post", operation_id = "login", transform = "login_limits")]
 //! ```
 //!
-//! Every `/api/` request also passes the default policy (evaluated by the composition root
-//! before routing, together with the session check so both travel in one Redis pipeline).
-//! [`LimitSlot`] collects each evaluated policy's state; the request-context middleware writes
-//! the headers from it on every `/api/` response, errors included.
+//! Every `/api/` request passes the default policy, unless its operation skips it, and the
+//! policies its operation names: all counted before routing, by [`screen`], together with the
+//! session check, so they travel in one Redis pipeline. A request one policy refuses is taken
+//! back from the others, so it is counted by none. [`LimitSlot`] collects each evaluated
+//! policy's state; the request-context middleware writes the headers from it on every `/api/`
+//! response, errors included.
+
+mod rules;
+mod screen;
+
+pub use rules::{Entry, ThrottleRule, ThrottleTable, declared};
+pub use screen::{Screened, Throttled, screen};
 
 use std::{
     net::IpAddr,
@@ -22,15 +32,12 @@ use std::{
 use async_trait::async_trait;
 use bytes::Bytes;
 use poem::{
-    Endpoint, IntoResponse, Request, Response,
+    Request,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
 };
 use uuid::Uuid;
 
-use crate::{
-    ApiError, ErrorCode,
-    guard::{PreVerified, Verifier, bearer_token},
-};
+use crate::{ApiError, ErrorCode};
 
 /// Who a policy counts: the parts a policy's subject may be built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +132,10 @@ pub trait Throttler: Send + Sync + 'static {
     /// the store is down and the policy fails open); `Err` for a fail-closed outage (503).
     async fn check(&self, policy: &str, route: &str, subject: &Subject) -> Result<Option<LimitState>, ApiError>;
 
+    /// Takes back one request that [`check`](Self::check) admitted under `policy` (when
+    /// another policy refused it). Best effort: a store outage only counts in the metrics.
+    async fn refund(&self, policy: &str, route: &str, subject: &Subject);
+
     /// The client address of a request (trusted proxies considered).
     fn client_ip(&self, req: &Request) -> IpAddr;
 
@@ -132,9 +143,14 @@ pub trait Throttler: Send + Sync + 'static {
     fn default_policy(&self) -> Option<&str>;
 }
 
-/// The throttler, installed as request data by the composition root.
+/// The throttler and the operations' rules, installed as request data by the composition root.
 #[derive(Clone)]
-pub struct ThrottleHandle(pub Arc<dyn Throttler>);
+pub struct ThrottleHandle {
+    /// The limiter.
+    pub throttler: Arc<dyn Throttler>,
+    /// The rules the operations declare, by method and path.
+    pub table: Arc<ThrottleTable>,
+}
 
 // The header names, made at compile time.
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -200,135 +216,10 @@ impl LimitSlot {
 /// Reads the account a request names from the request and its (buffered) body.
 pub type AccountOf = fn(&Request, &[u8]) -> Option<String>;
 
-/// An operation guarded by named policies, on top of the default one (declare it with
-/// [`throttle_policy!`](crate::throttle_policy)).
-pub struct Throttled<E> {
-    inner: E,
-    policies: &'static [&'static str],
-    account: Option<AccountOf>,
-}
-
-impl<E> Throttled<E> {
-    /// Wraps an operation.
-    pub fn new(inner: E, policies: &'static [&'static str], account: Option<AccountOf>) -> Self {
-        Self { inner, policies, account }
-    }
-}
-
-impl<E: Endpoint> Endpoint for Throttled<E> {
-    type Output = Response;
-
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let Some(ThrottleHandle(throttler)) = req.data::<ThrottleHandle>().cloned() else {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
-        };
-        let account = match self.account {
-            // The body is already bounded by the server's body limit; it is put back as read.
-            Some(account_of) => match req.take_body().into_bytes().await {
-                Ok(bytes) => {
-                    let account = account_of(&req, &bytes);
-                    req.set_body(bytes);
-                    account
-                }
-                Err(err) => return Err(err.into()),
-            },
-            None => None,
-        };
-        let route = match req.data::<poem::PathPattern>() {
-            Some(p) => format!("{} {}", req.method(), p.0),
-            None => format!("{} {}", req.method(), req.uri().path()),
-        };
-        let subject =
-            Subject { ip: throttler.client_ip(&req), user: req.data::<PreVerified>().map(|p| p.user), account };
-        // Every policy is counted (concurrently: one pipeline), so a refused request still
-        // spends its allowance everywhere, as it would without the others.
-        let checks = self.policies.iter().map(|policy| throttler.check(policy, &route, &subject));
-        let mut refused: Option<LimitState> = None;
-        let mut unavailable = None;
-        for result in futures::future::join_all(checks).await {
-            match result {
-                Ok(Some(state)) => {
-                    // The answer names the policy that keeps the client out longest, so the
-                    // body's `retryAfter` and the `Retry-After` header agree.
-                    if state.retry_after > refused.as_ref().and_then(|r| r.retry_after) {
-                        refused = Some(state.clone());
-                    }
-                    if let Some(slot) = req.data::<LimitSlot>() {
-                        slot.push(state);
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => unavailable = Some(err),
-            }
-        }
-        if let Some(err) = unavailable {
-            return Err(err.into());
-        }
-        if let Some(state) = refused {
-            return Err(state.problem().into());
-        }
-        self.inner.call(req).await.map(IntoResponse::into_response)
-    }
-}
-
-/// Declares a transform that guards an operation with named rate-limit policies, on top of the
-/// default policy:
-/// `throttle_policy!(login_limits, ["auth", "auth_account"], account = email_of);` then
-/// `#[oai(.., transform = "login_limits")]`. `account` names a function reading the account
-/// the request names (for subjects such as ip + account on login).
-#[macro_export]
-macro_rules! throttle_policy {
-    ($name:ident, [$($policy:literal),+ $(,)?]) => {
-        fn $name<E: poem::Endpoint>(ep: E) -> $crate::throttle::Throttled<E> {
-            $crate::throttle::Throttled::new(ep, &[$($policy),+], None)
-        }
-    };
-    ($name:ident, [$($policy:literal),+ $(,)?], account = $account:path) => {
-        fn $name<E: poem::Endpoint>(ep: E) -> $crate::throttle::Throttled<E> {
-            $crate::throttle::Throttled::new(ep, &[$($policy),+], Some($account))
-        }
-    };
-}
-
-/// Screens an `/api/` request before routing: installs the session verifier and the
-/// throttler as request data, and counts the request against the default policy. When the
-/// request carries an access token that verifies in process, the session check runs together
-/// with the policy's check (one Redis pipeline) and its result is left for the bearer guard.
-pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&ThrottleHandle>) -> Result<(), ApiError> {
-    req.set_data(verifier.clone());
-    let Some(handle) = throttle else { return Ok(()) };
-    req.set_data(handle.clone());
-    let Some(policy) = handle.0.default_policy() else { return Ok(()) };
-    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
-    let begun = authorization.as_ref().and_then(bearer_token).and_then(|t| verifier.0.begin(t));
-    let user = begun.as_ref().map(|(user, _)| *user);
-    let subject = Subject { ip: handle.0.client_ip(req), user, account: None };
-    // The default policy is scoped by path when it is scoped per route at all. (A `Uri` clone
-    // shares its bytes.)
-    let uri = req.uri().clone();
-    let limit = handle.0.check(policy, uri.path(), &subject);
-    let state = match (authorization, begun) {
-        (Some(authorization), Some((user, session))) => {
-            let (verified, state) = futures::join!(session, limit);
-            req.set_data(PreVerified { authorization, user, result: verified });
-            state?
-        }
-        _ => limit.await?,
-    };
-    if let Some(state) = state {
-        let refused = state.denied().then(|| state.problem());
-        if let Some(slot) = req.data::<LimitSlot>() {
-            slot.push(state);
-        }
-        if let Some(problem) = refused {
-            return Err(problem);
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use poem::IntoResponse;
+
     use super::*;
 
     fn state(policy: &str, remaining: u32, retry: Option<u64>) -> LimitState {
