@@ -9,7 +9,13 @@
 #   no-limit  the same on an app with rate limiting off (what the limiter costs);
 #   me-cached GET /api/v1/users/me, profile from the cache (a cache hit);
 #   lib-cached GET /api/v1/library?page=1, the page from the cache (a cache hit);
-#   nl-cached GET /api/v1/users/me from the cache on the app with rate limiting off.
+#   nl-cached GET /api/v1/users/me from the cache on the app with rate limiting off;
+#   many-cached, many-nl  me-cached and nl-cached with the requests spread over USERS accounts
+#             (200 by default; wrk sends each request with the next account's token): each
+#             account's requests come further apart than the policy's emission interval, as a
+#             client's do while it stays under its limit, so the limiter takes the path of a
+#             subject out of debt (an INCRBY and a SET), where one busy account keeps it in debt
+#             (the INCRBY alone).
 #
 #   ./scripts/bench.sh                        # 3 rounds x 8 s per scenario, 64 connections
 #                                             # (the limiter cost also from paired rounds)
@@ -28,7 +34,8 @@ DURATION="${DURATION:-8s}"
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
-SCENARIOS="${SCENARIOS:-bare health guarded no-limit me-cached lib-cached nl-cached}"
+SCENARIOS="${SCENARIOS:-bare health guarded no-limit me-cached lib-cached nl-cached many-cached many-nl}"
+USERS="${USERS:-200}"
 BASE_PORT="${BASE_PORT:-3900}"
 REDIS_PORT=$((BASE_PORT + 9))
 
@@ -58,6 +65,7 @@ start() {
   mkdir -p "$workdir/$name"
   (cd "$workdir/$name" && exec env PORT="$port" APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
     APP_RATE_LIMIT__POLICIES__API__LIMIT=1000000 APP_RATE_LIMIT__POLICIES__API__WINDOW=1h \
+    APP_RATE_LIMIT__POLICIES__AUTH_IP__LIMIT=1000000 APP_RATE_LIMIT__POLICIES__AUTH_IP__WINDOW=1h \
     APP_REDIS__KEY_PREFIX="$name:" "$@" "$OLDPWD/target/release/app" >/dev/null 2>&1) &
   pids+=($!)
   eval "pid_$name=$!"
@@ -88,10 +96,35 @@ url[no-limit]="$((BASE_PORT + 3))/api/v1/users/me"; pid[no-limit]=$pid_nolimit; 
 url[me-cached]="$((BASE_PORT + 4))/api/v1/users/me"; pid[me-cached]=$pid_cached; base[me-cached]=cached
 url[lib-cached]="$((BASE_PORT + 4))/api/v1/library?page=1"; pid[lib-cached]=$pid_cached; base[lib-cached]=cached
 url[nl-cached]="$((BASE_PORT + 5))/api/v1/users/me"; pid[nl-cached]=$pid_nlcached; base[nl-cached]=nlcached
+url[many-cached]=${url[me-cached]}; pid[many-cached]=$pid_cached; base[many-cached]=cached
+url[many-nl]=${url[nl-cached]}; pid[many-nl]=$pid_nlcached; base[many-nl]=nlcached
 declare -A port_of=([guarded]=$((BASE_PORT + 2)) [nolimit]=$((BASE_PORT + 3)) [cached]=$((BASE_PORT + 4)) [nlcached]=$((BASE_PORT + 5)))
 declare -A token_of
 for b in guarded nolimit cached nlcached; do
   token_of[$b]=$(login "http://127.0.0.1:${port_of[$b]}/api/v1")
+done
+
+# The many-* scenarios: USERS accounts per app (made once: each account's share of the load
+# stays far below the policy's 1,000,000 an hour), and a wrk script that sends each request
+# with the next account's token, each wrk thread starting half the list apart.
+declare -A script
+for s in many-cached many-nl; do
+  case " $SCENARIOS " in *" $s "*) ;; *) continue ;; esac
+  b=${base[$s]}
+  echo "==> $USERS accounts for $s"
+  for _ in $(seq 1 "$USERS"); do login "http://127.0.0.1:${port_of[$b]}/api/v1"; done >"$workdir/tokens-$s"
+  cat >"$workdir/tokens-$s.lua" <<LUA
+local tokens = {}
+for line in io.lines("$workdir/tokens-$s") do tokens[#tokens + 1] = "Bearer " .. line end
+local threads, i = 0, 0
+function setup(thread) thread:set("first", threads * math.floor(#tokens / 2)); threads = threads + 1 end
+function init() i = first or 0 end
+function request()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, { Authorization = tokens[i] })
+end
+LUA
+  script[$s]="$workdir/tokens-$s.lua"
 done
 
 # "trips commands": top-level commands (each one round trip; EVALSHA carries a whole script) and
@@ -112,7 +145,11 @@ cpu_seconds() {
 # measure SCENARIO -> "rps p50 p99 requests" (latencies in ms) for one run
 measure() {
   local s=$1 args=()
-  [ -n "${base[$s]}" ] && args=(-H "Authorization: Bearer ${token_of[${base[$s]}]}")
+  if [ -n "${script[$s]:-}" ]; then
+    args=(-s "${script[$s]}")
+  elif [ -n "${base[$s]}" ]; then
+    args=(-H "Authorization: Bearer ${token_of[${base[$s]}]}")
+  fi
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${args[@]}" "http://127.0.0.1:${url[$s]}" | awk '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps = $2 }
@@ -179,6 +216,8 @@ declare -A label=(
   [me-cached]="GET /api/v1/users/me (bearer, limiter, cache hit)"
   [lib-cached]="GET /api/v1/library?page=1 (bearer, limiter, cache hit)"
   [nl-cached]="GET /api/v1/users/me (cache hit), rate limiting off"
+  [many-cached]="GET /api/v1/users/me (cache hit), $USERS accounts, limiter"
+  [many-nl]="the same, $USERS accounts, rate limiting off"
 )
 declare -A rps_of
 for s in $SCENARIOS; do
@@ -208,5 +247,6 @@ limiter_cost() {
 }
 limiter_cost guarded no-limit "profile from SQL"
 limiter_cost me-cached nl-cached "profile from the cache"
+limiter_cost many-cached many-nl "cache hit, $USERS accounts"
 echo "trips: Redis round trips per request (the guard's session check and default policy travel as one)."
 echo "app us / redis us: CPU time per request spent in the server process and in redis-server."

@@ -161,7 +161,11 @@ impl<E: Endpoint> Endpoint for Throttled<E> {
         let (Some(handle), false, false) = (handle, screened, self.rule.policies.is_empty()) else {
             return self.inner.call(req).await.map(IntoResponse::into_response);
         };
-        tracing::warn!(operation = self.rule.operation, "the throttle table lacks this operation's rule");
+        // A programming error (start-up logs it too), so said once, not per request.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(operation = self.rule.operation, "the throttle table lacks this operation's rule");
+        }
         let account = match self.rule.account {
             Some(account_of) => read_account(&mut req, account_of).await?,
             None => None,
