@@ -13,9 +13,8 @@
 #   many-cached, many-nl  me-cached and nl-cached with the requests spread over USERS accounts
 #             (200 by default; wrk sends each request with the next account's token): each
 #             account's requests come further apart than the policy's emission interval, as a
-#             client's do while it stays under its limit, so the limiter takes the path of a
-#             subject out of debt (an INCRBY and a SET), where one busy account keeps it in debt
-#             (the INCRBY alone).
+#             client's do while it stays under its limit, so the limiter counts subjects out of
+#             debt, where one busy account keeps its subject in debt.
 #
 #   ./scripts/bench.sh                        # 3 rounds x 8 s per scenario, 64 connections
 #                                             # (the limiter cost also from paired rounds)

@@ -55,8 +55,7 @@ async fn an_attacker_on_one_address_cannot_lock_the_owner_out_from_another() {
 
 /// The script calls (EVALSHA: one round trip each) Redis served since the last call, leaving
 /// out the failed ones: a script's first call on a server answers NOSCRIPT and is sent again
-/// with the script, once per server (each policy has two scripts, see the Redis adapter, so
-/// which ones a request combines can change from one request to the next).
+/// with the script, once per server and script.
 fn evalsha_calls(redis: &RedisServer) -> u64 {
     let info = redis.command(&["INFO", "commandstats"]);
     let line = info.lines().find_map(|l| l.trim().strip_prefix("cmdstat_evalsha:")).unwrap_or_default().to_owned();

@@ -60,12 +60,8 @@ pub struct CompiledLimit {
 /// A limit as the Redis adapter counts it.
 #[derive(Debug, Clone)]
 struct RedisForm {
-    /// The script with the numbers written in, for a subject in debt first.
+    /// The script with the numbers written in.
     script: app_redis::Script,
-    /// The same decision, for a subject out of debt first.
-    idle_first: app_redis::Script,
-    /// Which of the two the policy's recent requests favour (shared by the policy's clones).
-    hint: std::sync::Arc<redis::PathHint>,
     /// What follows the key (see [`RedisRateLimitStore`]), made once.
     suffix: String,
 }

@@ -1,10 +1,5 @@
 //! The Redis adapter: one Lua script per decision (one round trip, atomic, server clock).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicI8, Ordering},
-};
-
 use app_redis::{Arg, Redis, RedisError, Reply, Script};
 use async_trait::async_trait;
 
@@ -20,15 +15,19 @@ use super::{CompiledLimit, Limit, Outcome, RateLimitStore, RedisForm, admitted};
 /// at what that gave; so a subject already in debt (its previous request came within an
 /// interval, as a busy client's and an SPA's bursts of calls do) is counted with that one
 /// command, where reading and then writing the state cost Redis two (each command called from
-/// Lua costs Redis about 8,000 instructions, more than the rest of the step). The other paths
-/// put right what the addition did: a subject out of debt (or new) is set to now plus the
-/// interval, a refused request is taken back, a blocked subject's state is restored.
+/// Lua costs Redis a few thousand instructions). The other paths put right what the addition
+/// did: a subject out of debt gets the rest of the way to now plus the interval with a second
+/// `INCRBY`, a new subject (or one whose block ended) is `SET` to it with the TTL, a refused
+/// request is taken back, a blocked subject's state is restored. Additions only: `INCRBY` and
+/// `DECRBY` change an integer in place, where a `SET` makes a new value and a new expiry (and,
+/// with `PX`, rewrites itself for propagation as `PXAT`), several times the cost.
 ///
 /// The state lives at least until the end of the span of the clock (a multiple of `span`) its
 /// arrival time is in, and at most two spans: set with the state for two spans (`ttl`, in ms;
 /// the arrival time is at most one span ahead, so that end is within two), and set so again
-/// (`PEXPIRE`) only when the arrival time passes into the next span, once every `limit`
-/// counted requests at most.
+/// (`PEXPIRE`) only when the arrival time passes into a later span: for a subject in debt once
+/// every `limit` counted requests at most, for one out of debt when its new arrival time is in
+/// another span than its old one.
 ///
 /// A counted, admitted request gets one integer back, its debt in µs, from which the app
 /// derives the remaining allowance and the reset ([`admitted`]); every other outcome gets
@@ -58,42 +57,13 @@ if -before > now then
   local left = math.ceil((-before - now) / 1000)
   return {0, 0, left, left, 1}
 end
-redis.call('SET', KEYS[1], string.format('%d', now + interval), 'PX', ttl)
+if before > 0 then
+  redis.call('INCRBY', KEYS[1], string.format('%d', now - before))
+  if math.floor((now + interval) / span) ~= math.floor(before / span) then redis.call('PEXPIRE', KEYS[1], ttl) end
+else
+  redis.call('SET', KEYS[1], string.format('%d', now + interval), 'PX', ttl)
+end
 return interval
-"#;
-
-/// The same decision as [`HIT`], written the other way round: for a subject out of debt, the
-/// most common one under steady traffic (each client's requests further apart than the
-/// interval), where [`HIT`] needs two commands. It writes now plus the interval with `SET ..
-/// GET`, which also reads what was there: when the subject was out of debt (or new), that one
-/// command is the whole step. Otherwise the script puts right what the write did: a subject in
-/// debt gets the interval added to its old arrival time instead (`INCRBY` by the difference), a
-/// refused request gets its old state back, a block is written again with its own TTL. The
-/// write's TTL of two spans from now covers the new arrival time's span (the arrival time is at
-/// most a span ahead). Each policy counts with whichever of the two its recent requests made
-/// cheaper (see `PathHint`).
-const HIT_IDLE_FIRST: &str = r#"
-local now = math.floor(server_ms() * 1000 + 0.5)
-local fresh = now + interval
-local old = tonumber(redis.call('SET', KEYS[1], string.format('%d', fresh), 'PX', ttl, 'GET') or '')
-if not old then return interval end
-if -old > now then
-  local left = math.ceil((-old - now) / 1000)
-  redis.call('SET', KEYS[1], string.format('%d', old), 'PX', string.format('%d', left))
-  return {0, 0, left, left, 1}
-end
-if old < now then return interval end
-local debt = old + interval - now
-if debt <= span then
-  redis.call('INCRBY', KEYS[1], string.format('%d', old - now))
-  return debt
-end
-if block > 0 then
-  redis.call('SET', KEYS[1], string.format('%d', -(now + block * 1000)), 'PX', block)
-  return {0, 0, block, block, 1}
-end
-redis.call('INCRBY', KEYS[1], string.format('%d', old - fresh))
-return {0, 0, math.max(1, math.ceil((debt - span) / 1000)), math.ceil((old - now) / 1000), 0}
 "#;
 
 /// The generic script's header. ARGV: interval µs, limit, block ms.
@@ -130,32 +100,6 @@ if state > 0 then redis.call('DECRBY', KEYS[1], ARGV[1]) end
 return 0
 "#;
 
-/// Which of a policy's two scripts to count with: a saturating score of its recent admitted
-/// requests, up for each one that found its subject out of debt, down for each in debt.
-/// Counting with the script that suits the request costs Redis one command, the other two;
-/// under steady traffic most requests find their subject out of debt, under a burst in debt,
-/// and the score follows within a few requests. (Relaxed loads and stores: a lost update only
-/// delays the switch by a request; the choice never changes the decision, only its cost.)
-#[derive(Debug)]
-pub(crate) struct PathHint(AtomicI8);
-
-impl PathHint {
-    /// How far the score goes either way: a switch takes a run of this many requests.
-    const LIMIT: i8 = 8;
-
-    fn idle_first(&self) -> bool {
-        self.0.load(Ordering::Relaxed) > 0
-    }
-
-    fn learn(&self, idle: bool) {
-        let score = self.0.load(Ordering::Relaxed);
-        let next = if idle { (score + 1).min(Self::LIMIT) } else { (score - 1).max(-Self::LIMIT) };
-        if next != score {
-            self.0.store(next, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Rate-limit state in Redis, shared by every instance.
 pub struct RedisRateLimitStore {
     redis: Redis,
@@ -163,8 +107,6 @@ pub struct RedisRateLimitStore {
     peek: Script,
     reset: Script,
     refund: Script,
-    /// Where each policy's score starts (tests start it either way to cover both scripts).
-    initial_hint: i8,
 }
 
 impl RedisRateLimitStore {
@@ -174,15 +116,7 @@ impl RedisRateLimitStore {
         let peek = redis.register_script("ratelimit_peek", PEEK);
         let reset = redis.register_script("ratelimit_reset", RESET);
         let refund = redis.register_script("ratelimit_refund", REFUND);
-        Self { redis, hit, peek, reset, refund, initial_hint: 0 }
-    }
-
-    /// A store whose policies start counting with the script for a subject out of debt
-    /// (`true`) or in debt (`false`), as far as the score goes.
-    #[cfg(test)]
-    pub(crate) fn starting_with(redis: Redis, idle_first: bool) -> Self {
-        let limit = PathHint::LIMIT;
-        Self { initial_hint: if idle_first { limit } else { -limit }, ..Self::new(redis) }
+        Self { redis, hit, peek, reset, refund }
     }
 
     /// The state's key: `<prefix><key>:<span>us`. The state's TTL is reckoned in spans (see
@@ -233,25 +167,13 @@ impl RateLimitStore for RedisRateLimitStore {
         let header =
             format!("local step, interval, span, block, ttl = '{interval}', {interval}, {span}, {block}, '{ttl}'\n");
         let name = format!("ratelimit_hit_{interval}_{span}_{block}");
-        let script = self.redis.register_generated_script(name.clone(), format!("{header}{HIT}"));
-        let idle_first =
-            self.redis.register_generated_script(format!("{name}_idle"), format!("{header}{HIT_IDLE_FIRST}"));
-        let hint = Arc::new(PathHint(AtomicI8::new(self.initial_hint)));
-        CompiledLimit { limit, redis: Some(RedisForm { script, idle_first, hint, suffix: suffix(&limit) }) }
+        let script = self.redis.register_generated_script(name, format!("{header}{HIT}"));
+        CompiledLimit { limit, redis: Some(RedisForm { script, suffix: suffix(&limit) }) }
     }
 
     async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError> {
         let reply = match &limit.redis {
-            Some(form) => {
-                let script = if form.hint.idle_first() { &form.idle_first } else { &form.script };
-                let reply = self.redis.eval(script, self.keys(key, &form.suffix), Vec::new()).await?;
-                // An admitted request's debt is one interval exactly when it found its subject
-                // out of debt; refusals cost both scripts the same and teach nothing.
-                if let Reply::Int(debt) = reply {
-                    form.hint.learn(debt == limit.limit.interval_us());
-                }
-                reply
-            }
+            Some(form) => self.redis.eval(&form.script, self.keys(key, &form.suffix), Vec::new()).await?,
             None => {
                 let Limit { limit: n, block_ms, .. } = limit.limit;
                 let args = vec![Arg::Int(limit.limit.interval_us()), Arg::Int(i64::from(n)), Arg::Int(block_ms as i64)];
@@ -274,26 +196,5 @@ impl RateLimitStore for RedisRateLimitStore {
     async fn refund(&self, key: &str, limit: &Limit) -> Result<(), RedisError> {
         let args = vec![Arg::Int(limit.interval_us())];
         self.redis.eval(&self.refund, self.keys(key, &suffix(limit)), args).await.map(drop)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_hint_follows_a_run_of_requests_and_saturates() {
-        let hint = PathHint(AtomicI8::new(0));
-        assert!(!hint.idle_first(), "in debt first to begin with");
-        hint.learn(true);
-        assert!(hint.idle_first(), "one request out of debt tips a fresh score");
-        for _ in 0..20 {
-            hint.learn(true);
-        }
-        for _ in 0..PathHint::LIMIT {
-            assert!(hint.idle_first(), "a saturated score takes a run of {} to switch", PathHint::LIMIT);
-            hint.learn(false);
-        }
-        assert!(!hint.idle_first());
     }
 }
