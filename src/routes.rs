@@ -44,7 +44,13 @@ carries one, generated when absent.
 
 **Limits**: request bodies are limited (1 MiB by default; 413 `PAYLOAD_TOO_LARGE`, also for \
 chunked bodies). Lists take `page` (>= 1) and `pageSize` (1-100); out-of-range values are a 400, \
-never clamped.";
+never clamped.
+
+**Rate limits**: each `/api/v1` operation's description names the policies it passes (the \
+default one, per user or else per client address, and any of its own). Its answers carry \
+`X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (epoch seconds) for the \
+tightest policy and `RateLimit-Policy` / `RateLimit` for each; a refused request is 429 \
+`RATE_LIMITED` with `Retry-After` and `retryAfter` (seconds), and is counted by none of them.";
 
 /// The controllers of every module, combined.
 type Apis = (AuthApi, UsersApi, LibraryApi, JobsApi, QueuesApi, RateLimitApi, CacheApi, HealthApi);
