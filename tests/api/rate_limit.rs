@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::{Backend, TestApp, app, assert_problem, auth::unique_email, spawn_app};
 
 /// Sets a policy's numbers.
-fn policy(c: &mut RateLimitConfig, name: &str, limit: u32, window: Duration, block: Option<Duration>) {
+pub(crate) fn policy(c: &mut RateLimitConfig, name: &str, limit: u32, window: Duration, block: Option<Duration>) {
     let p = c.policies.get_mut(name).expect("a configured policy");
     p.limit = limit;
     p.window = window;

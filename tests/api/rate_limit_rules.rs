@@ -6,18 +6,14 @@
 use std::time::Duration;
 
 use app_core::testing::RedisServer;
-use app_ratelimit::{RateLimitConfig, Scope};
+use app_ratelimit::Scope;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestApp, app, assert_problem};
-
-fn policy(c: &mut RateLimitConfig, name: &str, limit: u32, window: Duration, block: Option<Duration>) {
-    let p = c.policies.get_mut(name).expect("a configured policy");
-    p.limit = limit;
-    p.window = window;
-    p.block = block;
-}
+use crate::{
+    rate_limit::policy,
+    support::{Backend, TestApp, app, assert_problem},
+};
 
 /// A login from `ip` (the test client is a trusted proxy in these apps).
 async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> reqwest::Response {
