@@ -121,7 +121,7 @@ async fn main() {
     assert!(redis.wait_connected(Duration::from_secs(5)).await, "Redis answers");
     let retention = Retention { ttl: Duration::from_secs(600), keep_completed: u32::MAX, keep_failed: 1000 };
     let store: Arc<dyn JobStore> = Arc::new(RedisJobStore::new(redis.clone(), retention));
-    let mut registry = JobRegistry::new();
+    let registry = JobRegistry::new();
     registry.register(Noop);
     let mut jobs = JobsConfig::default();
     jobs.queues.insert(QUEUE.into(), QueueConfig { concurrency: 1, ..QueueConfig::default() });

@@ -5,31 +5,49 @@
 
 use std::time::Duration;
 
-use app_auth::AuthService;
-use app_core::Role;
+use app_auth::{AuthContainer, AuthService};
+use app_core::{Role, config::Config};
+use app_redis::{RedisConfig, SharedState};
 use app_users::{Email, UserName, UserRepository};
 use shaku::HasComponent;
 use validator::ValidateEmail;
 
-use crate::{
-    AppConfig,
-    app::{Backends, open_database},
-    cli::UserCommand,
-    module::{Overrides, build_modules},
-};
+use crate::cli::UserCommand;
 
 /// Runs one account command; `Ok` carries the line to print.
-pub async fn run(config: AppConfig, command: UserCommand, stdin_password: Option<String>) -> Result<String, String> {
-    let backends = Backends::connect(&config).map_err(|e| e.to_string())?;
-    if let Some(redis) = backends.state.redis()
-        && !redis.wait_connected(config.redis.connect_timeout.max(Duration::from_secs(2))).await
-    {
-        return Err("Redis is not reachable; nothing was changed (sessions must be revocable)".into());
-    }
-    let database = open_database(&config).await.map_err(|e| e.to_string())?;
-    let module = build_modules(&config, &backends, database.clone(), Default::default(), Overrides::default());
-    let auth: &dyn AuthService = module.resolve_ref();
-    let users: &dyn UserRepository = module.resolve_ref();
+pub async fn run(config: Config, command: UserCommand, stdin_password: Option<String>) -> Result<String, String> {
+    let connect_timeout = config.get::<RedisConfig>().connect_timeout.max(Duration::from_secs(2));
+    let outcome = crate::app::with_modules(crate::modules(), config, async |values| {
+        let state = values.get::<SharedState>().ok_or("the app has no shared state")?;
+        if let Some(redis) = state.redis()
+            && !redis.wait_connected(connect_timeout).await
+        {
+            return Err("Redis is not reachable; nothing was changed (sessions must be revocable)".to_owned());
+        }
+        let container = values.get::<AuthContainer>().ok_or("the app has no auth module")?;
+        let result = command_on(&container, command, stdin_password).await;
+        Ok(match &*state {
+            SharedState::Memory => result.map(|line| {
+                format!(
+                    "{line}\nnote: shared state is in memory (no REDIS_URL): sessions live in the running server; \
+                     restart it to end them"
+                )
+            }),
+            SharedState::Redis(_) => result,
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    outcome?
+}
+
+async fn command_on(
+    container: &AuthContainer,
+    command: UserCommand,
+    stdin_password: Option<String>,
+) -> Result<String, String> {
+    let auth: &dyn AuthService = container.resolve_ref();
+    let users: &dyn UserRepository = container.resolve_ref();
     let find = |email: &str| {
         let email = Email::normalize(email);
         async move {
@@ -40,7 +58,7 @@ pub async fn run(config: AppConfig, command: UserCommand, stdin_password: Option
             }
         }
     };
-    let result = match command {
+    match command {
         UserCommand::Create { email, name, admin } => {
             let password = stdin_password.unwrap_or_default();
             let chars = password.chars().count();
@@ -73,13 +91,5 @@ pub async fn run(config: AppConfig, command: UserCommand, stdin_password: Option
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e),
         },
-    };
-    backends.close().await;
-    database.close().await;
-    match backends.state {
-        app_redis::SharedState::Memory => result.map(|line| {
-            format!("{line}\nnote: shared state is in memory (no REDIS_URL): sessions live in the running server; restart it to end them")
-        }),
-        app_redis::SharedState::Redis(_) => result,
     }
 }

@@ -1,36 +1,33 @@
 //! The one way to build and run the app: `main` and the tests both go through
-//! [`Application::build`] and [`Application::run_until_stopped`].
+//! [`Application::builder`] and [`Application::run_until_stopped`].
+//!
+//! Building resolves the modules, builds them in order (each connects what it owns and builds
+//! its container), composes their controllers behind the HTTP surface, binds the listener, and
+//! starts the modules' lifecycles. Stopping signals them, drains the server, and stops them in
+//! reverse order, so what others use (Redis, the pool) closes last. No feature is named here.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
-use std::sync::Arc;
-
-use app_core::metrics::{HttpMetrics, Metrics};
-use app_database::{Database, DbError};
-use app_jobs::{JobsService, Workers};
-use app_redis::{Redis, RedisError, SharedState};
+use app_core::{
+    config::{Config, ServerConfig},
+    metrics::{HttpMetrics, Metrics},
+    module::{Customizers, ModuleSet, Values},
+    {Lifecycle, Mode, ModuleError},
+};
 use futures::future::BoxFuture;
 use poem::{
     Server,
     listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
 };
-use shaku::HasComponent;
 
-use crate::{
-    config::AppConfig,
-    module::{AppModule, Overrides, build_modules},
-    routes,
-};
+use crate::routes;
 
 /// Why the app could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// Redis could not be configured (connecting happens in the background and never fails start-up).
+    /// A module could not be built or started (its name and why).
     #[error("{0}")]
-    Redis(#[from] RedisError),
-    /// The database could not be opened or migrated.
-    #[error("{0}")]
-    Database(#[from] DbError),
+    Module(#[from] ModuleError),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -45,75 +42,54 @@ pub enum StartError {
 type Serve =
     Box<dyn FnOnce(BoxAcceptor, BoxFuture<'static, ()>, Duration) -> BoxFuture<'static, io::Result<()>> + Send>;
 
-/// Where shared state and the cache live, decided at start-up.
-#[derive(Clone, Debug, Default)]
-pub struct Backends {
-    /// Sessions, rate limits, locks, jobs: Redis or memory.
-    pub state: SharedState,
-    /// The cache: the separate cache Redis (`cache.redis_url`), else the same as `state`.
-    pub cache: SharedState,
-    /// Whether `cache` is a client of its own (closed separately).
-    separate_cache: bool,
-}
+/// The modules' lifecycles, in build order.
+type Lifecycles = Vec<(&'static str, Arc<dyn Lifecycle>)>;
 
-impl Backends {
-    /// One backend for everything.
-    pub fn single(state: SharedState) -> Self {
-        Self { cache: state.clone(), state, separate_cache: false }
-    }
-
-    /// Connects (in the background) what the configuration names.
-    pub fn connect(config: &AppConfig) -> Result<Self, StartError> {
-        let state = connect_shared_state(config)?;
-        let Some(url) = config.cache.separate_url() else { return Ok(Self::single(state)) };
-        let cache_config = app_redis::RedisConfig { url: Some(url.to_owned()), host: None, ..config.redis.clone() };
-        let cache = SharedState::Redis(Redis::connect(&cache_config)?);
-        tracing::info!("the cache uses its own Redis (cache.redis_url)");
-        Ok(Self { state, cache, separate_cache: true })
-    }
-
-    /// Closes the Redis clients.
-    pub async fn close(&self) {
-        if let Some(redis) = self.state.redis() {
-            redis.close().await;
-        }
-        if self.separate_cache
-            && let Some(redis) = self.cache.redis()
-        {
-            redis.close().await;
-        }
-    }
-}
-
-/// A built application: listening, not yet serving.
+/// A built application: listening, its modules started, not yet serving.
 pub struct Application {
     acceptor: BoxAcceptor,
     addr: SocketAddr,
     serve: Serve,
-    module: Arc<AppModule>,
-    backends: Backends,
-    database: Database,
-    metrics: Metrics,
+    lifecycles: Lifecycles,
+    values: Values,
     shutdown_timeout: Duration,
-    run_workers: bool,
 }
 
-impl Application {
-    /// Connects the resources, builds the modules, and binds the listener.
-    pub async fn build(config: AppConfig) -> Result<Application, StartError> {
-        Self::build_with(config, Overrides::default()).await
+/// Builds an [`Application`] from modules and their configuration.
+pub struct AppBuilder {
+    modules: ModuleSet,
+    config: Config,
+    customizers: Customizers,
+}
+
+impl AppBuilder {
+    /// Changes container `M`'s builder before it is built (tests override components).
+    pub fn customize<M: shaku::Module>(
+        mut self,
+        f: impl FnOnce(shaku::ModuleBuilder<M>) -> shaku::ModuleBuilder<M> + Send + 'static,
+    ) -> Self {
+        self.customizers.add(f);
+        self
     }
 
-    /// As [`build`](Self::build), with component overrides (tests).
-    pub async fn build_with(config: AppConfig, overrides: Overrides) -> Result<Application, StartError> {
-        let backends = Backends::connect(&config)?;
-        // The dummy password hash (for logins with an unknown email) is made off the hot path.
-        tokio::task::spawn_blocking(app_auth::password::warm_up);
-        let database = open_database(&config).await?;
+    /// Builds the modules, composes the HTTP surface, binds the listener and starts the
+    /// modules' lifecycles.
+    pub async fn build(self) -> Result<Application, StartError> {
+        let AppBuilder { modules, config, customizers } = self;
+        let config = Arc::new(config);
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
-        let module = build_modules(&config, &backends, database.clone(), metrics.clone(), overrides);
-        let endpoint = routes::routes(&module, &config, &backends.state, http_metrics);
+        let mut built = modules.build(config.clone(), metrics, customizers).await?;
+        let lifecycles = std::mem::take(&mut built.lifecycles);
+        let values = built.values();
+        let server = config.get::<ServerConfig>().clone();
+        let endpoint = match routes::routes(built, &config, http_metrics) {
+            Ok(endpoint) => endpoint,
+            Err(err) => {
+                stop(&lifecycles).await;
+                return Err(err.into());
+            }
+        };
         // The server boxes the endpoint once itself; keeping the concrete type here (inside a
         // closure) avoids boxing every request's future twice.
         let serve: Serve = Box::new(move |acceptor, signal, timeout| {
@@ -121,28 +97,34 @@ impl Application {
                 Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(endpoint, signal, Some(timeout)).await
             })
         });
-
-        let addr = format!("{}:{}", config.server.bind_host(config.profile), config.server.port);
-        let acceptor = TcpListener::bind(addr.clone())
-            .into_acceptor()
-            .await
-            .map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-        let local = acceptor
-            .local_addr()
-            .into_iter()
-            .find_map(|a| a.as_socket_addr().copied())
-            .ok_or_else(|| StartError::Bind { addr, source: io::Error::other("no local address") })?;
+        let addr = format!("{}:{}", server.bind_host(config.profile), server.port);
+        let bound = match TcpListener::bind(addr.clone()).into_acceptor().await {
+            Ok(acceptor) => acceptor,
+            Err(source) => {
+                stop(&lifecycles).await;
+                return Err(StartError::Bind { addr, source });
+            }
+        };
+        let Some(local) = bound.local_addr().into_iter().find_map(|a| a.as_socket_addr().copied()) else {
+            stop(&lifecycles).await;
+            return Err(StartError::Bind { addr, source: io::Error::other("no local address") });
+        };
+        start(&lifecycles, Mode::Serve).await?;
         Ok(Application {
-            acceptor: acceptor.boxed(),
+            acceptor: bound.boxed(),
             addr: local,
             serve,
-            module,
-            backends,
-            database,
-            metrics,
-            shutdown_timeout: config.server.shutdown_timeout,
-            run_workers: config.jobs.workers,
+            lifecycles,
+            values,
+            shutdown_timeout: server.shutdown_timeout,
         })
+    }
+}
+
+impl Application {
+    /// Starts building the app of `modules` with `config` (loaded for the same modules).
+    pub fn builder(modules: ModuleSet, config: Config) -> AppBuilder {
+        AppBuilder { modules, config, customizers: Customizers::default() }
     }
 
     /// The bound port (useful with port 0).
@@ -155,87 +137,93 @@ impl Application {
         self.addr
     }
 
-    /// Where shared state and the cache live.
-    pub fn backends(&self) -> &Backends {
-        &self.backends
+    /// What the modules made: their containers and provided values (tests resolve services).
+    pub fn values(&self) -> Values {
+        self.values.clone()
     }
 
-    /// The composed modules (tests resolve services from it).
-    pub fn module(&self) -> Arc<AppModule> {
-        self.module.clone()
-    }
-
-    /// Serves until `shutdown` resolves; then stops accepting, lets in-flight requests finish
-    /// within `server.shutdown_timeout`, and closes Redis and the database last.
+    /// Serves until `shutdown` resolves; then the modules hear the signal, in-flight requests
+    /// finish within `server.shutdown_timeout`, and the modules stop in reverse order.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Application { acceptor, serve, backends, database, shutdown_timeout, addr, module, metrics, run_workers } =
-            self;
-        let jobs: Arc<JobsService> = module.resolve();
-        let workers = run_workers.then(|| start_workers(&module, &metrics));
+        let Application { acceptor, serve, lifecycles, shutdown_timeout, addr, .. } = self;
         tracing::info!(%addr, "serving");
-        let streams = jobs.clone();
+        let signalled = lifecycles.clone();
         let shutdown = async move {
             shutdown.await;
-            // Open event streams end now, so they do not hold the drain for its whole timeout.
-            streams.end_streams();
+            for (_, lifecycle) in &signalled {
+                lifecycle.shutting_down();
+            }
         };
         let result = serve(acceptor, Box::pin(shutdown), shutdown_timeout).await;
-        if let Some(workers) = workers {
-            workers.stop().await;
-        }
-        backends.close().await;
-        database.close().await;
+        stop(&lifecycles).await;
         tracing::info!("stopped");
         result
     }
 }
 
-/// Starts the job workers over the module's store and job types.
-fn start_workers(module: &AppModule, metrics: &Metrics) -> Workers {
-    let jobs: Arc<JobsService> = module.resolve();
-    Workers::start(jobs.store().clone(), jobs.registry(), jobs.config().clone(), metrics)
-}
-
-/// `app worker`: runs the job workers alone (no HTTP server) until `shutdown` resolves; then
-/// lets running jobs finish within `jobs.shutdown_timeout` (or hands them back) and closes Redis
-/// and the database.
-pub async fn run_workers(config: AppConfig, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    if !config.redis.is_configured() {
-        return Err(StartError::Redis(RedisError::Config(
-            "`app worker` needs Redis (REDIS_URL): with the in-memory backend, jobs run inside `app serve`".into(),
-        )));
+/// Starts every lifecycle in build order; on a failure, stops them all (stopping one that never
+/// started is harmless: it closes what its module opened while it was built).
+async fn start(lifecycles: &Lifecycles, mode: Mode) -> Result<(), StartError> {
+    for (module, lifecycle) in lifecycles {
+        if let Err(err) = lifecycle.start(mode).await {
+            stop(lifecycles).await;
+            let module = if err.module.is_empty() { module } else { err.module };
+            return Err(ModuleError { module, message: err.message }.into());
+        }
     }
-    let backends = Backends::connect(&config)?;
-    let database = open_database(&config).await?;
-    let metrics = Metrics::new();
-    let module = build_modules(&config, &backends, database.clone(), metrics.clone(), Overrides::default());
-    let workers = start_workers(&module, &metrics);
-    shutdown.await;
-    workers.stop().await;
-    backends.close().await;
-    database.close().await;
     Ok(())
 }
 
-pub(crate) fn connect_shared_state(config: &AppConfig) -> Result<SharedState, StartError> {
-    if !config.redis.is_configured() {
-        tracing::warn!(
-            "shared state is in memory: sessions, rate limits, locks and jobs are per-instance and lost on \
-             restart; set REDIS_URL to share them across instances"
-        );
-        return Ok(SharedState::Memory);
+/// Stops every lifecycle, in reverse build order.
+async fn stop(lifecycles: &Lifecycles) {
+    for (_, lifecycle) in lifecycles.iter().rev() {
+        lifecycle.stop().await;
     }
-    let redis = Redis::connect(&config.redis)?;
-    Ok(SharedState::Redis(redis))
 }
 
-pub(crate) async fn open_database(config: &AppConfig) -> Result<Database, StartError> {
-    let database = Database::connect(&config.database).await?;
-    if config.database.migrate_on_start {
-        database.migrate().await?;
+/// `app worker`: builds the modules and runs their background work (the job workers) alone,
+/// without an HTTP server, until `shutdown` resolves; then stops them in reverse order.
+pub async fn run_workers(
+    modules: ModuleSet,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let mut built = modules.build(Arc::new(config), Metrics::new(), Customizers::default()).await?;
+    let lifecycles = std::mem::take(&mut built.lifecycles);
+    start(&lifecycles, Mode::Worker).await?;
+    shutdown.await;
+    for (_, lifecycle) in &lifecycles {
+        lifecycle.shutting_down();
     }
-    tracing::info!(backend = database.backend().name(), "database ready");
-    Ok(database)
+    stop(&lifecycles).await;
+    Ok(())
+}
+
+/// Builds the modules for a one-off command (accounts): nothing starts; `finish` runs with what
+/// they made, then they stop.
+pub async fn with_modules<T>(
+    modules: ModuleSet,
+    config: Config,
+    finish: impl AsyncFnOnce(&Values) -> T,
+) -> Result<T, StartError> {
+    let mut built = modules.build(Arc::new(config), Metrics::new(), Customizers::default()).await?;
+    let lifecycles = std::mem::take(&mut built.lifecycles);
+    let result = finish(&built.values()).await;
+    stop(&lifecycles).await;
+    Ok(result)
+}
+
+/// As [`with_modules`], handing over the whole built app (the spec).
+pub(crate) async fn with_built<T>(
+    modules: ModuleSet,
+    config: Config,
+    finish: impl FnOnce(app_core::module::Built) -> T,
+) -> Result<T, StartError> {
+    let mut built = modules.build(Arc::new(config), Metrics::new(), Customizers::default()).await?;
+    let lifecycles = std::mem::take(&mut built.lifecycles);
+    let result = finish(built);
+    stop(&lifecycles).await;
+    Ok(result)
 }
 
 /// A future that resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this

@@ -32,6 +32,9 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// Print the README's configuration table (every module's keys, defaults and meaning).
+    #[command(hide = true)]
+    ConfigTable,
     /// Manage accounts (create the first admin, change roles, delete).
     User {
         /// The account command.

@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 
 use app::{
-    AppConfig, Application,
+    Application,
     cli::{Cli, Command},
     config, shutdown_signal, telemetry,
 };
+use app_core::config::{Config, LogConfig};
 use clap::Parser;
 
 /// mimalloc: request handling allocates many small, short-lived objects, which it serves with
@@ -26,7 +27,11 @@ fn main() -> ExitCode {
     if let Some(Command::Openapi { output }) = &cli.command {
         return runtime.block_on(print_openapi(output.as_deref()));
     }
-    let loaded = match config::load_with_warnings(cli.config.as_deref(), std::env::vars()) {
+    if let Some(Command::ConfigTable) = &cli.command {
+        print!("{}", config::table(&app::modules()));
+        return ExitCode::SUCCESS;
+    }
+    let loaded = match config::load(&app::modules(), cli.config.as_deref(), std::env::vars()) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("error: {err}");
@@ -34,7 +39,7 @@ fn main() -> ExitCode {
         }
     };
     let config = loaded.config;
-    telemetry::init(&config.log, config.profile);
+    telemetry::init(config.get::<LogConfig>(), config.profile);
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -43,12 +48,12 @@ fn main() -> ExitCode {
         Command::Serve => runtime.block_on(async { serve(config, shutdown_signal()).await }),
         Command::Worker => runtime.block_on(async { worker(config, shutdown_signal()).await }),
         Command::Migrate => runtime.block_on(migrate(config)),
-        Command::Openapi { .. } => unreachable!("handled above"),
+        Command::Openapi { .. } | Command::ConfigTable => unreachable!("handled above"),
         Command::User { command } => runtime.block_on(user(config, command)),
     }
 }
 
-async fn user(config: AppConfig, command: app::cli::UserCommand) -> ExitCode {
+async fn user(config: Config, command: app::cli::UserCommand) -> ExitCode {
     let password = match &command {
         app::cli::UserCommand::Create { .. } => {
             let mut line = String::new();
@@ -73,8 +78,8 @@ async fn user(config: AppConfig, command: app::cli::UserCommand) -> ExitCode {
     }
 }
 
-async fn serve(config: AppConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
-    let app = match Application::build(config).await {
+async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
+    let app = match Application::builder(app::modules(), config).build().await {
         Ok(app) => app,
         Err(err) => {
             eprintln!("error: cannot start: {err}");
@@ -90,8 +95,8 @@ async fn serve(config: AppConfig, shutdown: impl Future<Output = ()> + Send + 's
     }
 }
 
-async fn worker(config: AppConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
-    match app::app::run_workers(config, shutdown).await {
+async fn worker(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> ExitCode {
+    match app::app::run_workers(app::modules(), config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: cannot run the workers: {err}");
@@ -100,12 +105,15 @@ async fn worker(config: AppConfig, shutdown: impl Future<Output = ()> + Send + '
     }
 }
 
-async fn migrate(config: AppConfig) -> ExitCode {
+async fn migrate(config: Config) -> ExitCode {
     let result = async {
-        let db = app_database::Database::connect(&config.database).await?;
-        db.migrate().await?;
+        let migrations = app::modules().migrations().map_err(|e| e.to_string())?;
+        let db = app_database::Database::connect(config.get::<app_database::DatabaseConfig>())
+            .await
+            .map_err(|e| e.to_string())?;
+        let migrated = db.migrate(&migrations).await.map_err(|e| e.to_string());
         db.close().await;
-        Ok::<_, app_database::DbError>(())
+        migrated
     }
     .await;
     match result {
@@ -121,7 +129,7 @@ async fn migrate(config: AppConfig) -> ExitCode {
 }
 
 async fn print_openapi(output: Option<&std::path::Path>) -> ExitCode {
-    let spec = match app::routes::standalone_spec().await {
+    let spec = match app::routes::spec(app::modules()).await {
         Ok(spec) => spec,
         Err(err) => {
             eprintln!("error: cannot build the OpenAPI document: {err}");

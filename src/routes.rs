@@ -1,32 +1,30 @@
-//! The HTTP surface: every module's controller combined under one OpenAPI service, the spec at
+//! The HTTP surface: every module's controllers combined into one API, the spec at
 //! `/openapi.json`, Swagger UI at `/docs`, all behind the core middleware stack.
 
 use std::sync::Arc;
 
-use app_auth::{AuthApi, AuthVerifier};
-use app_cache::CacheApi;
 use app_core::{
+    ErrorCode,
+    config::{Config, ServerConfig},
     guard::Verifier,
+    http::CorsHeaders,
     metrics::HttpMetrics,
-    openapi::finalize,
-    throttle::{ThrottleHandle, ThrottleRule, ThrottleTable, Throttler, declared, screen},
+    module::{Built, compose},
+    openapi::{AppFacts, finalize},
+    throttle::{Limiter, ThrottleHandle, ThrottleTable, screen},
 };
-use app_health::HealthApi;
-use app_jobs::{JobsApi, QueuesApi};
-use app_library::LibraryApi;
-use app_ratelimit::{RateLimitApi, RateLimits};
-use app_users::UsersApi;
+use app_redis::SharedState;
 use bytes::Bytes;
 use poem::{
-    Endpoint, IntoEndpoint, IntoResponse, PathPattern, Request, Response,
+    Endpoint, IntoResponse, PathPattern, Request, Response,
+    endpoint::BoxEndpoint,
     error::MethodNotAllowedError,
     http::{Method, StatusCode, header},
 };
 use poem_openapi::OpenApiService;
+use serde_json::{Value, json};
 
-use shaku::HasComponent;
-
-use crate::{AppConfig, module::AppModule};
+use crate::app::StartError;
 
 /// The API title in the spec.
 pub const TITLE: &str = "SPA Backend API";
@@ -52,46 +50,68 @@ default one, per user or else per client address, and any of its own). Its answe
 tightest policy and `RateLimit-Policy` / `RateLimit` for each; a refused request is 429 \
 `RATE_LIMITED` with `Retry-After` and `retryAfter` (seconds), and is counted by none of them.";
 
-/// The controllers of every module, combined.
-type Apis = (AuthApi, UsersApi, LibraryApi, JobsApi, QueuesApi, RateLimitApi, CacheApi, HealthApi);
-
-/// Each feature module adds its controller here.
-fn apis(module: &AppModule, config: &AppConfig) -> Apis {
-    (
-        AuthApi::new(module, config.auth.cookie_secure(config.profile)),
-        UsersApi::new(module),
-        LibraryApi::new(module),
-        JobsApi::new(module.resolve(), config.jobs.stream_heartbeat),
-        QueuesApi::new(module.resolve()),
-        RateLimitApi::new(module),
-        CacheApi::new(module),
-        HealthApi::new(module),
-    )
+/// The composed API of a built app: its router, its finalized spec, and the guards' ports.
+struct Api {
+    endpoint: BoxEndpoint<'static>,
+    spec: String,
+    cors: CorsHeaders,
+    verifier: Option<Verifier>,
+    throttle: Option<ThrottleHandle>,
 }
 
-fn service(module: &AppModule, config: &AppConfig) -> OpenApiService<Apis, ()> {
-    OpenApiService::new(apis(module, config), TITLE, env!("CARGO_PKG_VERSION")).description(DESCRIPTION).server("/")
-}
-
-/// The finalized OpenAPI document (what `/openapi.json` serves and `app openapi` prints).
-pub fn spec(module: &AppModule, config: &AppConfig) -> String {
-    let raw = service(module, config).spec();
-    // The operations declare their rate-limit rules as their endpoints are built.
-    drop(service(module, config).into_endpoint());
-    // The finalizer only adds entries to a document poem-openapi produced; it cannot fail on it.
-    finalize(&raw, &declared()).unwrap_or(raw)
-}
-
-/// The rate-limit rules the operations declare, placed on their methods and paths in `raw`
-/// (the spec). A rule naming an operation the spec lacks is a programming error, logged; that
-/// operation's own transform still counts its policies (one round trip later).
-fn throttle_table(raw: &str, rules: &[&'static ThrottleRule]) -> ThrottleTable {
-    let spec = serde_json::from_str(raw).unwrap_or_default();
-    let (table, missing) = ThrottleTable::new(&spec, rules);
-    if !missing.is_empty() {
-        tracing::error!(?missing, "rate-limit rules name operations the API does not have");
+/// Composes the controllers of `built` into one API and one finalized spec. A rate-limit rule
+/// naming an operation the app lacks, or a policy the limiter does not define, is an error.
+fn api(mut built: Built) -> Result<Api, app_core::ModuleError> {
+    let error = |message: String| app_core::ModuleError { module: "app", message };
+    let composed = compose(std::mem::take(&mut built.controllers)).map_err(error)?;
+    let mut spec = composed.spec;
+    describe(&mut spec);
+    let verifier = built.get::<Verifier>().map(|v| (*v).clone());
+    let limiter = built.get::<Limiter>();
+    if let Some(limiter) = &limiter {
+        for rule in &composed.rules {
+            if let Some(policy) = rule.policies.iter().find(|p| !limiter.0.has_policy(p)) {
+                return Err(error(format!(
+                    "the operation `{}` names the rate-limit policy `{policy}`, which `rate_limit.policies` does not define",
+                    rule.operation
+                )));
+            }
+        }
     }
-    table
+    let table = ThrottleTable::new(&spec, &composed.rules).map_err(error)?;
+    let bearer_codes: &[ErrorCode] = verifier.as_ref().map_or(&[], |v| v.0.codes());
+    let facts = AppFacts { rules: &composed.rules, codes: &built.error_codes, bearer_codes };
+    finalize(&mut spec, &facts).map_err(|e| error(e.to_string()))?;
+    for patch in &built.spec_patches {
+        patch(&mut spec);
+    }
+    let cors = CorsHeaders::from_spec(&spec);
+    let spec = serde_json::to_string_pretty(&spec).map_err(|e| error(e.to_string()))?;
+    let throttle = limiter.map(|l| ThrottleHandle { throttler: l.0.clone(), table: Arc::new(table) });
+    Ok(Api { endpoint: composed.endpoint, spec, cors, verifier, throttle })
+}
+
+/// The document's own parts: version, title, description, server.
+fn describe(spec: &mut Value) {
+    if let Some(doc) = spec.as_object_mut() {
+        doc.insert("openapi".into(), json!("3.0.0"));
+        doc.insert(
+            "info".into(),
+            json!({ "title": TITLE, "version": env!("CARGO_PKG_VERSION"), "description": DESCRIPTION }),
+        );
+        doc.insert("servers".into(), json!([{ "url": "/" }]));
+    }
+}
+
+/// The finalized OpenAPI document of `modules`, without any configuration or external service
+/// (what `/openapi.json` serves and `app openapi` prints): the modules are built on their
+/// defaults, the memory backend and an in-memory SQLite database (the document depends on
+/// types only).
+pub async fn spec(modules: app_core::module::ModuleSet) -> Result<String, StartError> {
+    let mut config = Config::defaults(&modules.sections());
+    config.get_mut::<app_database::DatabaseConfig>().url = "sqlite::memory:".into();
+    config.finish();
+    crate::app::with_built(modules, config, |built| Ok(api(built)?.spec)).await?
 }
 
 /// The API plus the two documents and the liveness answer. Dispatching those by an exact path
@@ -99,14 +119,14 @@ fn throttle_table(raw: &str, rules: &[&'static ThrottleRule]) -> ThrottleTable {
 /// per-request data). `GET /health/live` is answered here, byte for byte as the health module's
 /// operation (which stays the documented one, and serves every other method): a probe that load
 /// balancers and orchestrators send every few seconds costs the middleware stack and nothing else.
-struct Surface<E> {
-    api: E,
+struct Surface {
+    api: BoxEndpoint<'static>,
     /// The bearer guard's session verifier, handed to API requests as request data (only to
     /// `/api/` requests: health probes and documents never pay for it).
-    verifier: Verifier,
+    verifier: Option<Verifier>,
     /// The throttle guard's limiter and the operations' rules (every policy of a request is
     /// counted before routing).
-    throttle: ThrottleHandle,
+    throttle: Option<ThrottleHandle>,
     /// On the Redis backend: the client whose batches carry the session check and the
     /// request's policies in one script call (or one pipeline, where their keys do not share a
     /// slot).
@@ -121,14 +141,15 @@ struct Surface<E> {
 /// The liveness answer: what the health module's `healthLive` operation writes.
 const LIVE: &[u8] = br#"{"status":"ok"}"#;
 
-impl<E: Endpoint> Endpoint for Surface<E> {
+impl Endpoint for Surface {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if req.uri().path().starts_with("/api/") {
+            let (verifier, throttle) = (self.verifier.as_ref(), self.throttle.as_ref());
             match &self.redis {
-                Some(redis) => redis.batched(screen(&mut req, &self.verifier, Some(&self.throttle))).await?,
-                None => screen(&mut req, &self.verifier, Some(&self.throttle)).await?,
+                Some(redis) => redis.batched(screen(&mut req, verifier, throttle)).await?,
+                None => screen(&mut req, verifier, throttle).await?,
             }
             return self.api.call(req).await.map(IntoResponse::into_response);
         }
@@ -155,59 +176,31 @@ impl<E: Endpoint> Endpoint for Surface<E> {
     }
 }
 
-/// The rate limiter as the throttle guard's port.
-fn throttler(module: &AppModule) -> Arc<dyn Throttler> {
-    let limits: Arc<dyn RateLimits> = module.resolve();
-    limits
+/// Swagger UI's page, embedding `spec`.
+fn swagger_ui(spec: &str) -> String {
+    let empty = OpenApiService::new((), TITLE, env!("CARGO_PKG_VERSION"));
+    empty.swagger_ui_html().replace(&empty.spec(), spec)
 }
 
-/// Every route of the app behind the middleware stack.
-pub fn routes(
-    module: &AppModule,
-    config: &AppConfig,
-    state: &app_redis::SharedState,
+/// Every route of a built app behind the middleware stack.
+pub(crate) fn routes(
+    built: Built,
+    config: &Config,
     metrics: HttpMetrics,
-) -> impl Endpoint<Output = Response> + use<> {
-    let service = service(module, config);
-    let raw = service.spec();
-    let swagger = service.swagger_ui_html();
-    // Building the endpoint records the rate-limit rules the operations declare.
-    let api = service.into_endpoint();
-    let rules = declared();
-    let spec = finalize(&raw, &rules).unwrap_or_else(|_| raw.clone());
-    // Swagger UI embeds the document; give it the finalized one so it shows every error status.
-    let swagger = swagger.replace(&raw, &spec);
+) -> Result<impl Endpoint<Output = Response> + use<>, app_core::ModuleError> {
+    let redis = built.get::<SharedState>().and_then(|s| s.redis().cloned());
+    let api = api(built)?;
+    let cors = api.cors;
     let surface = Surface {
-        api,
-        verifier: Verifier(Arc::new(AuthVerifier(module.resolve()))),
-        throttle: ThrottleHandle { throttler: throttler(module), table: Arc::new(throttle_table(&raw, &rules)) },
-        redis: state.redis().cloned(),
-        spec: spec.into(),
-        swagger: swagger.into(),
+        api: api.endpoint,
+        verifier: api.verifier,
+        throttle: api.throttle,
+        redis,
+        swagger: swagger_ui(&api.spec).into(),
+        spec: api.spec.into(),
         spec_pattern: PathPattern("/openapi.json".into()),
         docs_pattern: PathPattern("/docs".into()),
         live_pattern: PathPattern("/health/live".into()),
     };
-    app_core::http::stack(surface, &config.server, metrics)
-}
-
-/// The spec without any configuration or external service: the modules are built on the
-/// memory backend and an in-memory SQLite database (the document depends on types only).
-pub async fn standalone_spec() -> Result<String, app_database::DbError> {
-    let config = AppConfig::default();
-    let database = app_database::Database::connect(&app_database::DatabaseConfig {
-        url: "sqlite::memory:".into(),
-        ..config.database.clone()
-    })
-    .await?;
-    let module = crate::module::build_modules(
-        &config,
-        &crate::app::Backends::single(app_redis::SharedState::Memory),
-        database.clone(),
-        app_core::metrics::Metrics::new(),
-        crate::module::Overrides::default(),
-    );
-    let spec = spec(&module, &config);
-    database.close().await;
-    Ok(spec)
+    Ok(app_core::http::stack(surface, config.get::<ServerConfig>(), metrics, &cors))
 }

@@ -179,7 +179,7 @@ async fn sessions_are_listed_and_revoked_one_by_one_or_all_at_once() {
 
 #[tokio::test]
 async fn a_refresh_token_works_once_and_its_reuse_revokes_the_session() {
-    let app = app().config(|c| c.auth.refresh_race_grace = Duration::ZERO).spawn().await;
+    let app = app().config(|c| c.get_mut::<app_auth::AuthConfig>().refresh_race_grace = Duration::ZERO).spawn().await;
     let (_, first) = app.user().await;
     let resp = app.refresh(&first.refresh).await;
     assert_eq!(resp.status(), 200);
@@ -346,7 +346,10 @@ async fn a_tampered_or_transplanted_session_blob_is_401_and_keys_share_the_users
 
 #[tokio::test]
 async fn idle_and_absolute_session_timeouts_are_enforced() {
-    let idle = app().config(|c| c.auth.session_idle_timeout = Duration::from_millis(1500)).spawn().await;
+    let idle = app()
+        .config(|c| c.get_mut::<app_auth::AuthConfig>().session_idle_timeout = Duration::from_millis(1500))
+        .spawn()
+        .await;
     let (_, tokens) = idle.user().await;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -355,7 +358,10 @@ async fn idle_and_absolute_session_timeouts_are_enforced() {
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_problem(idle.me(&tokens.access).await, 401, "SESSION_REVOKED").await;
 
-    let absolute = app().config(|c| c.auth.session_absolute_timeout = Duration::from_secs(2)).spawn().await;
+    let absolute = app()
+        .config(|c| c.get_mut::<app_auth::AuthConfig>().session_absolute_timeout = Duration::from_secs(2))
+        .spawn()
+        .await;
     let account = absolute.signed_up().await;
     let login = Instant::now();
     let tokens = absolute.logged_in(&account).await;
@@ -396,7 +402,8 @@ async fn changing_a_role_or_deleting_a_user_ends_their_sessions() {
     let app = spawn_app().await;
     let (user, tokens) = app.user().await;
     let id = uuid::Uuid::parse_str(&user.id).expect("uuid");
-    let auth: &dyn AuthService = app.module.resolve_ref();
+    let container = app.container::<app_auth::AuthContainer>();
+    let auth: &dyn AuthService = container.resolve_ref();
     auth.set_role(id, app_core::Role::Admin).await.expect("role changed");
     assert_problem(app.me(&tokens.access).await, 401, "SESSION_REVOKED").await;
     let tokens = app.logged_in(&user).await;

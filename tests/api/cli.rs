@@ -67,7 +67,7 @@ fn an_unreachable_database_is_a_one_line_start_up_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     let last = err.trim_end().lines().last().unwrap_or_default().to_owned();
-    assert!(last.starts_with("error: cannot start: database unavailable"), "{err}");
+    assert!(last.starts_with("error: cannot start: module `database`: database unavailable"), "{err}");
     assert!(!err.contains("hunter2"), "the password is never printed: {err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -139,8 +139,8 @@ async fn the_first_admin_is_created_from_the_command_line_and_role_changes_end_s
     let (url, key_prefix) = (db_url.clone(), prefix.clone());
     let app = crate::support::app()
         .config(move |c| {
-            c.database.url = url;
-            c.redis.key_prefix = key_prefix;
+            c.get_mut::<app_database::DatabaseConfig>().url = url;
+            c.get_mut::<app_redis::RedisConfig>().key_prefix = key_prefix;
         })
         .spawn()
         .await;

@@ -2,8 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use app::module::Overrides;
-use app_database::{Database, DbError, SqlDatabase};
+use app_database::{Database, DatabaseContainer, DbError, SqlDatabase};
 use async_trait::async_trait;
 use serde_json::Value;
 use shaku::HasComponent;
@@ -25,24 +24,23 @@ impl SqlDatabase for UnreachableDatabase {
 }
 
 #[tokio::test]
-async fn a_component_overridden_in_the_database_module_reaches_the_health_controller() {
+async fn a_component_overridden_in_the_database_container_reaches_the_readiness_check() {
     // A real pool on a fresh in-memory database, wrapped so its ping fails.
     let db = Database::connect(&app_database::DatabaseConfig { url: "sqlite::memory:".into(), ..Default::default() })
         .await
         .expect("in-memory SQLite");
-    let overrides = Overrides {
-        database: Some(Box::new(move |builder| {
+    let app = app()
+        .customize::<DatabaseContainer>(move |builder| {
             builder.with_component_override::<dyn SqlDatabase>(Box::new(UnreachableDatabase(db)))
-        })),
-        ..Overrides::default()
-    };
-    let app = app().overrides(overrides).spawn().await;
+        })
+        .spawn()
+        .await;
     let resp = app.ready().await;
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["failing"], serde_json::json!(["database"]), "{body}");
     assert_eq!(body["checks"]["redis"]["status"], "ok");
 
-    let db: Arc<dyn SqlDatabase> = HasComponent::<dyn SqlDatabase>::resolve(&*app.module);
-    assert!(db.ping().await.is_err(), "the AppModule resolves the override too");
+    let db: Arc<dyn SqlDatabase> = HasComponent::<dyn SqlDatabase>::resolve(&*app.container::<DatabaseContainer>());
+    assert!(db.ping().await.is_err(), "the database container resolves the override too");
 }

@@ -19,7 +19,10 @@ async fn a_wrong_method_is_a_405_problem() {
 
 #[tokio::test]
 async fn an_oversized_body_is_a_413_problem_also_when_chunked() {
-    let app = crate::support::app().config(|c| c.server.max_body_bytes = 1024).spawn().await;
+    let app = crate::support::app()
+        .config(|c| c.get_mut::<app_core::config::ServerConfig>().max_body_bytes = 1024)
+        .spawn()
+        .await;
     let resp = app.request(reqwest::Method::POST, "/health/live").body(vec![b'x'; 4096]).send().await.expect("send");
     assert_problem(resp, 413, "PAYLOAD_TOO_LARGE").await;
 

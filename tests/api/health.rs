@@ -34,8 +34,12 @@ async fn liveness_answers_ok() {
 
     // The surface answers GET itself; it must be exactly what the documented operation answers.
     use poem::{Endpoint, IntoEndpoint};
-    let operation =
-        poem_openapi::OpenApiService::new(app_health::HealthApi::new(&*app.module), "t", "1").into_endpoint();
+    let operation = poem_openapi::OpenApiService::new(
+        app_health::HealthApi::new(&*app.container::<app_health::HealthContainer>()),
+        "t",
+        "1",
+    )
+    .into_endpoint();
     let req = poem::Request::builder().method(poem::http::Method::GET).uri_str("/health/live").finish();
     let documented = operation.call(req).await.expect("the operation answers");
     assert_eq!(documented.headers()["content-type"].to_str().expect("ascii"), content_type);

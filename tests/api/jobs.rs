@@ -228,8 +228,8 @@ async fn a_flaky_job_is_retried_with_growing_delays_and_an_always_failing_one_en
     let app = app()
         .with_test_jobs(flaky.clone())
         .config(|c| {
-            c.jobs.backoff_delay = Duration::from_millis(300);
-            c.jobs.backoff_max = Duration::from_secs(10);
+            c.get_mut::<app_jobs::JobsConfig>().backoff_delay = Duration::from_millis(300);
+            c.get_mut::<app_jobs::JobsConfig>().backoff_max = Duration::from_secs(10);
         })
         .spawn()
         .await;
@@ -309,7 +309,7 @@ async fn admins_see_queue_counts_and_pause_and_resume_queues() {
 async fn submissions_are_rate_limited_by_the_jobs_policy() {
     let app = app()
         .config(|c| {
-            if let Some(p) = c.rate_limit.policies.get_mut("jobs") {
+            if let Some(p) = c.get_mut::<app_ratelimit::RateLimitConfig>().policies.get_mut("jobs") {
                 p.limit = 2;
             }
         })
@@ -347,8 +347,8 @@ async fn a_job_whose_worker_process_is_killed_is_taken_over_and_completes_exactl
     // The API instance runs no workers: the job can only run in the worker process, at first.
     let api = app()
         .config(|c| {
-            c.jobs.workers = false;
-            c.jobs.visibility_timeout = Duration::from_secs(2);
+            c.get_mut::<app_jobs::JobsConfig>().workers = false;
+            c.get_mut::<app_jobs::JobsConfig>().visibility_timeout = Duration::from_secs(2);
         })
         .spawn()
         .await;
@@ -376,7 +376,11 @@ async fn a_job_whose_worker_process_is_killed_is_taken_over_and_completes_exactl
         "its worker is dead"
     );
     // A surviving worker (another instance) takes the stalled attempt over after the visibility timeout.
-    let survivor = app().instance_of(&api).config(|c| c.jobs.visibility_timeout = Duration::from_secs(2)).spawn().await;
+    let survivor = app()
+        .instance_of(&api)
+        .config(|c| c.get_mut::<app_jobs::JobsConfig>().visibility_timeout = Duration::from_secs(2))
+        .spawn()
+        .await;
     let done = survivor.finished_job(&tokens.access, &job).await;
     assert_eq!((done["status"].as_str(), done["attempts"].as_u64()), (Some("completed"), Some(2)), "{done}");
     let report: Value = survivor.job_result(&tokens.access, &job).await.json().await.expect("json");
@@ -447,7 +451,7 @@ async fn the_memory_backend_runs_jobs_too() {
 async fn at_shutdown_a_running_job_finishes_in_time_or_is_handed_back() {
     let mut first = app()
         .with_test_jobs(Flaky::default())
-        .config(|c| c.jobs.shutdown_timeout = Duration::from_millis(400))
+        .config(|c| c.get_mut::<app_jobs::JobsConfig>().shutdown_timeout = Duration::from_millis(400))
         .spawn()
         .await;
     let (_, tokens) = first.user().await;
@@ -457,8 +461,12 @@ async fn at_shutdown_a_running_job_finishes_in_time_or_is_handed_back() {
     first.wait_job(&tokens.access, &id(&slow), |j| j["status"] == "active").await;
     first.stop().await.expect("stops");
     // A second instance (no workers) reads the register.
-    let reader =
-        app().instance_of(&first).with_test_jobs(Flaky::default()).config(|c| c.jobs.workers = false).spawn().await;
+    let reader = app()
+        .instance_of(&first)
+        .with_test_jobs(Flaky::default())
+        .config(|c| c.get_mut::<app_jobs::JobsConfig>().workers = false)
+        .spawn()
+        .await;
     let quick = reader.get_job(&tokens.access, &id(&quick)).await.json::<Value>().await.expect("json");
     assert_eq!(quick["status"], "completed", "finished within the shutdown timeout: {quick}");
     let slow = reader.get_job(&tokens.access, &id(&slow)).await.json::<Value>().await.expect("json");
@@ -470,8 +478,8 @@ async fn a_stream_on_one_instance_follows_a_job_running_on_another_with_heartbea
     let api = app()
         .with_test_jobs(Flaky::default())
         .config(|c| {
-            c.jobs.workers = false;
-            c.jobs.stream_heartbeat = Duration::from_millis(150);
+            c.get_mut::<app_jobs::JobsConfig>().workers = false;
+            c.get_mut::<app_jobs::JobsConfig>().stream_heartbeat = Duration::from_millis(150);
         })
         .spawn()
         .await;

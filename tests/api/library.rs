@@ -433,7 +433,8 @@ async fn fifty_concurrent_lock_requests_on_two_instances_have_one_winner() {
 
 #[tokio::test]
 async fn an_expired_lock_cannot_write_after_someone_else_took_the_item() {
-    let app = app().config(|c| c.library.lock_ttl = Duration::from_secs(1)).spawn().await;
+    let app =
+        app().config(|c| c.get_mut::<app_library::LibraryConfig>().lock_ttl = Duration::from_secs(1)).spawn().await;
     let (_, tokens) = app.user().await;
     let item = id(&app.song(&tokens.access, "Song").await);
     let old: Value = app.lock_item(&tokens.access, &item).await.json().await.expect("json");
@@ -457,7 +458,7 @@ async fn an_expired_lock_cannot_write_after_someone_else_took_the_item() {
 async fn with_the_cache_redis_stopped_reads_and_writes_still_work_and_recover() {
     let cache_server = RedisServer::start();
     let url = cache_server.url();
-    let app = app().config(move |c| c.cache.redis_url = Some(url)).spawn().await;
+    let app = app().config(move |c| c.get_mut::<app_cache::CacheConfig>().redis_url = Some(url)).spawn().await;
     let (_, admin) = app.admin().await;
     let (_, tokens) = app.user().await;
     let item = id(&app.song(&tokens.access, "before").await);

@@ -2,6 +2,7 @@
 //! binary, plus private ones for outage tests) and a real database (SQLite, and PostgreSQL when
 //! `TEST_DATABASE_URL` is set). Set `TEST_LOG=1` to see the app's logs.
 
+mod architecture;
 mod auth;
 mod cli;
 mod di;
@@ -10,6 +11,7 @@ mod errors;
 mod health;
 mod jobs;
 mod library;
+mod modules;
 mod openapi;
 mod rate_limit;
 mod rate_limit_rules;

@@ -35,18 +35,24 @@ async fn hammer(apps: &[&TestApp], token: &str, n: usize) -> (usize, usize) {
 
 #[tokio::test]
 async fn exactly_the_limit_is_admitted_under_concurrency_on_one_and_on_two_instances() {
-    let one = app().config(|c| policy(&mut c.rate_limit, "api", 10, Duration::from_secs(600), None)).spawn().await;
+    let one = app()
+        .config(|c| policy(c.get_mut::<RateLimitConfig>(), "api", 10, Duration::from_secs(600), None))
+        .spawn()
+        .await;
     // Registration and login are anonymous: they count against the address, not the user.
     let (_, tokens) = one.user().await;
     assert_eq!(hammer(&[&one], &tokens.access, 50).await, (10, 40));
 
-    let a = app().config(|c| policy(&mut c.rate_limit, "api", 10, Duration::from_secs(600), None)).spawn().await;
+    let a = app()
+        .config(|c| policy(c.get_mut::<RateLimitConfig>(), "api", 10, Duration::from_secs(600), None))
+        .spawn()
+        .await;
     let prefix_and_db = (a.prefix.clone(), a.database_url.clone());
     let b = app()
         .config(move |c| {
-            policy(&mut c.rate_limit, "api", 10, Duration::from_secs(600), None);
-            c.redis.key_prefix = prefix_and_db.0;
-            c.database.url = prefix_and_db.1;
+            policy(c.get_mut::<RateLimitConfig>(), "api", 10, Duration::from_secs(600), None);
+            c.get_mut::<app_redis::RedisConfig>().key_prefix = prefix_and_db.0;
+            c.get_mut::<app_database::DatabaseConfig>().url = prefix_and_db.1;
         })
         .spawn()
         .await;
@@ -56,7 +62,8 @@ async fn exactly_the_limit_is_admitted_under_concurrency_on_one_and_on_two_insta
 
 #[tokio::test]
 async fn limited_and_admitted_responses_carry_the_rate_limit_headers() {
-    let app = app().config(|c| policy(&mut c.rate_limit, "api", 3, Duration::from_secs(60), None)).spawn().await;
+    let app =
+        app().config(|c| policy(c.get_mut::<RateLimitConfig>(), "api", 3, Duration::from_secs(60), None)).spawn().await;
     let (_, tokens) = app.user().await;
     let resp = app.me(&tokens.access).await;
     assert_eq!(resp.status(), 200);
@@ -84,7 +91,9 @@ async fn limited_and_admitted_responses_carry_the_rate_limit_headers() {
 #[tokio::test]
 async fn login_brute_force_is_blocked_then_released_without_locking_the_account_elsewhere() {
     let app = app()
-        .config(|c| policy(&mut c.rate_limit, "auth", 4, Duration::from_secs(600), Some(Duration::from_secs(2))))
+        .config(|c| {
+            policy(c.get_mut::<RateLimitConfig>(), "auth", 4, Duration::from_secs(600), Some(Duration::from_secs(2)))
+        })
         .spawn()
         .await;
     let victim = app.signed_up().await; // registration counts once for this address and email
@@ -105,8 +114,8 @@ async fn login_brute_force_is_blocked_then_released_without_locking_the_account_
 async fn rotating_addresses_is_bounded_per_account() {
     let app = app()
         .config(|c| {
-            c.rate_limit.trusted_proxies = vec!["127.0.0.1".into()];
-            policy(&mut c.rate_limit, "auth_account", 4, Duration::from_secs(600), None);
+            c.get_mut::<RateLimitConfig>().trusted_proxies = vec!["127.0.0.1".into()];
+            policy(c.get_mut::<RateLimitConfig>(), "auth_account", 4, Duration::from_secs(600), None);
         })
         .spawn()
         .await;
@@ -127,7 +136,10 @@ async fn rotating_addresses_is_bounded_per_account() {
 
 #[tokio::test]
 async fn users_are_limited_separately() {
-    let app = app().config(|c| policy(&mut c.rate_limit, "api", 5, Duration::from_secs(600), None)).spawn().await;
+    let app = app()
+        .config(|c| policy(c.get_mut::<RateLimitConfig>(), "api", 5, Duration::from_secs(600), None))
+        .spawn()
+        .await;
     let (_, alice) = app.user().await;
     let (_, bob) = app.user().await;
     assert_eq!(hammer(&[&app], &alice.access, 7).await, (5, 2));
@@ -136,7 +148,10 @@ async fn users_are_limited_separately() {
 
 #[tokio::test]
 async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
-    let app = app().config(|c| policy(&mut c.rate_limit, "api", 2, Duration::from_secs(600), None)).spawn().await;
+    let app = app()
+        .config(|c| policy(c.get_mut::<RateLimitConfig>(), "api", 2, Duration::from_secs(600), None))
+        .spawn()
+        .await;
     let mut statuses = Vec::new();
     for i in 0..3 {
         let resp = app
@@ -155,8 +170,8 @@ async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
 async fn a_trusted_proxys_forwarded_for_is_honoured() {
     let app = app()
         .config(|c| {
-            c.rate_limit.trusted_proxies = vec!["127.0.0.0/8".into()];
-            policy(&mut c.rate_limit, "api", 1, Duration::from_secs(600), None);
+            c.get_mut::<RateLimitConfig>().trusted_proxies = vec!["127.0.0.0/8".into()];
+            policy(c.get_mut::<RateLimitConfig>(), "api", 1, Duration::from_secs(600), None);
         })
         .spawn()
         .await;
@@ -172,8 +187,8 @@ async fn with_redis_stopped_policies_fail_open_or_closed_as_configured_and_recov
     let app = app()
         .backend(Backend::Redis(redis.url()))
         .config(|c| {
-            policy(&mut c.rate_limit, "api", 1000, Duration::from_secs(60), None);
-            c.rate_limit.policies.get_mut("auth").unwrap().on_unavailable = FailureMode::Closed;
+            policy(c.get_mut::<RateLimitConfig>(), "api", 1000, Duration::from_secs(60), None);
+            c.get_mut::<RateLimitConfig>().policies.get_mut("auth").unwrap().on_unavailable = FailureMode::Closed;
         })
         .spawn()
         .await;
@@ -201,7 +216,9 @@ async fn with_redis_stopped_policies_fail_open_or_closed_as_configured_and_recov
 #[tokio::test]
 async fn admins_read_and_reset_a_subjects_state() {
     let app = app()
-        .config(|c| policy(&mut c.rate_limit, "auth", 2, Duration::from_secs(600), Some(Duration::from_secs(600))))
+        .config(|c| {
+            policy(c.get_mut::<RateLimitConfig>(), "auth", 2, Duration::from_secs(600), Some(Duration::from_secs(600)))
+        })
         .spawn()
         .await;
     let (_, admin) = app.admin().await;
@@ -235,7 +252,7 @@ async fn admins_read_and_reset_a_subjects_state() {
 async fn the_memory_backend_limits_too() {
     let app = app()
         .backend(Backend::Memory)
-        .config(|c| policy(&mut c.rate_limit, "api", 3, Duration::from_secs(600), None))
+        .config(|c| policy(c.get_mut::<RateLimitConfig>(), "api", 3, Duration::from_secs(600), None))
         .spawn()
         .await;
     let (_, tokens) = app.user().await;
@@ -256,7 +273,7 @@ async fn the_default_policy_applies_to_every_api_route_and_not_to_docs() {
 
 #[tokio::test]
 async fn sessions_record_the_client_address_behind_a_trusted_proxy() {
-    let app = app().config(|c| c.rate_limit.trusted_proxies = vec!["127.0.0.1".into()]).spawn().await;
+    let app = app().config(|c| c.get_mut::<RateLimitConfig>().trusted_proxies = vec!["127.0.0.1".into()]).spawn().await;
     let account = app.signed_up().await;
     let resp = app
         .request(Method::POST, "/api/v1/auth/login")
@@ -273,7 +290,10 @@ async fn sessions_record_the_client_address_behind_a_trusted_proxy() {
 
 #[tokio::test]
 async fn one_address_trying_many_accounts_is_bounded() {
-    let app = app().config(|c| policy(&mut c.rate_limit, "auth_ip", 3, Duration::from_secs(600), None)).spawn().await;
+    let app = app()
+        .config(|c| policy(c.get_mut::<RateLimitConfig>(), "auth_ip", 3, Duration::from_secs(600), None))
+        .spawn()
+        .await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(app.login(&unique_email(), "some password").await.status().as_u16());

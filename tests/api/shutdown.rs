@@ -17,8 +17,8 @@ async fn an_in_flight_request_completes_while_new_connections_are_refused() {
     let mut app = app()
         .backend(Backend::Redis(redis.url()))
         .config(|c| {
-            c.redis.command_timeout = Duration::from_millis(1500);
-            c.health.check_timeout = Duration::from_secs(2);
+            c.get_mut::<app_redis::RedisConfig>().command_timeout = Duration::from_millis(1500);
+            c.get_mut::<app_health::HealthConfig>().check_timeout = Duration::from_secs(2);
         })
         .spawn()
         .await;

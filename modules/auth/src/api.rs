@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use app_core::{
     AdminAuth, BearerAuth, Problems, Role, Timestamp,
-    problem::status::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
+    throttle::ThrottleRule,
     validation::validate,
 };
-use app_users::{Email, UserDto, UserName};
+use app_users::{Email, EmailTaken, UserDto, UserName};
 use poem::{Request, http::header};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags, param::Path, payload::Json};
 use shaku::HasComponent;
@@ -16,6 +17,7 @@ use validator::Validate;
 
 use crate::{
     AuthError,
+    error::{BadLogin, RefreshRefused},
     service::{AuthService, ClientInfo, Issued, SessionInfo},
 };
 
@@ -27,12 +29,16 @@ use crate::{
 // out of logging in from elsewhere; rotating addresses buys at most `auth_account`'s allowance
 // per account; `auth_ip` bounds one address trying many accounts. Refresh counts against
 // `auth` by address and the account its token names.
-app_core::throttle_policy!(register_limits, "register", ["auth", "auth_account", "auth_ip"], account = email_of);
-app_core::throttle_policy!(login_limits, "login", ["auth", "auth_account", "auth_ip"], account = email_of);
-app_core::throttle_policy!(refresh_limits, "refresh", ["auth"], account = refresh_account_of);
+static REGISTER_LIMITS: ThrottleRule =
+    ThrottleRule::new("register", &["auth", "auth_account", "auth_ip"]).account(email_of);
+static LOGIN_LIMITS: ThrottleRule = ThrottleRule::new("login", &["auth", "auth_account", "auth_ip"]).account(email_of);
+static REFRESH_LIMITS: ThrottleRule = ThrottleRule::new("refresh", &["auth"]).account(refresh_account_of);
 // Logging out is never refused for the default policy: a client at its limit can still end
 // its session (the route needs a live session, and revoking it is one Redis call).
-app_core::skip_throttle!(logout_unlimited, "logout");
+static LOGOUT_UNLIMITED: ThrottleRule = ThrottleRule::skip("logout");
+
+/// The rate-limit rules of the auth operations.
+pub const RULES: &[&ThrottleRule] = &[&REGISTER_LIMITS, &LOGIN_LIMITS, &REFRESH_LIMITS, &LOGOUT_UNLIMITED];
 
 /// The `email` of a login or registration body.
 fn email_of(_: &Request, body: &[u8]) -> Option<String> {
@@ -214,7 +220,7 @@ fn client_info(req: &Request) -> ClientInfo {
     // The client address as the rate limiter resolves it (trusted proxies considered), else
     // the peer.
     let ip = match req.data::<app_core::throttle::ThrottleHandle>() {
-        Some(handle) => Some(handle.throttler.client_ip(req).to_string()),
+        Some(handle) => Some(app_core::throttle::client_ip(&*handle.throttler, req).to_string()),
         None => req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
     };
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| {
@@ -256,11 +262,11 @@ impl AuthApi {
     ///
     /// Creates an account with the role `user`. It does not log in: call `/auth/login` next.
     /// Its policies count as `login`'s do.
-    #[oai(path = "/auth/register", method = "post", operation_id = "register", transform = "register_limits")]
+    #[oai(path = "/auth/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
         body: Json<RegisterRequest>,
-    ) -> Result<RegisterResponse, Problems<(BadRequest, Conflict, Unavailable)>> {
+    ) -> Result<RegisterResponse, Problems<(BadRequest, EmailTaken, Unavailable)>> {
         let mut body = body.0;
         body.email = body.email.trim().to_owned();
         validate(&body)?;
@@ -283,12 +289,12 @@ impl AuthApi {
     /// the client address and email (5 per 15 min, then blocked for 15 min), `auth_account` the
     /// email from any address (20 per 15 min), `auth_ip` the address whatever the email (100 per
     /// 15 min). A request one of them refuses is counted by none.
-    #[oai(path = "/auth/login", method = "post", operation_id = "login", transform = "login_limits")]
+    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         req: &Request,
         body: Json<LoginRequest>,
-    ) -> Result<TokenResponse, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+    ) -> Result<TokenResponse, Problems<(BadRequest, BadLogin, Unavailable)>> {
         let mut body = body.0;
         body.email = body.email.trim().to_owned();
         validate(&body)?;
@@ -306,12 +312,12 @@ impl AuthApi {
     /// rotation, the same token gets the same new refresh token again, so the session never
     /// forks and nobody is logged out. A 401 also clears the refresh cookie. Its policy `auth`
     /// counts the client address and the token's account.
-    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh", transform = "refresh_limits")]
+    #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(
         &self,
         req: &Request,
         body: Json<RefreshRequest>,
-    ) -> Result<TokenResponse, Problems<(BadRequest, Unauthorized, Conflict, Unavailable)>> {
+    ) -> Result<TokenResponse, Problems<(BadRequest, RefreshRefused, Conflict, Unavailable)>> {
         let token = body.0.refresh_token.or_else(|| refresh_cookie(req)).ok_or_else(|| {
             app_core::ApiError::validation(vec![app_core::FieldError::new(
                 "refreshToken",
@@ -335,7 +341,7 @@ impl AuthApi {
     /// Log out
     ///
     /// Ends the current session on every instance at once; its tokens stop working.
-    #[oai(path = "/auth/logout", method = "post", operation_id = "logout", transform = "logout_unlimited")]
+    #[oai(path = "/auth/logout", method = "post", operation_id = "logout")]
     async fn logout(&self, auth: BearerAuth) -> Result<LogoutResponse, Problems<(Unauthorized, Unavailable)>> {
         match self.service.revoke_session(auth.0.user_id, &auth.0.session_id).await {
             Ok(()) | Err(AuthError::SessionNotFound) => Ok(LogoutResponse::NoContent(self.cookie("", 0))),

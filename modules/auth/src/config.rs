@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Secret, Validate};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Secret, Validate};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The development default of `auth.jwt_secret`; production refuses it.
@@ -38,8 +38,9 @@ pub struct AuthConfig {
     pub session_absolute_timeout: Duration,
     /// Sessions kept per user; a login beyond it ends that user's oldest session.
     pub max_sessions_per_user: u32,
-    /// How long after a rotation the just-rotated refresh token answers 409 `CONFLICT` (two tabs
-    /// racing) instead of counting as reuse. `0s` treats every second use as theft.
+    /// How long after a rotation the just-rotated refresh token is answered with the same
+    /// successor again (two tabs racing, a retry after a lost reply) instead of counting as
+    /// reuse. `0s` treats every second use as theft.
     #[serde(with = "humantime_serde")]
     pub refresh_race_grace: Duration,
     /// Whether the refresh cookie is `Secure`; unset means "outside development".
@@ -88,6 +89,58 @@ impl AuthConfig {
     /// Whether the refresh cookie carries `Secure` under `profile`.
     pub fn cookie_secure(&self, profile: Profile) -> bool {
         self.cookie_secure.unwrap_or(profile.is_production())
+    }
+}
+
+impl ConfigSection for AuthConfig {
+    const KEY: &'static str = "auth";
+    const ALIASES: &'static [(&'static str, &'static str)] =
+        &[("JWT_SECRET", "auth.jwt_secret"), ("SESSION_ENCRYPTION_KEY", "auth.session_encryption_key")];
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new("auth.jwt_secret", "access-token signing key, at least 32 bytes (production: required)")
+                .default_text("development default"),
+            Row::new(
+                "auth.session_encryption_key",
+                "session encryption key material, at least 32 bytes (production: required)",
+            )
+            .default_text("development default"),
+            Row::new(
+                "auth.previous_session_encryption_keys",
+                "former session keys (comma-separated): they still decrypt, so rotating the key logs nobody out",
+            ),
+            Row::new("auth.issuer", "the access token's `iss`"),
+            Row::new("auth.audience", "the access token's `aud`"),
+            Row::new("auth.access_token_ttl", "access-token lifetime (revocation is immediate regardless)"),
+            Row::new(
+                "auth.session_idle_timeout",
+                "a session unused this long ends; every request and refresh extends it",
+            ),
+            Row::new("auth.session_absolute_timeout", "a session ends this long after login, however active"),
+            Row::new("auth.max_sessions_per_user", "sessions kept per user; one more login ends the oldest"),
+            Row::new(
+                "auth.refresh_race_grace",
+                "how long a just-rotated refresh token is answered with the same successor again (two tabs racing, \
+                 a retry after a lost reply) instead of revoking the session; `0s`: every second use revokes",
+            ),
+            Row::new("auth.cookie_secure", "whether the refresh cookie is `Secure`")
+                .default_text("`true` outside development"),
+        ]
+    }
+
+    fn finish(&mut self, profile: Profile) -> Option<String> {
+        if profile.is_production() {
+            return None;
+        }
+        let filled = self.apply_development_defaults();
+        (!filled.is_empty()).then(|| {
+            format!(
+                "{} not set: using the development defaults, which anyone reading the source can use to forge \
+                 tokens; set JWT_SECRET and SESSION_ENCRYPTION_KEY (the production profile requires them)",
+                filled.join(" and ")
+            )
+        })
     }
 }
 

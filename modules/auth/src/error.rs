@@ -1,9 +1,38 @@
-//! The auth module's failures and their one mapping to HTTP.
+//! The auth module's failures, its codes, and their one mapping to HTTP.
 
-use app_core::{ApiError, ErrorCode};
+use app_core::{ApiError, ErrorCode, problem::StatusCode};
 use app_redis::RedisError;
 use app_users::UsersError;
-use poem::http::StatusCode;
+
+/// Login with an unknown email or a wrong password (deliberately indistinguishable).
+pub const INVALID_CREDENTIALS: ErrorCode = ErrorCode::new(
+    "INVALID_CREDENTIALS",
+    "Login with an unknown email or a wrong password (deliberately indistinguishable).",
+);
+/// The access token has expired.
+pub const TOKEN_EXPIRED: ErrorCode = ErrorCode::new("TOKEN_EXPIRED", "The access token has expired; refresh it.");
+/// The session behind the token ended.
+pub const SESSION_REVOKED: ErrorCode =
+    ErrorCode::new("SESSION_REVOKED", "The session behind the token was revoked or has expired; log in again.");
+/// An already-rotated refresh token was presented.
+pub const REFRESH_TOKEN_REUSED: ErrorCode = ErrorCode::new(
+    "REFRESH_TOKEN_REUSED",
+    "An already-rotated refresh token was presented; the whole session is revoked.",
+);
+
+/// The codes the auth module's answers carry.
+pub const CODES: &[ErrorCode] = &[INVALID_CREDENTIALS, TOKEN_EXPIRED, SESSION_REVOKED, REFRESH_TOKEN_REUSED];
+
+/// The codes the bearer guard answers 401 with when the session verifier refuses a token.
+pub const BEARER_CODES: &[ErrorCode] = &[TOKEN_EXPIRED, SESSION_REVOKED];
+
+app_core::problem_status! {
+    /// 401 on login.
+    pub BadLogin = 401, [INVALID_CREDENTIALS], "the email or the password is wrong";
+    /// 401 on refresh.
+    pub RefreshRefused = 401, [ErrorCode::UNAUTHENTICATED, SESSION_REVOKED, REFRESH_TOKEN_REUSED],
+        "the refresh token is not valid, its session ended, or it was already used (the session is then revoked)";
+}
 
 /// A failed auth operation.
 #[derive(Debug, thiserror::Error)]
@@ -45,23 +74,19 @@ impl From<AuthError> for ApiError {
         use AuthError as E;
         match err {
             E::InvalidCredentials => {
-                ApiError::unauthenticated(ErrorCode::InvalidCredentials, "The email or the password is wrong")
+                ApiError::unauthenticated(INVALID_CREDENTIALS, "The email or the password is wrong")
             }
-            E::TokenExpired => {
-                ApiError::unauthenticated(ErrorCode::TokenExpired, "The access token has expired; refresh it")
-            }
-            E::InvalidToken => ApiError::unauthenticated(ErrorCode::Unauthenticated, "The access token is not valid"),
-            E::SessionRevoked => {
-                ApiError::unauthenticated(ErrorCode::SessionRevoked, "The session has ended; log in again")
-            }
+            E::TokenExpired => ApiError::unauthenticated(TOKEN_EXPIRED, "The access token has expired; refresh it"),
+            E::InvalidToken => ApiError::unauthenticated(ErrorCode::UNAUTHENTICATED, "The access token is not valid"),
+            E::SessionRevoked => ApiError::unauthenticated(SESSION_REVOKED, "The session has ended; log in again"),
             E::InvalidRefreshToken => {
-                ApiError::unauthenticated(ErrorCode::Unauthenticated, "The refresh token is not valid")
+                ApiError::unauthenticated(ErrorCode::UNAUTHENTICATED, "The refresh token is not valid")
             }
             E::RefreshTokenReused => ApiError::unauthenticated(
-                ErrorCode::RefreshTokenReused,
+                REFRESH_TOKEN_REUSED,
                 "This refresh token was already used; the session has been revoked. Log in again",
             ),
-            E::RefreshRace => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict).with_detail(
+            E::RefreshRace => ApiError::new(StatusCode::CONFLICT, ErrorCode::CONFLICT).with_detail(
                 "This refresh token was rotated a moment ago by a concurrent request; use the newest refresh token",
             ),
             E::SessionNotFound => ApiError::not_found("No such session"),

@@ -26,9 +26,9 @@ mod tokens;
 
 pub use api::{AuthApi, REFRESH_COOKIE};
 pub use config::{AuthConfig, DEV_JWT_SECRET, DEV_SESSION_KEY};
-pub use error::AuthError;
-pub use module::{AuthModule, SessionStoreBinding, SessionStoreParams};
-pub use service::{AuthService, AuthServiceImpl, AuthServiceImplParameters, AuthVerifier, ClientInfo, SessionInfo};
+pub use error::{AuthError, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSED, SESSION_REVOKED, TOKEN_EXPIRED};
+pub use module::{AuthContainer, AuthModule, SessionStoreBinding};
+pub use service::{AuthService, AuthServiceComponent, AuthServiceImpl, AuthVerifier, ClientInfo, SessionInfo};
 pub use store::SessionPolicy;
 pub use tokens::AccessClaims;
 

@@ -3,13 +3,13 @@
 use std::sync::{Arc, OnceLock};
 
 use app_core::{
-    ApiError, Principal, Role,
+    ApiError, ErrorCode, Principal, Role,
     guard::{SessionCheck, SessionVerifier},
 };
 use app_users::{Email, NewUser, User, UserName, UserRepository, UsersError};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use shaku::{Component, Interface};
+use shaku::Interface;
 use uuid::Uuid;
 
 use crate::{
@@ -118,18 +118,27 @@ struct Keys {
 }
 
 /// The service over the user repository and the session store.
-#[derive(Component)]
-#[shaku(interface = AuthService)]
 pub struct AuthServiceImpl {
-    #[shaku(inject)]
     users: Arc<dyn UserRepository>,
-    #[shaku(inject)]
     store: Arc<dyn SessionStore>,
     /// `[auth]`.
     config: AuthConfig,
     /// Built from `config` on first use.
-    #[shaku(force_default)]
     keys: OnceLock<Keys>,
+}
+
+impl AuthServiceImpl {
+    /// The service over `users` and `store`.
+    pub fn new(users: Arc<dyn UserRepository>, store: Arc<dyn SessionStore>, config: AuthConfig) -> Self {
+        Self { users, store, config, keys: OnceLock::new() }
+    }
+}
+
+app_core::component! {
+    /// The [`AuthService`] over the user repository and the session store.
+    pub AuthServiceComponent: dyn AuthService,
+    inject(users: dyn UserRepository, store: dyn SessionStore),
+    params(config: AuthConfig) => Box::new(AuthServiceImpl::new(users, store, config))
 }
 
 fn secs_until(deadline_ms: i64, now_ms: i64) -> u64 {
@@ -308,6 +317,10 @@ pub struct AuthVerifier(pub Arc<dyn AuthService>);
 impl SessionVerifier for AuthVerifier {
     async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         Ok(self.0.authenticate(token).await?)
+    }
+
+    fn codes(&self) -> &'static [ErrorCode] {
+        crate::error::BEARER_CODES
     }
 
     fn begin(&self, token: &str) -> Option<(Uuid, SessionCheck)> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app_core::{
     AdminAuth, Problems,
-    problem::status::{Forbidden, Unauthorized, Unavailable},
+    problem::markers::{Forbidden, Unauthorized, Unavailable},
 };
 use poem_openapi::{Object, OpenApi, Tags, payload::Json};
 use shaku::HasComponent;
@@ -21,7 +21,7 @@ enum CacheTags {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 struct CacheNamespaceStats {
-    /// The namespace (`user`: profiles, `lib`: library pages and items).
+    /// The namespace (each module that caches names its own).
     namespace: String,
     /// Reads answered from the cache.
     hits: u64,

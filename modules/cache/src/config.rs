@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Validate, redact_url};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate, redact_url};
 use serde::{Deserialize, Serialize};
 
 /// `[cache]` configuration.
@@ -61,6 +61,34 @@ impl CacheConfig {
     /// The separate cache Redis URL, when one is set.
     pub fn separate_url(&self) -> Option<&str> {
         self.redis_url.as_deref().filter(|u| !u.trim().is_empty())
+    }
+}
+
+impl ConfigSection for CacheConfig {
+    const KEY: &'static str = "cache";
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new(
+                "cache.enabled",
+                "read through the cache (off: every read goes to the database; writes still invalidate)",
+            ),
+            Row::new(
+                "cache.redis_url",
+                "a separate Redis for the cache (run it `allkeys-lru`); the other `redis.*` settings apply to it",
+            )
+            .default_text("none (the shared-state Redis)"),
+            Row::new(
+                "cache.ttl_jitter_percent",
+                "up to this share is added at random to each entry's TTL, so entries written together expire apart",
+            ),
+            Row::new(
+                "cache.fill_lock_ttl",
+                "how long the instance filling a cold entry holds its fill lock (others wait instead of querying)",
+            ),
+            Row::new("cache.fill_wait", "how long a reader waits for another instance's fill before querying itself"),
+            Row::new("cache.fill_poll_interval", "how often a waiting reader looks for the filled entry"),
+        ]
     }
 }
 

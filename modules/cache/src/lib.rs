@@ -11,8 +11,8 @@
 //! - `CacheApi`: `GET /api/v1/admin/cache`.
 //!
 //! A cache failure never fails a request: reads fall back to the loader, writes are skipped,
-//! and an outage is logged once. Depends on `core` and `redis` only; feature modules (users,
-//! library) depend on it.
+//! and an outage is logged once. Depends on `core` and `redis` only; the modules whose reads it
+//! caches import it.
 
 mod api;
 mod config;
@@ -23,8 +23,8 @@ pub mod store;
 
 pub use api::CacheApi;
 pub use config::CacheConfig;
-pub use manager::{CacheManager, Namespace, NamespaceStats};
-pub use module::{CacheManagerComponent, CacheManagerParams, CacheModule, CacheStoreBinding};
+pub use manager::{CacheManager, CacheMetrics, Namespace, NamespaceStats};
+pub use module::{CacheContainer, CacheManagerComponent, CacheModule, CacheParams, CacheStoreBinding};
 
 #[cfg(test)]
 mod tests;

@@ -137,40 +137,49 @@ impl NamespaceStats {
     }
 }
 
+/// The cache's counters, registered in the app's metrics once.
+#[derive(Clone, Default)]
+pub struct CacheMetrics {
+    requests: Family<RequestLabel, Counter>,
+    loads: Family<NamespaceLabel, Counter>,
+    lost_invalidations: Family<NamespaceLabel, Counter>,
+}
+
+impl CacheMetrics {
+    /// The counters, registered in `metrics`.
+    pub fn register(metrics: &Metrics) -> Self {
+        let this = Self::default();
+        metrics.register("cache_requests", "Cache reads by namespace and result (hit, miss)", this.requests.clone());
+        metrics.register("cache_loads", "Loader calls (database reads) made to fill cache misses", this.loads.clone());
+        metrics.register(
+            "cache_invalidation_failures",
+            "Invalidations that failed after the write committed (stale entries then live until their TTL)",
+            this.lost_invalidations.clone(),
+        );
+        this
+    }
+}
+
 /// The cache manager (one per app instance).
 pub struct CacheManager {
     store: Arc<dyn CacheStore>,
     config: CacheConfig,
+    metrics: CacheMetrics,
     flights: Arc<Flights>,
     namespaces: Mutex<Vec<Namespace>>,
-    requests: Family<RequestLabel, Counter>,
-    loads: Family<NamespaceLabel, Counter>,
-    lost_invalidations: Family<NamespaceLabel, Counter>,
     /// Whether the store is known to be failing (one warning per outage).
     outage: AtomicBool,
 }
 
 impl CacheManager {
-    /// A manager over `store`, registering its counters in `metrics`.
-    pub fn new(store: Arc<dyn CacheStore>, config: CacheConfig, metrics: &Metrics) -> Self {
-        let requests = Family::<RequestLabel, Counter>::default();
-        let loads = Family::<NamespaceLabel, Counter>::default();
-        metrics.register("cache_requests", "Cache reads by namespace and result (hit, miss)", requests.clone());
-        metrics.register("cache_loads", "Loader calls (database reads) made to fill cache misses", loads.clone());
-        let lost_invalidations = Family::<NamespaceLabel, Counter>::default();
-        metrics.register(
-            "cache_invalidation_failures",
-            "Invalidations that failed after the write committed (stale entries then live until their TTL)",
-            lost_invalidations.clone(),
-        );
+    /// A manager over `store`, counting in `metrics` (registered once: [`CacheMetrics::register`]).
+    pub fn new(store: Arc<dyn CacheStore>, config: CacheConfig, metrics: CacheMetrics) -> Self {
         Self {
             store,
             config,
+            metrics,
             flights: Arc::default(),
             namespaces: Mutex::default(),
-            requests,
-            loads,
-            lost_invalidations,
             outage: AtomicBool::new(false),
         }
     }
@@ -182,15 +191,17 @@ impl CacheManager {
         if let Some(ns) = namespaces.iter().find(|ns| ns.0.name == name) {
             return ns.clone();
         }
-        let counter = |result| self.requests.get_or_create(&RequestLabel { namespace: name.into(), result }).clone();
+        let counter =
+            |result| self.metrics.requests.get_or_create(&RequestLabel { namespace: name.into(), result }).clone();
         let ns = Namespace(Arc::new(NamespaceInner {
             name,
             key: format!("{name}.v{version}"),
             ttl,
             hits: counter("hit"),
             misses: counter("miss"),
-            loads: self.loads.get_or_create(&NamespaceLabel { namespace: name.into() }).clone(),
+            loads: self.metrics.loads.get_or_create(&NamespaceLabel { namespace: name.into() }).clone(),
             lost_invalidations: self
+                .metrics
                 .lost_invalidations
                 .get_or_create(&NamespaceLabel { namespace: name.into() })
                 .clone(),

@@ -1,12 +1,13 @@
-//! The CacheModule: the store binding and the manager.
+//! The cache module: the store binding, the manager, and the admin route.
 
-use std::sync::Arc;
-
-use app_core::metrics::Metrics;
-use shaku::{Component, HasComponent, Module, ModuleBuildContext, module};
+use app_core::{Context, Controller, Lifecycle, Module, ModuleError, config::Section};
+use app_redis::{Redis, RedisConfig, RedisModule, SharedState};
+use async_trait::async_trait;
+use shaku::module;
 
 use crate::{
-    CacheConfig, CacheManager,
+    CacheApi, CacheConfig, CacheManager,
+    manager::CacheMetrics,
     store::{CacheStore, MemoryCacheStore, RedisCacheStore},
 };
 
@@ -19,31 +20,77 @@ app_redis::port_binding! {
     }
 }
 
-/// The manager's parameters.
-#[derive(Debug, Clone, Default)]
-pub struct CacheManagerParams {
-    /// `[cache]`.
-    pub config: CacheConfig,
-    /// Where the hit/miss counters are registered.
-    pub metrics: Metrics,
+app_core::component! {
+    /// The manager over the bound store.
+    pub CacheManagerComponent: CacheManager,
+    inject(store: dyn CacheStore),
+    params(p: CacheParams) => Box::new(CacheManager::new(store, p.config, p.metrics))
 }
 
-/// Builds the [`CacheManager`] over the bound store.
-pub struct CacheManagerComponent;
-
-impl<M: Module + HasComponent<dyn CacheStore>> Component<M> for CacheManagerComponent {
-    type Interface = CacheManager;
-    type Parameters = CacheManagerParams;
-
-    fn build(ctx: &mut ModuleBuildContext<M>, params: CacheManagerParams) -> Box<CacheManager> {
-        let store: Arc<dyn CacheStore> = M::build_component(ctx);
-        Box::new(CacheManager::new(store, params.config, &params.metrics))
-    }
+/// The manager's parameters.
+#[derive(Clone, Default)]
+pub struct CacheParams {
+    /// `[cache]`.
+    pub config: CacheConfig,
+    /// Its counters.
+    pub metrics: CacheMetrics,
 }
 
 module! {
-    pub CacheModule {
+    pub CacheContainer {
         components = [CacheStoreBinding, CacheManagerComponent],
         providers = []
+    }
+}
+
+/// Cache-aside for every module that imports it, on shared state's backend or on a Redis of its
+/// own (`cache.redis_url`, which it connects and closes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheModule;
+
+#[async_trait]
+impl Module for CacheModule {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+
+    fn imports(&self) -> Vec<Box<dyn Module>> {
+        vec![Box::new(RedisModule)]
+    }
+
+    fn config(&self) -> Option<Section> {
+        Some(Section::of::<CacheConfig>())
+    }
+
+    async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
+        let config = ctx.config::<CacheConfig>().clone();
+        let backend = match config.separate_url() {
+            Some(url) => {
+                let own = RedisConfig { url: Some(url.to_owned()), host: None, ..ctx.config::<RedisConfig>().clone() };
+                let redis = Redis::connect(&own).map_err(ModuleError::new)?;
+                tracing::info!("the cache uses its own Redis (cache.redis_url)");
+                ctx.lifecycle(Close(redis.clone()));
+                SharedState::Redis(redis)
+            }
+            None => (*ctx.get::<SharedState>()?).clone(),
+        };
+        let metrics = CacheMetrics::register(ctx.metrics());
+        let container = ctx.container(
+            CacheContainer::builder()
+                .with_component_parameters::<CacheStoreBinding>(backend)
+                .with_component_parameters::<CacheManagerComponent>(CacheParams { config, metrics }),
+        );
+        ctx.controller(Controller::new(CacheApi::new(&*container)));
+        Ok(())
+    }
+}
+
+/// Closes the cache's own Redis client.
+struct Close(Redis);
+
+#[async_trait]
+impl Lifecycle for Close {
+    async fn stop(&self) {
+        self.0.close().await;
     }
 }

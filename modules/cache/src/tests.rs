@@ -9,15 +9,12 @@ use std::{
     time::Duration,
 };
 
-use app_core::{
-    metrics::Metrics,
-    testing::{RedisServer, unique_prefix},
-};
+use app_core::testing::{RedisServer, unique_prefix};
 use app_redis::{Redis, testing::redis as client};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CacheConfig, CacheManager,
+    CacheConfig, CacheManager, CacheMetrics,
     store::{CacheStore, MemoryCacheStore, RedisCacheStore},
 };
 
@@ -28,7 +25,7 @@ struct Profile {
 }
 
 fn manager(store: Arc<dyn CacheStore>) -> CacheManager {
-    CacheManager::new(store, CacheConfig::default(), &Metrics::new())
+    CacheManager::new(store, CacheConfig::default(), CacheMetrics::default())
 }
 
 fn on(redis: &Redis) -> CacheManager {
@@ -192,7 +189,7 @@ async fn an_unreachable_store_means_loading_every_time_never_an_error() {
 async fn a_disabled_cache_always_loads_but_still_invalidates() {
     let store: Arc<dyn CacheStore> = Arc::new(MemoryCacheStore::new());
     let config = CacheConfig { enabled: false, ..CacheConfig::default() };
-    let off = CacheManager::new(store.clone(), config, &Metrics::new());
+    let off = CacheManager::new(store.clone(), config, CacheMetrics::default());
     let ns = off.namespace("profile", 1, Duration::from_secs(60));
     let calls = Arc::new(AtomicUsize::new(0));
     off.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("load");

@@ -5,7 +5,7 @@
 //!   Its checker hands the token to the [`SessionVerifier`] port that the auth module implements
 //!   and `src/` installs as request data ([`Verifier`]), so feature modules never depend on auth.
 //! - [`AdminAuth`]: the same bearer scheme plus the role guard (403 for other roles). Operations
-//!   that take it declare `status::Forbidden` in their `Problems` set.
+//!   that take it declare `markers::Forbidden` in their `Problems` set.
 //!
 //! Tokens are read from the `Authorization` header only, never from a query string (where they
 //! would end up in access logs and browser history).
@@ -69,6 +69,12 @@ pub trait SessionVerifier: Send + Sync + 'static {
     /// Verifies `token` and the live session it is bound to.
     async fn verify(&self, token: &str) -> Result<Principal, ApiError>;
 
+    /// The codes its 401 answers carry beyond `UNAUTHENTICATED` (the spec lists them on every
+    /// guarded operation).
+    fn codes(&self) -> &'static [crate::ErrorCode] {
+        &[]
+    }
+
     /// Checks `token` in process (signature, expiry, type) and, when it passes, returns the
     /// user it names and the session check still to run. Used before routing: the user picks
     /// the rate-limit subject, and the session check runs together with the limiter.
@@ -98,13 +104,13 @@ pub struct Verifier(pub Arc<dyn SessionVerifier>);
 
 // The bearer guard: a valid access token bound to a live session. (The doc comment is the
 // scheme's description in the spec, shared with `AdminAuth`.)
-/// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as `Authorization: Bearer <token>`.
+/// An access token (the module that issues them says where from), sent as `Authorization: Bearer <token>`.
 #[derive(SecurityScheme)]
 #[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
 pub struct BearerAuth(pub Principal);
 
 // The bearer guard plus the role guard: the caller must be an `admin` (403 otherwise).
-/// An access token from `POST /api/v1/auth/login` or `/auth/refresh`, sent as `Authorization: Bearer <token>`.
+/// An access token (the module that issues them says where from), sent as `Authorization: Bearer <token>`.
 #[derive(SecurityScheme)]
 #[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT", checker = "check_admin")]
 pub struct AdminAuth(pub Principal);

@@ -1,8 +1,11 @@
 //! The framework kernel every module builds on, as NestJS's `@nestjs/common` is for its modules.
 //!
 //! `core` owns what is cross-cutting and knows nothing of any feature:
-//! - [`config`]: typed configuration sections shared by every module (server, logging) and the
-//!   helpers module sections use (secrets that never print, lists from env strings, issues that name a key);
+//! - [`module`]: what a module declares (config section, migrations, error codes, controllers,
+//!   rate-limit rules, readiness checks, lifecycle) and the set that resolves and builds an app's modules;
+//! - [`config`]: configuration sections (each module declares its own; `server` and `log` are the
+//!   framework's), the loader, and the helpers sections use (secrets that never print, lists from
+//!   env strings, issues that name a key);
 //! - [`problem`]: the RFC 9457 problem+json error type ([`ApiError`]) and the typed status sets
 //!   ([`Problems`]) that operations declare, so the spec lists every error status a route returns;
 //! - [`guard`]: the bearer and role guards operations declare, and the session-verifier port behind them;
@@ -12,6 +15,7 @@
 //!   CORS, body limit, panic catching, turning every error into problem+json);
 //! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
 //! - [`metrics`]: the Prometheus registry modules register their metrics in;
+//! - [`readiness`]: the checks modules contribute to `/health/ready`;
 //! - [`validation`]: `validator` failures as `VALIDATION_FAILED` problems (camelCase fields, no echoed values);
 //! - [`nullable`]: PATCH fields that may be absent, `null` or a value, documented as nullable;
 //! - [`time`]: the one timestamp format of the API (RFC 3339, UTC, `Z`);
@@ -27,10 +31,12 @@ pub mod context;
 pub mod guard;
 pub mod http;
 pub mod metrics;
+pub mod module;
 pub mod nullable;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod readiness;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
@@ -39,6 +45,7 @@ pub mod validation;
 
 pub use context::RequestId;
 pub use guard::{AdminAuth, BearerAuth, Principal, Role};
+pub use module::{Context, Controller, Lifecycle, Migration, Mode, Module, ModuleError};
 pub use nullable::Nullable;
 pub use problem::{ApiError, ErrorCode, FieldError, Problem, Problems};
 pub use time::Timestamp;

@@ -58,7 +58,7 @@ impl Metrics {
 pub struct HttpLabels {
     /// `GET`, `POST`, ... (`OTHER` for extension methods).
     pub method: &'static str,
-    /// The matched route pattern (`/api/v1/library/:id`), or `unmatched`.
+    /// The matched route pattern (`/api/v1/notes/:id`), or `unmatched`.
     pub route: RouteLabel,
     /// The response status.
     pub status: u16,

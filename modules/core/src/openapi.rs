@@ -19,15 +19,33 @@ use poem_openapi::{registry::Registry, types::Type};
 use serde_json::{Map, Value, json};
 
 use crate::{
+    ErrorCode,
     problem::{PROBLEM_JSON, Problem},
     throttle::ThrottleRule,
 };
 
-/// Finalizes a spec produced by `OpenApiService::spec()`, with the rate-limit rules the
-/// operations declare; returns pretty JSON.
-pub fn finalize(spec: &str, rules: &[&'static ThrottleRule]) -> Result<String, serde_json::Error> {
-    let mut doc: Value = serde_json::from_str(spec)?;
-    add_problem_schemas(&mut doc)?;
+/// What the finalizer needs to know about the app beyond its operations.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AppFacts<'a> {
+    /// The rate-limit rules the operations declare.
+    pub rules: &'a [&'static ThrottleRule],
+    /// Every error code the app can answer (the `ErrorCode` enum).
+    pub codes: &'a [ErrorCode],
+    /// The codes the bearer guard answers 401 with, beyond `UNAUTHENTICATED` (the installed
+    /// session verifier's).
+    pub bearer_codes: &'a [ErrorCode],
+}
+
+/// Finalizes a spec composed from the controllers' documents.
+pub fn finalize(doc: &mut Value, facts: &AppFacts<'_>) -> Result<(), serde_json::Error> {
+    add_problem_schemas(doc)?;
+    set_error_codes(doc, facts.codes);
+    let bearer: Vec<(String, String)> = [ErrorCode::UNAUTHENTICATED]
+        .iter()
+        .chain(facts.bearer_codes)
+        .map(|c| (format!("`{c}`"), format!("`{c}`: {}", c.description().trim_end_matches('.'))))
+        .collect();
+    let rules = facts.rules;
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -35,7 +53,7 @@ pub fn finalize(spec: &str, rules: &[&'static ThrottleRule]) -> Result<String, s
             };
             for (method, op) in item.iter_mut() {
                 if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
-                    decorate(op);
+                    decorate(op, &bearer);
                     if path.starts_with("/api/") {
                         let id = op.get("operationId").and_then(Value::as_str).unwrap_or_default();
                         let rule = rules.iter().find(|r| r.operation == id);
@@ -47,7 +65,25 @@ pub fn finalize(spec: &str, rules: &[&'static ThrottleRule]) -> Result<String, s
             }
         }
     }
-    serde_json::to_string_pretty(&doc)
+    Ok(())
+}
+
+/// The `ErrorCode` schema lists every code the app's modules declare.
+fn set_error_codes(doc: &mut Value, codes: &[ErrorCode]) {
+    if codes.is_empty() {
+        return;
+    }
+    if let Some(schema) = doc.pointer_mut("/components/schemas/ErrorCode").and_then(Value::as_object_mut) {
+        schema.insert("enum".into(), codes.iter().map(|c| Value::from(c.as_str())).collect());
+        let mut description = String::from(
+            "A stable, machine-readable error code the SPA can switch on. New codes may be added; existing ones \
+             never change meaning.\n",
+        );
+        for code in codes {
+            description.push_str(&format!("\n- `{code}`: {}", code.description()));
+        }
+        schema.insert("description".into(), Value::String(description));
+    }
 }
 
 fn add_problem_schemas(doc: &mut Value) -> Result<(), serde_json::Error> {
@@ -75,7 +111,8 @@ fn problem(description: &str) -> Value {
     })
 }
 
-fn decorate(op: &mut Value) {
+/// `bearer`: each code the bearer guard answers 401 with, and its line in the description.
+fn decorate(op: &mut Value, bearer: &[(String, String)]) {
     let params = op.get("parameters").and_then(Value::as_array).cloned().unwrap_or_default();
     let has_params = !params.is_empty();
     let has_path_params = params.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("path"));
@@ -97,12 +134,12 @@ fn decorate(op: &mut Value) {
         );
     }
     if secured {
-        let mut unauthorized =
-            problem("`UNAUTHENTICATED`, `TOKEN_EXPIRED` or `SESSION_REVOKED`: no valid bearer token or session");
-        unauthorized["headers"] = json!({
+        let lines: Vec<&str> = bearer.iter().map(|(_, line)| line.as_str()).collect();
+        let mut answer = problem(&lines.join("; "));
+        answer["headers"] = json!({
             "WWW-Authenticate": { "description": "`Bearer`, as RFC 6750 asks", "required": true, "schema": { "type": "string" } }
         });
-        add("401", unauthorized);
+        add("401", answer);
     }
     if has_path_params {
         add("404", problem("`NOT_FOUND`: no such resource, or it belongs to someone else"));
@@ -117,6 +154,17 @@ fn decorate(op: &mut Value) {
             "Any other error, as RFC 9457 problem details (`NOT_FOUND`, `METHOD_NOT_ALLOWED`, `INTERNAL_ERROR`, ...)",
         ),
     );
+    // An operation that declares its own 401 also answers the guard's codes.
+    if let Some(description) = responses.get_mut("401").and_then(|r| r.get_mut("description")).filter(|_| secured) {
+        let mut text = description.as_str().unwrap_or_default().to_owned();
+        for (code, line) in bearer {
+            if !text.contains(code.as_str()) {
+                text.push_str("; ");
+                text.push_str(line);
+            }
+        }
+        *description = Value::String(text);
+    }
     sort_statuses(responses);
 }
 
@@ -218,7 +266,8 @@ mod tests {
                 "/health/live": { "get": { "responses": { "200": { "description": "ok" } } } }
             }
         });
-        let out: Value = serde_json::from_str(&finalize(&spec.to_string(), &[]).expect("valid")).expect("json");
+        let mut out = spec;
+        finalize(&mut out, &AppFacts::default()).expect("valid");
         let patch = &out["paths"]["/items/{id}"]["patch"]["responses"];
         let statuses: Vec<_> = patch.as_object().expect("object").keys().cloned().collect();
         assert_eq!(statuses, ["200", "400", "401", "404", "413", "415", "default"]);
@@ -236,7 +285,8 @@ mod tests {
             "openapi": "3.0.0",
             "paths": { "/api/v1/things": { "get": { "responses": { "200": { "description": "ok" } } } } }
         });
-        let out: Value = serde_json::from_str(&finalize(&spec.to_string(), &[]).expect("valid")).expect("json");
+        let mut out = spec;
+        finalize(&mut out, &AppFacts::default()).expect("valid");
         let responses = &out["paths"]["/api/v1/things"]["get"]["responses"];
         assert!(responses["429"]["headers"]["Retry-After"].is_object());
         assert!(responses["429"]["headers"]["RateLimit-Policy"].is_object());
@@ -248,10 +298,8 @@ mod tests {
 
     #[test]
     fn declared_rules_are_documented_and_a_skipped_operation_is_not_limited() {
-        static NAMED: ThrottleRule =
-            ThrottleRule { operation: "named", policies: &["jobs"], account: None, skip_default: false };
-        static SKIPPED: ThrottleRule =
-            ThrottleRule { operation: "skipped", policies: &[], account: None, skip_default: true };
+        static NAMED: ThrottleRule = ThrottleRule::new("named", &["jobs"]);
+        static SKIPPED: ThrottleRule = ThrottleRule::skip("skipped");
         let ok = json!({ "200": { "description": "ok" } });
         let spec = json!({
             "openapi": "3.0.0",
@@ -260,8 +308,8 @@ mod tests {
                 "/api/v1/b": { "post": { "operationId": "skipped", "responses": ok } }
             }
         });
-        let out: Value =
-            serde_json::from_str(&finalize(&spec.to_string(), &[&NAMED, &SKIPPED]).expect("valid")).expect("json");
+        let mut out = spec;
+        finalize(&mut out, &AppFacts { rules: &[&NAMED, &SKIPPED], ..AppFacts::default() }).expect("valid");
         let named = &out["paths"]["/api/v1/a"]["post"];
         assert_eq!(named["description"], "Does a.\n\n**Rate limits:** the default policy, `jobs`.");
         assert!(named["responses"]["429"].is_object());

@@ -61,7 +61,7 @@ mod tests {
     #[test]
     fn out_of_range_values_are_refused_by_name() {
         let err = Pagination::new(Some(0), Some(101)).expect_err("both out of range");
-        assert_eq!(err.code(), ErrorCode::ValidationFailed);
+        assert_eq!(err.code(), ErrorCode::VALIDATION_FAILED);
         let fields: Vec<_> = err.problem().errors.expect("errors").into_iter().map(|e| e.field).collect();
         assert_eq!(fields, ["page", "pageSize"]);
         assert!(Pagination::new(Some(u64::MAX), None).is_err());

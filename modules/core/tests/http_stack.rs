@@ -8,9 +8,9 @@ use app_core::{
     config::ServerConfig,
     http::stack,
     metrics::{HttpMetrics, Metrics},
-    openapi::finalize,
+    openapi::{AppFacts, finalize},
     pagination::Pagination,
-    problem::status::{BadRequest, NotFound},
+    problem::markers::{BadRequest, NotFound},
 };
 use poem::{
     Route, Server,
@@ -102,7 +102,7 @@ impl Harness {
 async fn spawn(server: ServerConfig) -> Harness {
     let service = OpenApiService::new(TestApi, "test", "1").server("/");
     let routes = Route::new().nest("/", service);
-    let endpoint = stack(routes, &server, HttpMetrics::new(&Metrics::new()));
+    let endpoint = stack(routes, &server, HttpMetrics::new(&Metrics::new()), &Default::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind");
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("tcp addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -310,8 +310,8 @@ async fn cors_allows_the_configured_spa_origin_on_answers_and_errors() {
 
 #[test]
 fn the_finalized_spec_declares_the_framework_errors() {
-    let spec = OpenApiService::new(TestApi, "test", "1").spec();
-    let spec: Value = serde_json::from_str(&finalize(&spec, &[]).expect("finalize")).expect("json");
+    let mut spec: Value = serde_json::from_str(&OpenApiService::new(TestApi, "test", "1").spec()).expect("json");
+    finalize(&mut spec, &AppFacts::default()).expect("finalize");
     let statuses = |path: &str, method: &str| -> Vec<String> {
         spec["paths"][path][method]["responses"].as_object().expect("responses").keys().cloned().collect()
     };

@@ -55,7 +55,12 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
     // A current-thread runtime: the server's tasks run on this thread, under this subscriber.
     let _guard = tracing::subscriber::set_default(subscriber);
     let service = OpenApiService::new(TestApi, "test", "1");
-    let endpoint = stack(Route::new().nest("/", service), &ServerConfig::default(), HttpMetrics::new(&Metrics::new()));
+    let endpoint = stack(
+        Route::new().nest("/", service),
+        &ServerConfig::default(),
+        HttpMetrics::new(&Metrics::new()),
+        &Default::default(),
+    );
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind");
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("tcp addr");
     tokio::spawn(Server::new_with_acceptor(acceptor).run(endpoint));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Validate, redact_url};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate, redact_url};
 use serde::{Deserialize, Serialize};
 
 /// The embedded default: a SQLite file under `./data/`, created on first run.
@@ -48,6 +48,24 @@ impl Default for DatabaseConfig {
             acquire_timeout: Duration::from_secs(5),
             migrate_on_start: true,
         }
+    }
+}
+
+impl ConfigSection for DatabaseConfig {
+    const KEY: &'static str = "database";
+    const ALIASES: &'static [(&'static str, &'static str)] = &[("DATABASE_URL", "database.url")];
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new("database.url", "`sqlite://...` or `postgres://user:pass@host:5432/db`"),
+            Row::new("database.max_connections", "pool size"),
+            Row::new("database.min_connections", "idle connections kept open"),
+            Row::new("database.acquire_timeout", "wait for a pooled connection (and for the first connect)"),
+            Row::new(
+                "database.migrate_on_start",
+                "apply pending migrations at start-up (`app migrate` does it on demand)",
+            ),
+        ]
     }
 }
 

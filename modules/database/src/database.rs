@@ -2,21 +2,19 @@
 //!
 //! One code path for SQLite and PostgreSQL: sqlx's `Any` driver picks the backend from the URL;
 //! SQL uses `$N` placeholders (both accept them), and the schema keeps to the types `Any`
-//! decodes on both (TEXT ids, BIGINT epoch-millisecond timestamps, INTEGER booleans). DDL differs
-//! between the two, so migrations live in two directories and the backend picks one.
+//! decodes on both (TEXT ids, BIGINT epoch-millisecond timestamps, INTEGER booleans), so one
+//! migration usually serves both; one that cannot carries PostgreSQL's own SQL.
 
 use std::time::{Duration, Instant};
 
+use app_core::Migration;
 use sqlx::{
-    AnyPool, Executor,
+    AnyPool, Executor, SqlSafeStr,
     any::{AnyPoolOptions, install_default_drivers},
-    migrate::Migrator,
+    migrate::{Migration as SqlxMigration, MigrationType, Migrator},
 };
 
 use crate::{DatabaseConfig, DbError};
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Which database the URL points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,13 +98,22 @@ impl Database {
         Ok(Database { pool, backend })
     }
 
-    /// Applies pending migrations for this backend.
-    pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await.map_err(|e| DbError::Migration(e.to_string()))
+    /// Applies the pending ones of `migrations` (every module's, in version order), with this
+    /// backend's SQL. A migration already applied must be unchanged (its checksum is kept).
+    pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), DbError> {
+        let migrations = migrations
+            .iter()
+            .map(|m| {
+                let sql = match self.backend {
+                    Backend::Postgres => m.postgres.unwrap_or(m.sql),
+                    Backend::Sqlite => m.sql,
+                };
+                // As `sqlx::migrate!` describes a file `<version>_<words>.sql`.
+                let description = m.description.replace('_', " ");
+                SqlxMigration::new(m.version, description.into(), MigrationType::Simple, sql.into_sql_str(), false)
+            })
+            .collect();
+        Migrator::with_migrations(migrations).run(&self.pool).await.map_err(|e| DbError::Migration(e.to_string()))
     }
 
     /// The pool, for repositories.

@@ -1,6 +1,6 @@
 //! The health controller.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use poem_openapi::{
     ApiResponse, Object, OpenApi, Tags,
@@ -8,7 +8,9 @@ use poem_openapi::{
 };
 use shaku::HasComponent;
 
-use crate::service::{CheckStatus, HealthService, Readiness};
+use app_core::readiness::{Check, CheckStatus};
+
+use crate::service::{HealthService, Readiness};
 
 #[derive(Tags)]
 enum HealthTags {
@@ -30,15 +32,33 @@ enum LiveResponse {
     Ok(Json<Live>),
 }
 
+/// The readiness report.
+#[derive(Debug, Clone, PartialEq, Object)]
+#[oai(rename = "Readiness", skip_serializing_if_is_none)]
+struct ReadinessDto {
+    /// `ok` when every check passed, else `down`.
+    status: CheckStatus,
+    /// Each dependency's check, by name (`redis`, `database`, and any a module adds).
+    checks: BTreeMap<String, Check>,
+    /// The names of the failing checks, when any fail.
+    failing: Option<Vec<String>>,
+}
+
+impl From<Readiness> for ReadinessDto {
+    fn from(r: Readiness) -> Self {
+        Self { status: r.status, checks: r.checks, failing: (!r.failing.is_empty()).then_some(r.failing) }
+    }
+}
+
 #[derive(ApiResponse)]
 enum ReadyResponse {
     /// Every required dependency answered.
     #[oai(status = 200)]
-    Ready(Json<Readiness>, #[oai(header = "Cache-Control")] String),
+    Ready(Json<ReadinessDto>, #[oai(header = "Cache-Control")] String),
     /// A required dependency is down; `failing` names it. The body is the same report
     /// (deliberately not problem+json: it is a health report, read by probes and operators).
     #[oai(status = 503)]
-    NotReady(Json<Readiness>, #[oai(header = "Cache-Control")] String),
+    NotReady(Json<ReadinessDto>, #[oai(header = "Cache-Control")] String),
 }
 
 const NO_STORE: &str = "no-store";
@@ -74,8 +94,8 @@ impl HealthApi {
     async fn ready(&self) -> ReadyResponse {
         let report = self.service.readiness().await;
         match report.status {
-            CheckStatus::Ok => ReadyResponse::Ready(Json(report), NO_STORE.to_owned()),
-            CheckStatus::Down => ReadyResponse::NotReady(Json(report), NO_STORE.to_owned()),
+            CheckStatus::Ok => ReadyResponse::Ready(Json(report.into()), NO_STORE.to_owned()),
+            CheckStatus::Down => ReadyResponse::NotReady(Json(report.into()), NO_STORE.to_owned()),
         }
     }
 

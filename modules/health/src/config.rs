@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Validate};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate};
 use serde::{Deserialize, Serialize};
 
 /// `[health]` configuration.
@@ -18,6 +18,14 @@ pub struct HealthConfig {
 impl Default for HealthConfig {
     fn default() -> Self {
         Self { check_timeout: Duration::from_secs(2) }
+    }
+}
+
+impl ConfigSection for HealthConfig {
+    const KEY: &'static str = "health";
+
+    fn rows(&self) -> Vec<Row> {
+        vec![Row::new("health.check_timeout", "longest a readiness check may take")]
     }
 }
 

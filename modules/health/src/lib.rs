@@ -2,12 +2,12 @@
 //!
 //! - `GET /health/live`: 200 while the process serves (no dependency is consulted, so a Redis
 //!   outage never gets healthy instances restarted);
-//! - `GET /health/ready`: 200 when shared state and the database answer, else 503 naming the
-//!   failing check; load balancers take the instance out of rotation meanwhile;
+//! - `GET /health/ready`: 200 when every readiness check the app's modules contribute passes
+//!   (shared state, the database, ...), else 503 naming the failing ones; load balancers take the
+//!   instance out of rotation meanwhile;
 //! - `GET /metrics`: the Prometheus text exposition of the app's registry.
 //!
-//! Depends on `core`, `redis` (the [`RedisHealth`](app_redis::RedisHealth) probe) and
-//! `database` (the [`SqlDatabase`](app_database::SqlDatabase) ping).
+//! Depends on `core` only: the checks come from the modules that own the dependencies.
 
 mod api;
 mod config;
@@ -16,5 +16,5 @@ mod service;
 
 pub use api::HealthApi;
 pub use config::HealthConfig;
-pub use module::HealthModule;
-pub use service::{Check, CheckStatus, HealthService, HealthServiceImpl, HealthServiceImplParameters, Readiness};
+pub use module::{HealthContainer, HealthModule};
+pub use service::{HealthService, HealthServiceImpl, HealthServiceImplParameters, Readiness};

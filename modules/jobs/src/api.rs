@@ -5,7 +5,8 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 use app_core::{
     AdminAuth, BearerAuth, Problems, Timestamp,
     pagination::Pagination,
-    problem::status::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
+    throttle::ThrottleRule,
 };
 use futures::{StreamExt, stream::BoxStream};
 use poem::{
@@ -14,7 +15,7 @@ use poem::{
     web::sse::Event,
 };
 use poem_openapi::{
-    ApiResponse, Object, OpenApi, SecurityScheme, Tags,
+    ApiResponse, Enum, Object, OpenApi, SecurityScheme, Tags,
     auth::ApiKey,
     param::{Header, Path, Query},
     payload::{EventStream, Json},
@@ -33,17 +34,57 @@ enum JobsTags {
     Admin,
 }
 
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "JobStatus", rename_all = "lowercase")]
+pub enum JobStatusDto {
+    /// Waiting for a worker (also between retries).
+    Pending,
+    /// A worker runs it.
+    Active,
+    /// Finished successfully.
+    Completed,
+    /// Finished without success after its last attempt.
+    Failed,
+    /// Cancelled before it finished.
+    Cancelled,
+}
+
+impl From<JobStatus> for JobStatusDto {
+    fn from(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Pending => JobStatusDto::Pending,
+            JobStatus::Active => JobStatusDto::Active,
+            JobStatus::Completed => JobStatusDto::Completed,
+            JobStatus::Failed => JobStatusDto::Failed,
+            JobStatus::Cancelled => JobStatusDto::Cancelled,
+        }
+    }
+}
+
+impl From<JobStatusDto> for JobStatus {
+    fn from(status: JobStatusDto) -> Self {
+        match status {
+            JobStatusDto::Pending => JobStatus::Pending,
+            JobStatusDto::Active => JobStatus::Active,
+            JobStatusDto::Completed => JobStatus::Completed,
+            JobStatusDto::Failed => JobStatus::Failed,
+            JobStatusDto::Cancelled => JobStatus::Cancelled,
+        }
+    }
+}
+
 /// A background job.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "Job", rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct JobDto {
     /// The job's id (UUID v7).
     pub id: Uuid,
-    /// The job type: `library.import` or `library.export`.
+    /// The job type (one of those the app's modules register).
     #[oai(rename = "type")]
     pub kind: String,
     /// `pending` (waiting, also between retries), `active`, `completed`, `failed` or `cancelled`.
-    pub status: JobStatus,
+    pub status: JobStatusDto,
     /// 0 to 100.
     pub progress: u8,
     /// Attempts started so far.
@@ -67,7 +108,7 @@ impl From<JobRecord> for JobDto {
         JobDto {
             id: r.id,
             kind: r.kind,
-            status: r.status,
+            status: r.status.into(),
             progress: r.progress,
             attempts: r.attempts,
             max_attempts: r.max_attempts,
@@ -84,13 +125,10 @@ impl From<JobRecord> for JobDto {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 struct SubmitJob {
-    /// `library.import` or `library.export`.
+    /// The job type (one of those the app's modules register).
     #[oai(rename = "type")]
     kind: String,
-    /// The job's parameters. `library.import`: `{"items": [LibraryItemInput, ...]}` (1 to 10000
-    /// items; each is validated on its own and reported in the result, which is
-    /// `{"imported": n, "failed": [{"index", "code", "message"}]}`). `library.export`:
-    /// `{"format": "json" | "csv"}` (the result is the document).
+    /// The job's parameters, as its type defines them.
     params: serde_json::Value,
 }
 
@@ -123,7 +161,7 @@ struct StreamTicket {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 struct QueueDto {
-    /// The queue (one per job type: `library_import`, `library_export`).
+    /// The queue (one per job type, named after it: `items.export` runs in `items_export`).
     name: String,
     /// Jobs waiting for a worker.
     waiting: u64,
@@ -332,7 +370,10 @@ impl JobsApi {
     }
 }
 
-app_core::throttle_policy!(submit_limits, "submitJob", ["jobs"]);
+static SUBMIT_LIMITS: ThrottleRule = ThrottleRule::new("submitJob", &["jobs"]);
+
+/// The rate-limit rules of the jobs operations.
+pub const RULES: &[&ThrottleRule] = &[&SUBMIT_LIMITS];
 
 #[OpenApi(prefix_path = "/api/v1/jobs", tag = "JobsTags::Jobs")]
 impl JobsApi {
@@ -340,7 +381,7 @@ impl JobsApi {
     ///
     /// Queues the job and answers at once (202, `Location`); follow it with `GET /jobs/{id}` or
     /// its event stream. Submissions are rate limited by the `jobs` policy.
-    #[oai(path = "/", method = "post", operation_id = "submitJob", transform = "submit_limits")]
+    #[oai(path = "/", method = "post", operation_id = "submitJob")]
     async fn submit(
         &self,
         auth: BearerAuth,
@@ -359,12 +400,12 @@ impl JobsApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        status: Query<Option<JobStatus>>,
+        status: Query<Option<JobStatusDto>>,
         page: Query<Option<u64>>,
         #[oai(name = "pageSize")] page_size: Query<Option<u64>>,
     ) -> Result<Json<JobPageDto>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
         let pagination = Pagination::new(page.0, page_size.0)?;
-        let found = self.service.list(auth.0.user_id, status.0, pagination).await?;
+        let found = self.service.list(auth.0.user_id, status.0.map(Into::into), pagination).await?;
         Ok(Json(JobPageDto {
             items: found.items.into_iter().map(Into::into).collect(),
             total: found.total,

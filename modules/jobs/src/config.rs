@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use app_core::config::{ConfigIssue, Profile, Validate};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate};
 use serde::{Deserialize, Serialize};
 
 use crate::{Backoff, BackoffKind, Retention};
@@ -64,8 +64,8 @@ pub struct JobsConfig {
     /// The interval of the comment lines that keep an idle event stream open through proxies.
     #[serde(with = "humantime_serde")]
     pub stream_heartbeat: Duration,
-    /// Per-queue settings (`[jobs.queues.library_import]`: each job type is a queue named after
-    /// it, dots as underscores); queues not listed get the defaults.
+    /// Per-queue settings (`[jobs.queues.<queue>]`: each job type is a queue named after it,
+    /// dots as underscores); queues not listed get the defaults.
     pub queues: BTreeMap<String, QueueConfig>,
 }
 
@@ -84,10 +84,7 @@ impl Default for JobsConfig {
             shutdown_timeout: Duration::from_secs(10),
             ticket_ttl: Duration::from_secs(60),
             stream_heartbeat: Duration::from_secs(15),
-            queues: ["library_import", "library_export"]
-                .into_iter()
-                .map(|q| (q.to_owned(), QueueConfig::default()))
-                .collect(),
+            queues: BTreeMap::new(),
         }
     }
 }
@@ -106,6 +103,45 @@ impl JobsConfig {
     /// The settings of `queue`.
     pub fn queue(&self, queue: &str) -> QueueConfig {
         self.queues.get(queue).cloned().unwrap_or_default()
+    }
+}
+
+impl ConfigSection for JobsConfig {
+    const KEY: &'static str = "jobs";
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new("jobs.workers", "whether `app serve` also runs job workers (`app worker` always does)"),
+            Row::new("jobs.max_attempts", "attempts a job gets before it fails for good"),
+            Row::new("jobs.backoff", "retry delays: `exponential` (doubling) or `fixed`"),
+            Row::new("jobs.backoff_delay", "the first retry delay (plus up to 20% jitter)"),
+            Row::new("jobs.backoff_max", "the longest retry delay"),
+            Row::new(
+                "jobs.visibility_timeout",
+                "an attempt whose worker has not heartbeaten this long is taken over by another worker",
+            ),
+            Row::new("jobs.retention", "how long a finished job and its result are kept"),
+            Row::new("jobs.keep_completed", "completed jobs kept per queue at most (0: removed as they complete)"),
+            Row::new("jobs.keep_failed", "failed and cancelled jobs kept per queue at most"),
+            Row::new(
+                "jobs.shutdown_timeout",
+                "how long running jobs may finish after SIGTERM before they are handed back",
+            ),
+            Row::new("jobs.ticket_ttl", "validity of an event-stream ticket (single use)"),
+            Row::new("jobs.stream_heartbeat", "interval of the comment lines that keep an idle event stream open"),
+            Row::new(
+                "jobs.queues.<queue>.concurrency",
+                "jobs of this queue one worker process runs at once (every job type is a queue named after it, dots \
+                 as underscores); a queue no job type has stops start-up",
+            )
+            .default_text("`2`"),
+            Row::new(
+                "jobs.queues.<queue>.rate_max",
+                "at most this many jobs of the queue start per `rate_per`, across all workers (0: no limit)",
+            )
+            .default_text("`0`"),
+            Row::new("jobs.queues.<queue>.rate_per", "the queue's rate-limit window").default_text("`1s`"),
+        ]
     }
 }
 

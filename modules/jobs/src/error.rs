@@ -33,9 +33,9 @@ impl From<JobsError> for ApiError {
             JobsError::NotFound => ApiError::not_found("No such job"),
             JobsError::QueueNotFound => ApiError::not_found("No such queue"),
             JobsError::Invalid(errors) => ApiError::validation(errors),
-            JobsError::Conflict(detail) => ApiError::conflict(ErrorCode::Conflict, detail),
+            JobsError::Conflict(detail) => ApiError::conflict(ErrorCode::CONFLICT, detail),
             JobsError::BadTicket => ApiError::unauthenticated(
-                ErrorCode::Unauthenticated,
+                ErrorCode::UNAUTHENTICATED,
                 "The stream ticket is invalid, expired, already used, or for another job",
             ),
             JobsError::Unavailable(cause) => {

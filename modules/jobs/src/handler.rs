@@ -1,10 +1,14 @@
-//! Job types: one [`JobHandler`] impl and one registration line each.
+//! Job types: one [`JobHandler`] impl each, registered by the module that owns the work (as
+//! NestJS's `BullModule.registerQueue` and a processor in the feature):
 //!
 //! ```ignore
-//! registry.register(LibraryImport::new(library.clone()));
+//! ctx.get::<JobRegistry>()?.register(ReportBuild::new(reports.clone()));
 //! ```
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
 
 use app_core::FieldError;
 use async_trait::async_trait;
@@ -46,7 +50,7 @@ impl JobOutput {
 /// A kind of job.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
-    /// The job type clients submit (`library.import`); its queue is named after it.
+    /// The job type clients submit (`reports.build`); its queue is named after it.
     fn kind(&self) -> &'static str;
 
     /// Checks the parameters at submission (400 with the field errors, nothing queued).
@@ -58,7 +62,7 @@ pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, ctx: &JobContext, params: serde_json::Value) -> Result<Option<JobOutput>, JobError>;
 }
 
-/// The queue of a job type: its name with dots as underscores (`library_import`).
+/// The queue of a job type: its name with dots as underscores (`reports_build`).
 pub fn queue_of(kind: &str) -> String {
     kind.replace('.', "_")
 }
@@ -127,10 +131,12 @@ impl JobContext {
     }
 }
 
-/// The registered job types.
+/// The registered job types. One registry per app, shared: the jobs module provides it, the
+/// modules after it register their types while the app is built, and the service and the
+/// workers read it once the app runs.
 #[derive(Clone, Default)]
 pub struct JobRegistry {
-    handlers: BTreeMap<&'static str, Arc<dyn JobHandler>>,
+    handlers: Arc<RwLock<BTreeMap<&'static str, Arc<dyn JobHandler>>>>,
 }
 
 impl JobRegistry {
@@ -140,35 +146,34 @@ impl JobRegistry {
     }
 
     /// Registers a job type (a later registration of the same type replaces it).
-    pub fn register(&mut self, handler: impl JobHandler) -> &mut Self {
-        self.handlers.insert(handler.kind(), Arc::new(handler));
-        self
+    pub fn register(&self, handler: impl JobHandler) -> &Self {
+        self.register_shared(Arc::new(handler))
     }
 
     /// Registers a shared handler.
-    pub fn register_shared(&mut self, handler: Arc<dyn JobHandler>) -> &mut Self {
-        self.handlers.insert(handler.kind(), handler);
+    pub fn register_shared(&self, handler: Arc<dyn JobHandler>) -> &Self {
+        self.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(handler.kind(), handler);
         self
     }
 
     /// The handler of `kind`.
-    pub fn get(&self, kind: &str) -> Option<&Arc<dyn JobHandler>> {
-        self.handlers.get(kind)
+    pub fn get(&self, kind: &str) -> Option<Arc<dyn JobHandler>> {
+        self.handlers.read().unwrap_or_else(|p| p.into_inner()).get(kind).cloned()
     }
 
     /// Every registered type.
     pub fn kinds(&self) -> Vec<&'static str> {
-        self.handlers.keys().copied().collect()
+        self.handlers.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
     }
 
     /// Every queue (one per type).
     pub fn queues(&self) -> Vec<String> {
-        self.handlers.keys().map(|k| queue_of(k)).collect()
+        self.kinds().into_iter().map(queue_of).collect()
     }
 }
 
 impl std::fmt::Debug for JobRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.handlers.keys()).finish()
+        f.debug_list().entries(self.kinds()).finish()
     }
 }

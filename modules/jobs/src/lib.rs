@@ -12,22 +12,21 @@
 //! - [`Workers`] run inside `app serve` (by default) or alone in `app worker`: per-queue
 //!   concurrency and rate limit, exponential or fixed backoff with jitter, graceful shutdown
 //!   (finish or hand back), pause and resume by themselves while Redis is away.
-//! - Job types are one [`JobHandler`] impl and one registration line ([`module`]):
-//!   `library.import` and `library.export` over the library module.
+//! - Job types are one [`JobHandler`] impl each, registered in the [`JobRegistry`] by the module
+//!   that owns the work (this crate knows no job type).
 //! - `JobsApi` (`/api/v1/jobs`, progress as Server-Sent Events with bearer or single-use
 //!   tickets) and `QueuesApi` (`/api/v1/admin/queues`).
 //!
-//! Depends on `core`, `redis` and `library`.
+//! Depends on `core` and `redis`; names no feature.
 
 mod api;
 mod config;
 mod error;
 mod handler;
 mod model;
-pub mod module;
+mod module;
 mod service;
 pub mod store;
-pub mod types;
 mod worker;
 
 pub use api::{JobDto, JobsApi, QueuesApi};
@@ -37,9 +36,6 @@ pub use handler::{JobContext, JobError, JobHandler, JobOutput, JobRegistry, queu
 pub use model::{
     Backoff, BackoffKind, CancelOutcome, Delivery, Held, JobRecord, JobStatus, NewJob, QueueStats, Retention,
 };
-pub use module::{
-    ExtraJobTypes, JobRegistryComponent, JobStoreBinding, JobStoreParams, JobsModule, JobsServiceComponent,
-    JobsServiceParams,
-};
+pub use module::{JobStoreBinding, JobsContainer, JobsModule, JobsServiceComponent, JobsServiceParams};
 pub use service::{JobPage, JobsService, StreamEvent};
 pub use worker::Workers;

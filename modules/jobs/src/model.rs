@@ -2,14 +2,12 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for a worker (also between retries).
     Pending,
@@ -60,7 +58,7 @@ pub struct JobRecord {
     pub id: Uuid,
     /// Who submitted it; nobody else sees it.
     pub owner: Uuid,
-    /// The job type (and queue), e.g. `library.import`.
+    /// The job type (and queue), e.g. `reports.build`.
     pub kind: String,
     /// Where it is.
     pub status: JobStatus,
@@ -162,9 +160,9 @@ pub struct NewJob {
     pub id: Uuid,
     /// The submitter.
     pub owner: Uuid,
-    /// The job type (`library.import`).
+    /// The job type (`reports.build`).
     pub kind: String,
-    /// Its queue (`library_import`).
+    /// Its queue (`reports_build`).
     pub queue: String,
     /// The parameters, as JSON.
     pub params: String,
@@ -314,7 +312,7 @@ mod tests {
             "owner",
             &Uuid::nil().to_string(),
             "type",
-            "library.export",
+            "reports.build",
             "status",
             "active",
             "progress",

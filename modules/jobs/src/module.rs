@@ -1,67 +1,23 @@
-//! The JobsModule: the store binding, the job types and the service.
+//! The jobs module: the store binding, the service, the workers' lifecycle, and the routes. It
+//! knows no job type: the modules that own the work register theirs in its [`JobRegistry`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use app_library::{LibraryModule, LibraryService};
-use app_redis::SharedState;
-use shaku::{Component, HasComponent, Module, ModuleBuildContext, module};
+use app_core::{Context, Controller, Lifecycle, Mode, Module, ModuleError, config::Section};
+use app_redis::{RedisModule, SharedState};
+use async_trait::async_trait;
+use shaku::{HasComponent, module};
 
 use crate::{
-    JobHandler, JobRegistry, JobsConfig, JobsService, Retention,
+    JobRegistry, JobsApi, JobsConfig, JobsService, QueuesApi, Retention, Workers,
     store::{JobStore, MemoryJobStore, RedisJobStore},
-    types::{LibraryExport, LibraryImport},
 };
 
-/// The store binding's parameters.
-#[derive(Debug, Clone, Default)]
-pub struct JobStoreParams {
-    /// Memory or Redis.
-    pub state: SharedState,
-    /// How finished jobs are kept.
-    pub retention: Retention,
-}
-
-/// Binds [`JobStore`] to the adapter of the backend chosen at start-up.
-pub struct JobStoreBinding;
-
-impl<M: Module> Component<M> for JobStoreBinding {
-    type Interface = dyn JobStore;
-    type Parameters = JobStoreParams;
-
-    fn build(_: &mut ModuleBuildContext<M>, params: JobStoreParams) -> Box<dyn JobStore> {
-        match params.state {
-            SharedState::Memory => Box::new(MemoryJobStore::new(params.retention)),
-            SharedState::Redis(redis) => Box::new(RedisJobStore::new(redis, params.retention)),
-        }
-    }
-}
-
-/// Job types registered on top of the built-in ones (tests add their own here).
-#[derive(Clone, Default)]
-pub struct ExtraJobTypes(pub Vec<Arc<dyn JobHandler>>);
-
-impl std::fmt::Debug for ExtraJobTypes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|h| h.kind())).finish()
-    }
-}
-
-/// Builds the [`JobRegistry`]: every job type, one line each.
-pub struct JobRegistryComponent;
-
-impl<M: Module + HasComponent<dyn LibraryService>> Component<M> for JobRegistryComponent {
-    type Interface = JobRegistry;
-    type Parameters = ExtraJobTypes;
-
-    fn build(ctx: &mut ModuleBuildContext<M>, extra: ExtraJobTypes) -> Box<JobRegistry> {
-        let library: Arc<dyn LibraryService> = M::build_component(ctx);
-        let mut registry = JobRegistry::new();
-        registry.register(LibraryImport::new(library.clone()));
-        registry.register(LibraryExport::new(library));
-        for handler in extra.0 {
-            registry.register_shared(handler);
-        }
-        Box::new(registry)
+app_redis::port_binding! {
+    /// Binds [`JobStore`] to the adapter of the backend chosen at start-up.
+    JobStoreBinding: dyn JobStore, params(retention: Retention) {
+        memory => MemoryJobStore::new(retention),
+        redis(r) => RedisJobStore::new(r, retention),
     }
 }
 
@@ -70,30 +26,114 @@ impl<M: Module + HasComponent<dyn LibraryService>> Component<M> for JobRegistryC
 pub struct JobsServiceParams {
     /// `[jobs]`.
     pub config: JobsConfig,
+    /// The job types (shared: registered while the app is built).
+    pub registry: JobRegistry,
 }
 
-/// Builds the [`JobsService`].
-pub struct JobsServiceComponent;
-
-impl<M: Module + HasComponent<dyn JobStore> + HasComponent<JobRegistry>> Component<M> for JobsServiceComponent {
-    type Interface = JobsService;
-    type Parameters = JobsServiceParams;
-
-    fn build(ctx: &mut ModuleBuildContext<M>, params: JobsServiceParams) -> Box<JobsService> {
-        let store: Arc<dyn JobStore> = M::build_component(ctx);
-        let registry: Arc<JobRegistry> = M::build_component(ctx);
-        Box::new(JobsService::new(store, (*registry).clone(), params.config))
-    }
+app_core::component! {
+    /// The [`JobsService`] over the bound store.
+    pub JobsServiceComponent: JobsService,
+    inject(store: dyn JobStore),
+    params(p: JobsServiceParams) => Box::new(JobsService::new(store, p.registry, p.config))
 }
 
 module! {
-    pub JobsModule {
-        components = [JobStoreBinding, JobRegistryComponent, JobsServiceComponent],
-        providers = [],
+    pub JobsContainer {
+        components = [JobStoreBinding, JobsServiceComponent],
+        providers = []
+    }
+}
 
-        use LibraryModule {
-            components = [dyn LibraryService],
-            providers = []
+/// Background jobs that survive restarts, followed live. Provides the [`JobRegistry`] that
+/// modules importing this one register their job types in; runs the workers in `app serve`
+/// (`jobs.workers`) and in `app worker`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobsModule;
+
+#[async_trait]
+impl Module for JobsModule {
+    fn name(&self) -> &'static str {
+        "jobs"
+    }
+
+    fn imports(&self) -> Vec<Box<dyn Module>> {
+        vec![Box::new(RedisModule)]
+    }
+
+    fn config(&self) -> Option<Section> {
+        Some(Section::of::<JobsConfig>())
+    }
+
+    async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
+        let config = ctx.config::<JobsConfig>().clone();
+        let state = (*ctx.get::<SharedState>()?).clone();
+        let registry = JobRegistry::new();
+        let store = app_redis::Bound { state: state.clone(), params: config.retention() };
+        let container = ctx.container(
+            JobsContainer::builder()
+                .with_component_parameters::<JobStoreBinding>(store)
+                .with_component_parameters::<JobsServiceComponent>(JobsServiceParams {
+                    config: config.clone(),
+                    registry: registry.clone(),
+                }),
+        );
+        ctx.provide(registry);
+        let service: Arc<JobsService> = container.resolve();
+        ctx.controller(
+            Controller::new(JobsApi::new(service.clone(), config.stream_heartbeat)).throttled(crate::api::RULES),
+        );
+        ctx.controller(Controller::new(QueuesApi::new(service.clone())));
+        ctx.lifecycle(JobsLifecycle { service, state, metrics: ctx.metrics().clone(), workers: Mutex::new(None) });
+        Ok(())
+    }
+}
+
+/// Checks the queue settings against the registered types, runs the workers, ends the event
+/// streams at the shutdown signal, and stops the workers after the server.
+struct JobsLifecycle {
+    service: Arc<JobsService>,
+    state: SharedState,
+    metrics: app_core::metrics::Metrics,
+    workers: Mutex<Option<Workers>>,
+}
+
+#[async_trait]
+impl Lifecycle for JobsLifecycle {
+    async fn start(&self, mode: Mode) -> Result<(), ModuleError> {
+        let config = self.service.config();
+        let queues = self.service.registry().queues();
+        if let Some(unknown) = config.queues.keys().find(|q| !queues.contains(q)) {
+            return Err(ModuleError::new(format!(
+                "`jobs.queues.{unknown}` configures a queue no job type has (queues: {})",
+                queues.join(", ")
+            )));
+        }
+        let run = match mode {
+            Mode::Serve => config.workers,
+            Mode::Worker if self.state.redis().is_none() => {
+                return Err(ModuleError::new(
+                    "`app worker` needs Redis (REDIS_URL): with the in-memory backend, jobs run inside `app serve`",
+                ));
+            }
+            Mode::Worker => true,
+        };
+        if run {
+            let workers =
+                Workers::start(self.service.store().clone(), self.service.registry(), config.clone(), &self.metrics);
+            *self.workers.lock().unwrap_or_else(|p| p.into_inner()) = Some(workers);
+        }
+        Ok(())
+    }
+
+    fn shutting_down(&self) {
+        // Open event streams end now, so they do not hold the drain for its whole timeout.
+        self.service.end_streams();
+    }
+
+    async fn stop(&self) {
+        let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(workers) = workers {
+            workers.stop().await;
         }
     }
 }

@@ -100,7 +100,7 @@ impl Workers {
             attempts.clone(),
         );
         for kind in registry.kinds() {
-            let Some(handler) = registry.get(kind).cloned() else { continue };
+            let Some(handler) = registry.get(kind) else { continue };
             let queue = queue_of(kind);
             let queue_config = config.queue(&queue);
             let worker = Arc::new(QueueWorker {

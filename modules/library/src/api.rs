@@ -5,10 +5,11 @@ use std::{sync::Arc, time::Duration};
 use app_core::{
     BearerAuth, FieldError, Nullable, Problems, Timestamp,
     pagination::Pagination,
-    problem::status::{BadRequest, Conflict, Locked, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable},
 };
+use app_locks::{LockNotHeld, Locked};
 use poem_openapi::{
-    ApiResponse, Object, OpenApi, Tags,
+    ApiResponse, Enum, Object, OpenApi, Tags,
     param::{Header, Path, Query},
     payload::Json,
 };
@@ -28,6 +29,43 @@ enum LibraryTags {
     Library,
 }
 
+/// What kind of item it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum, Deserialize, Serialize)]
+#[oai(rename = "ItemType", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ItemTypeDto {
+    /// A song.
+    Song,
+    /// An album.
+    Album,
+    /// A playlist.
+    Playlist,
+    /// A podcast (or an episode).
+    Podcast,
+}
+
+impl From<ItemType> for ItemTypeDto {
+    fn from(kind: ItemType) -> Self {
+        match kind {
+            ItemType::Song => ItemTypeDto::Song,
+            ItemType::Album => ItemTypeDto::Album,
+            ItemType::Playlist => ItemTypeDto::Playlist,
+            ItemType::Podcast => ItemTypeDto::Podcast,
+        }
+    }
+}
+
+impl From<ItemTypeDto> for ItemType {
+    fn from(kind: ItemTypeDto) -> Self {
+        match kind {
+            ItemTypeDto::Song => ItemType::Song,
+            ItemTypeDto::Album => ItemType::Album,
+            ItemTypeDto::Playlist => ItemType::Playlist,
+            ItemTypeDto::Podcast => ItemType::Podcast,
+        }
+    }
+}
+
 /// An item of the caller's library.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "LibraryItem", rename_all = "camelCase", skip_serializing_if_is_none)]
@@ -36,7 +74,7 @@ pub struct LibraryItemDto {
     pub id: Uuid,
     /// What kind of item it is.
     #[oai(rename = "type")]
-    pub kind: ItemType,
+    pub kind: ItemTypeDto,
     /// The title.
     pub title: String,
     /// The artist, when known.
@@ -57,7 +95,7 @@ impl From<LibraryItem> for LibraryItemDto {
     fn from(i: LibraryItem) -> Self {
         LibraryItemDto {
             id: i.id,
-            kind: i.kind,
+            kind: i.kind.into(),
             title: i.title,
             artist: i.artist,
             album: i.album,
@@ -78,7 +116,7 @@ pub struct LibraryItemInput {
     /// What kind of item it is: `song`, `album`, `playlist` or `podcast`.
     #[oai(rename = "type")]
     #[serde(rename = "type")]
-    pub kind: ItemType,
+    pub kind: ItemTypeDto,
     /// 1 to 200 characters (surrounding spaces are trimmed).
     pub title: String,
     /// 1 to 200 characters.
@@ -95,7 +133,7 @@ impl LibraryItemInput {
     /// Validates the input into a new item, naming each invalid field.
     pub fn to_new_item(&self) -> Result<NewItem, Vec<FieldError>> {
         NewItem::parse(RawItem {
-            kind: self.kind,
+            kind: self.kind.into(),
             title: &self.title,
             artist: self.artist.as_deref(),
             album: self.album.as_deref(),
@@ -112,7 +150,7 @@ impl LibraryItemInput {
 struct LibraryItemPatch {
     /// A new kind.
     #[oai(rename = "type")]
-    kind: Option<ItemType>,
+    kind: Option<ItemTypeDto>,
     /// A new title.
     title: Option<String>,
     /// A new artist, or `null` to clear it.
@@ -128,7 +166,7 @@ struct LibraryItemPatch {
 impl LibraryItemPatch {
     fn to_changes(&self) -> Result<ItemChanges, Vec<FieldError>> {
         ItemChanges::parse(RawChanges {
-            kind: self.kind,
+            kind: self.kind.map(Into::into),
             title: self.title.as_deref().map(Some),
             artist: self.artist.as_opt_ref().map(|v| v.map(String::as_str)),
             album: self.album.as_opt_ref().map(|v| v.map(String::as_str)),
@@ -248,13 +286,13 @@ impl LibraryApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        #[oai(name = "type")] kind: Query<Option<ItemType>>,
+        #[oai(name = "type")] kind: Query<Option<ItemTypeDto>>,
         q: Query<Option<String>>,
         page: Query<Option<u64>>,
         #[oai(name = "pageSize")] page_size: Query<Option<u64>>,
     ) -> Result<Json<LibraryItemPage>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
         let pagination = Pagination::new(page.0, page_size.0)?;
-        let query = ListQuery::parse(kind.0, q.0.as_deref(), pagination).map_err(invalid)?;
+        let query = ListQuery::parse(kind.0.map(Into::into), q.0.as_deref(), pagination).map_err(invalid)?;
         let page = self.service.list(auth.0.user_id, &query).await?;
         Ok(Json(LibraryItemPage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -303,8 +341,10 @@ impl LibraryApi {
         id: Path<Uuid>,
         #[oai(name = "X-Lock-Token")] lock_token: Header<Option<String>>,
         body: Json<LibraryItemPatch>,
-    ) -> Result<Json<LibraryItemDto>, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Locked, Unavailable)>>
-    {
+    ) -> Result<
+        Json<LibraryItemDto>,
+        Problems<(BadRequest, Unauthorized, NotFound, Conflict, LockNotHeld, Locked, Unavailable)>,
+    > {
         let changes = body.0.to_changes().map_err(invalid)?;
         let item = self.service.update(auth.0.user_id, id.0, changes, lock_token.0.as_deref()).await?;
         Ok(Json(item.into()))
@@ -319,7 +359,7 @@ impl LibraryApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         #[oai(name = "X-Lock-Token")] lock_token: Header<Option<String>>,
-    ) -> Result<Done, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Locked, Unavailable)>> {
+    ) -> Result<Done, Problems<(BadRequest, Unauthorized, NotFound, Conflict, LockNotHeld, Locked, Unavailable)>> {
         self.service.delete(auth.0.user_id, id.0, lock_token.0.as_deref()).await?;
         Ok(Done::NoContent)
     }
@@ -362,7 +402,7 @@ impl LibraryApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         #[oai(name = "X-Lock-Token")] lock_token: Header<String>,
-    ) -> Result<Json<LockExtended>, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Unavailable)>> {
+    ) -> Result<Json<LockExtended>, Problems<(BadRequest, Unauthorized, NotFound, LockNotHeld, Unavailable)>> {
         let ttl = self.service.extend_lock(auth.0.user_id, id.0, &lock_token.0).await?;
         Ok(Json(LockExtended { expires_in: secs(ttl) }))
     }
@@ -376,7 +416,7 @@ impl LibraryApi {
         auth: BearerAuth,
         id: Path<Uuid>,
         #[oai(name = "X-Lock-Token")] lock_token: Header<String>,
-    ) -> Result<Done, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Unavailable)>> {
+    ) -> Result<Done, Problems<(BadRequest, Unauthorized, NotFound, LockNotHeld, Unavailable)>> {
         self.service.unlock(auth.0.user_id, id.0, &lock_token.0).await?;
         Ok(Done::NoContent)
     }

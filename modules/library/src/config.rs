@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Validate};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate};
 use serde::{Deserialize, Serialize};
 
 /// `[library]` configuration.
@@ -27,6 +27,24 @@ impl Default for LibraryConfig {
             lock_ttl: Duration::from_secs(60),
             write_lock_ttl: Duration::from_secs(10),
         }
+    }
+}
+
+impl ConfigSection for LibraryConfig {
+    const KEY: &'static str = "library";
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new(
+                "library.cache_ttl",
+                "how long a cached library page or item lives (writes invalidate them at once)",
+            ),
+            Row::new("library.lock_ttl", "lease of an edit lock from `POST /library/{id}/lock` and of each extend"),
+            Row::new(
+                "library.write_lock_ttl",
+                "lease of the short lock a PATCH or DELETE without `X-Lock-Token` takes by itself",
+            ),
+        ]
     }
 }
 

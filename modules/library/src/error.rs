@@ -36,7 +36,7 @@ impl From<LibraryError> for ApiError {
             LibraryError::NotFound => ApiError::not_found("No such library item"),
             LibraryError::Invalid(errors) => ApiError::validation(errors),
             LibraryError::Stale => ApiError::conflict(
-                ErrorCode::Conflict,
+                ErrorCode::CONFLICT,
                 "The item was changed under a newer lock; your lock expired meanwhile. Reload it and try again",
             ),
             LibraryError::Lock(lock) => lock.into(),

@@ -6,11 +6,14 @@
 //! the owner's cache generation; writes commit first, then invalidate; edit locks whose fencing
 //! token every write carries to the database), and the `LibraryApi` controller.
 //!
-//! Depends on `core`, `database`, `cache` and `locks`; never on `auth` (guards come from `core`).
+//! Its job types (`library.import`, `library.export`, in [`jobs`]) are registered with the jobs
+//! module. Depends on `core`, `database`, `users` (its table's owner), `cache`, `locks` and
+//! `jobs`; never on `auth` or `ratelimit` (guards come from `core`).
 
 mod api;
 mod config;
 mod error;
+pub mod jobs;
 mod model;
 mod module;
 mod service;
@@ -23,6 +26,6 @@ pub use model::{
     ItemChanges, ItemType, LibraryItem, ListQuery, MAX_DURATION_SECONDS, MAX_TAGS, MAX_TEXT_CHARS, NewItem, Page,
     RawChanges, RawItem,
 };
-pub use module::LibraryModule;
+pub use module::{LibraryContainer, LibraryModule};
 pub use service::{LibraryService, LibraryServiceComponent, LibraryServiceImpl, LibraryServiceParams, LockView};
 pub use store::{LibraryRepository, SqlLibraryRepository, Written};

@@ -6,7 +6,6 @@
 
 use app_core::{FieldError, pagination::Pagination};
 use chrono::{DateTime, Utc};
-use poem_openapi::Enum;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -23,9 +22,8 @@ pub const MAX_DURATION_SECONDS: u32 = 7 * 24 * 3600;
 pub const MAX_QUERY_CHARS: usize = 100;
 
 /// What kind of item it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Enum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[oai(rename_all = "lowercase")]
 pub enum ItemType {
     /// A song.
     Song,

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use app_cache::{CacheManager, Namespace};
 use app_locks::{Lease, Locks};
 use async_trait::async_trait;
-use shaku::{Component, HasComponent, Interface, Module, ModuleBuildContext};
+use shaku::Interface;
 use uuid::Uuid;
 
 use crate::{
@@ -231,20 +231,9 @@ pub struct LibraryServiceParams {
     pub config: LibraryConfig,
 }
 
-/// Builds [`LibraryServiceImpl`] over the injected repository, cache and locks.
-pub struct LibraryServiceComponent;
-
-impl<M> Component<M> for LibraryServiceComponent
-where
-    M: Module + HasComponent<dyn LibraryRepository> + HasComponent<CacheManager> + HasComponent<Locks>,
-{
-    type Interface = dyn LibraryService;
-    type Parameters = LibraryServiceParams;
-
-    fn build(ctx: &mut ModuleBuildContext<M>, params: LibraryServiceParams) -> Box<dyn LibraryService> {
-        let repo: Arc<dyn LibraryRepository> = M::build_component(ctx);
-        let cache: Arc<CacheManager> = M::build_component(ctx);
-        let locks: Arc<Locks> = M::build_component(ctx);
-        Box::new(LibraryServiceImpl::new(repo, cache, locks, params.config))
-    }
+app_core::component! {
+    /// The [`LibraryService`] over the injected repository, cache and locks.
+    pub LibraryServiceComponent: dyn LibraryService,
+    inject(repo: dyn LibraryRepository, cache: CacheManager, locks: Locks),
+    params(p: LibraryServiceParams) => Box::new(LibraryServiceImpl::new(repo, cache, locks, p.config))
 }

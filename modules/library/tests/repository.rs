@@ -3,9 +3,9 @@
 
 use std::{sync::Arc, time::Duration};
 
-use app_cache::{CacheConfig, CacheManager, store::MemoryCacheStore};
-use app_core::{metrics::Metrics, pagination::Pagination, testing::TestDatabase};
-use app_database::{Database, DatabaseConfig, DatabaseModule, SqlDatabase};
+use app_cache::{CacheConfig, CacheManager, CacheMetrics, store::MemoryCacheStore};
+use app_core::{pagination::Pagination, testing::TestDatabase};
+use app_database::{Database, DatabaseConfig, DatabaseContainer, SqlDatabase};
 use app_library::{
     ItemChanges, ItemType, LibraryConfig, LibraryError, LibraryRepository, LibraryService, LibraryServiceImpl,
     ListQuery, NewItem, RawItem, SqlLibraryRepository, Written,
@@ -14,11 +14,16 @@ use app_locks::{Locks, store::RedisLockStore};
 use shaku::HasComponent;
 use uuid::Uuid;
 
+/// The tables this module's repository needs: its own migrations and its imports'.
+fn migrations() -> Vec<app_core::Migration> {
+    app_core::module::ModuleSet::new(vec![Box::new(app_library::LibraryModule)]).migrations().expect("unique versions")
+}
+
 async fn open(test_db: &TestDatabase) -> (Database, Arc<dyn SqlDatabase>) {
     let cfg = DatabaseConfig { url: test_db.url().to_owned(), ..Default::default() };
     let database = Database::connect(&cfg).await.expect("connect");
-    database.migrate().await.expect("migrate");
-    let module = DatabaseModule::with_database(database.clone()).build();
+    database.migrate(&migrations()).await.expect("migrate");
+    let module = DatabaseContainer::with_database(database.clone()).build();
     let db: Arc<dyn SqlDatabase> = module.resolve();
     (database, db)
 }
@@ -124,7 +129,8 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_the_next_holders_change() 
     let test_db = TestDatabase::sqlite();
     let (database, db) = open(&test_db).await;
     let repo: Arc<dyn LibraryRepository> = Arc::new(SqlLibraryRepository::new(db));
-    let cache = Arc::new(CacheManager::new(Arc::new(MemoryCacheStore::new()), CacheConfig::default(), &Metrics::new()));
+    let cache =
+        Arc::new(CacheManager::new(Arc::new(MemoryCacheStore::new()), CacheConfig::default(), CacheMetrics::default()));
     let locks = Arc::new(Locks::new(Arc::new(RedisLockStore::new(app_redis::testing::redis().await))));
     let service = LibraryServiceImpl::new(repo.clone(), cache, locks.clone(), LibraryConfig::default());
     let owner = user(&database).await;

@@ -15,6 +15,6 @@ mod module;
 mod service;
 pub mod store;
 
-pub use error::LockError;
-pub use module::{LockModule, LockStoreBinding, LocksComponent};
+pub use error::{LOCK_NOT_HELD, LOCKED, LockError, LockNotHeld, Locked};
+pub use module::{LockContainer, LockModule, LockStoreBinding, LocksComponent};
 pub use service::{Lease, LockStatus, Locks};

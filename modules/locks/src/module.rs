@@ -1,8 +1,9 @@
-//! The LockModule: the store binding and the service.
+//! The locks module: the store binding and the service.
 
-use std::sync::Arc;
-
-use shaku::{Component, HasComponent, Module, ModuleBuildContext, module};
+use app_core::{Context, ErrorCode, Module, ModuleError};
+use app_redis::{RedisModule, SharedState};
+use async_trait::async_trait;
+use shaku::module;
 
 use crate::{
     Locks,
@@ -14,22 +15,41 @@ app_redis::port_binding! {
     LockStoreBinding: dyn LockStore { memory => MemoryLockStore::new(), redis(r) => RedisLockStore::new(r) }
 }
 
-/// Builds [`Locks`] over the bound store.
-pub struct LocksComponent;
-
-impl<M: Module + HasComponent<dyn LockStore>> Component<M> for LocksComponent {
-    type Interface = Locks;
-    type Parameters = ();
-
-    fn build(ctx: &mut ModuleBuildContext<M>, _: ()) -> Box<Locks> {
-        let store: Arc<dyn LockStore> = M::build_component(ctx);
-        Box::new(Locks::new(store))
-    }
+app_core::component! {
+    /// [`Locks`] over the bound store.
+    pub LocksComponent: Locks,
+    inject(store: dyn LockStore),
+    params(_none: ()) => Box::new(Locks::new(store))
 }
 
 module! {
-    pub LockModule {
+    pub LockContainer {
         components = [LockStoreBinding, LocksComponent],
         providers = []
+    }
+}
+
+/// Token locks with fencing tokens, for the modules that import it (edit locks).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LockModule;
+
+#[async_trait]
+impl Module for LockModule {
+    fn name(&self) -> &'static str {
+        "locks"
+    }
+
+    fn imports(&self) -> Vec<Box<dyn Module>> {
+        vec![Box::new(RedisModule)]
+    }
+
+    fn error_codes(&self) -> &'static [ErrorCode] {
+        crate::error::CODES
+    }
+
+    async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
+        let state = (*ctx.get::<SharedState>()?).clone();
+        ctx.container(LockContainer::builder().with_component_parameters::<LockStoreBinding>(state));
+        Ok(())
     }
 }

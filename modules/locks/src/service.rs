@@ -156,8 +156,8 @@ mod tests {
         let err = locks.acquire("r", "alice", Duration::from_secs(5)).await.expect_err("no store");
         assert!(matches!(err, LockError::Unavailable(_)), "{err:?}");
         let api: app_core::ApiError = err.into();
-        assert_eq!(api.status(), poem::http::StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(api.code(), app_core::ErrorCode::DependencyUnavailable);
+        assert_eq!(api.status(), app_core::problem::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.code(), app_core::ErrorCode::DEPENDENCY_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app_core::{
     AdminAuth, ApiError, FieldError, Problems, Timestamp,
-    problem::status::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
 };
 use poem_openapi::{
     ApiResponse, Object, OpenApi, Tags,
@@ -73,7 +73,7 @@ impl RateLimitApi {
     ///
     /// `key` names the subject the policy counts: `user:<uuid>`, `ip:<address>`,
     /// `email:<address>` (the account login attempts name), or `ip:<address>,email:<address>`.
-    /// For policies scoped per route, pass the operation as `route` (`POST /api/v1/auth/login`).
+    /// For policies scoped per route, pass the operation as `route` (`POST /api/v1/notes`).
     #[oai(path = "/:policy/:key", method = "get", operation_id = "getRateLimit")]
     async fn status(
         &self,

@@ -6,16 +6,16 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use app_core::http::HeaderMap;
 use ipnet::IpNet;
-use poem::{Request, http::HeaderMap};
 
 use crate::ForwardedHeader;
 
-/// Picks the client address of `req` given the trusted proxy networks.
-pub fn client_ip(req: &Request, trusted: &[IpNet], header: ForwardedHeader) -> IpAddr {
-    let peer =
-        req.remote_addr().as_socket_addr().map(|a| canonical(a.ip())).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    resolve(peer, req.headers(), trusted, header)
+/// Picks the client address of a request from `peer` with `headers`, given the trusted proxy
+/// networks.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet], header: ForwardedHeader) -> IpAddr {
+    let peer = peer.map(canonical).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    resolve(peer, headers, trusted, header)
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4, so one client has one address.
@@ -86,7 +86,7 @@ fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: Forward
 
 #[cfg(test)]
 mod tests {
-    use poem::http::HeaderValue;
+    use app_core::http::HeaderValue;
 
     use super::*;
 

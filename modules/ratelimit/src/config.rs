@@ -2,7 +2,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use app_core::config::{ConfigIssue, Profile, Validate, string_list};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate, string_list};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -130,9 +130,6 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// The policies the code names on its operations; each must be configured.
-pub const REQUIRED_POLICIES: &[&str] = &["auth", "auth_account", "auth_ip", "jobs"];
-
 impl RateLimitConfig {
     /// The trusted proxy networks (validated).
     pub fn trusted_networks(&self) -> Vec<IpNet> {
@@ -143,6 +140,71 @@ impl RateLimitConfig {
 /// A CIDR, or a single address (as a /32 or /128).
 fn parse_net(s: &str) -> Option<IpNet> {
     s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// What each default policy guards, for the README's table.
+const GUARDS: &[(&str, &str)] = &[
+    ("api", "guards every `/api/v1` request (the default policy)"),
+    ("auth", "guards login, register (address + email) and refresh (address + the token's user)"),
+    ("auth_account", "guards login and register, by the email alone from any address (bounds address rotation)"),
+    ("auth_ip", "guards login and register by address alone (one address trying many accounts)"),
+    ("jobs", "guards job submission"),
+];
+
+impl ConfigSection for RateLimitConfig {
+    const KEY: &'static str = "rate_limit";
+
+    fn rows(&self) -> Vec<Row> {
+        let mut rows = vec![
+            Row::new("rate_limit.enabled", "evaluate rate-limit policies at all (off: for benchmarks and emergencies)"),
+            Row::new("rate_limit.default_policy", "the policy every `/api/v1` request passes; empty for none"),
+            Row::new(
+                "rate_limit.trusted_proxies",
+                "proxies (CIDRs or addresses, comma-separated) whose `X-Forwarded-For` / `Forwarded` are believed; \
+                 none: the peer is the client",
+            ),
+            Row::new(
+                "rate_limit.forwarded_header",
+                "the header trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239); the other is ignored",
+            ),
+        ];
+        for name in self.policies.keys() {
+            let key = |field: &str| format!("rate_limit.policies.{name}.{field}");
+            let guards = GUARDS.iter().find(|(n, _)| n == name).map_or(String::new(), |(_, g)| format!("; {g}"));
+            rows.push(Row::new(
+                key("limit"),
+                format!(
+                    "`{name}`: requests per window (also the burst), 1 to 1,000,000 and at most one per millisecond \
+                     of the window{guards}"
+                ),
+            ));
+            rows.push(Row::new(key("window"), format!("`{name}`: the window (at most 30 days)")));
+            rows.push(Row::new(
+                key("block"),
+                format!(
+                    "`{name}`: once exceeded, refuse the subject this long (independent of the window; at most 30 days)"
+                ),
+            ));
+            rows.push(Row::new(
+                key("subject"),
+                format!("`{name}`: counted by `ip`, `user`, `user_or_ip`, `account` or `ip_and_account`"),
+            ));
+            let scope = if *name == self.default_policy {
+                format!(
+                    "`{name}`: one counter per subject (`global`) or per subject and route (`route`); the default \
+                     policy must be `global` (start-up refuses `route` for it)"
+                )
+            } else {
+                format!("`{name}`: one counter per subject (`global`) or per subject and route (`route`)")
+            };
+            rows.push(Row::new(key("scope"), scope));
+            rows.push(Row::new(
+                key("on_unavailable"),
+                format!("`{name}`: while Redis is down, let requests through (`open`) or answer 503 (`closed`)"),
+            ));
+        }
+        rows
+    }
 }
 
 impl Validate for RateLimitConfig {
@@ -158,14 +220,6 @@ impl Validate for RateLimitConfig {
                 "rate_limit.default_policy",
                 format!("names `{}`, which is not a configured policy", self.default_policy),
             ));
-        }
-        for name in REQUIRED_POLICIES {
-            if !self.policies.contains_key(*name) {
-                return Err(ConfigIssue::new(
-                    format!("rate_limit.policies.{name}"),
-                    "is required: operations name this policy",
-                ));
-            }
         }
         if let Some(default) = self.policies.get(&self.default_policy)
             && default.scope == Scope::Route
@@ -233,12 +287,6 @@ mod tests {
         let mut cfg = RateLimitConfig::default();
         cfg.policies.get_mut("auth").unwrap().window = Duration::from_millis(3);
         assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth.limit");
-        let mut cfg = RateLimitConfig::default();
-        cfg.policies.remove("auth_ip");
-        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth_ip");
-        let mut cfg = RateLimitConfig::default();
-        cfg.policies.remove("jobs");
-        assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.jobs");
         let mut cfg = RateLimitConfig::default();
         cfg.policies.get_mut("auth").unwrap().block = Some(MAX_WINDOW + Duration::from_secs(1));
         assert_eq!(cfg.validate(Profile::Development).unwrap_err().key, "rate_limit.policies.auth.block");

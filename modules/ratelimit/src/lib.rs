@@ -7,8 +7,8 @@
 //!   fails open or closed as configured, with one warning per outage and a metric.
 //! - `RateLimitApi`: the admin routes to read and reset a subject's state.
 //!
-//! Depends on `core` and `redis`; feature modules never depend on it (they name policies
-//! through `core`'s `throttle_policy!`).
+//! Depends on `core` and `redis`; feature modules never depend on it (they name policies in
+//! `core`'s [`ThrottleRule`](app_core::throttle::ThrottleRule)s).
 
 mod api;
 mod client_ip;
@@ -18,6 +18,8 @@ mod service;
 pub mod store;
 
 pub use api::RateLimitApi;
-pub use config::{FailureMode, ForwardedHeader, PolicyConfig, REQUIRED_POLICIES, RateLimitConfig, Scope, SubjectKind};
-pub use module::{RateLimitModule, RateLimitStoreBinding, RateLimiterComponent, RateLimiterParams, RateLimits};
+pub use config::{FailureMode, ForwardedHeader, PolicyConfig, RateLimitConfig, Scope, SubjectKind};
+pub use module::{
+    RateLimitContainer, RateLimitModule, RateLimitStoreBinding, RateLimiterComponent, RateLimiterParams, RateLimits,
+};
 pub use service::RateLimiter;

@@ -1,12 +1,20 @@
-//! The RateLimitModule: the store binding and the limiter.
+//! The rate-limit module: the store binding, the limiter behind the throttle guard, and the
+//! admin routes.
 
 use std::sync::Arc;
 
-use app_core::{metrics::Metrics, throttle::Throttler};
-use shaku::{Component, HasComponent, Interface, Module, ModuleBuildContext, module};
+use app_core::{
+    Context, Controller, Module, ModuleError,
+    config::Section,
+    metrics::Metrics,
+    throttle::{Limiter, Throttler},
+};
+use app_redis::{RedisModule, SharedState};
+use async_trait::async_trait;
+use shaku::{HasComponent, Interface, module};
 
 use crate::{
-    RateLimitConfig, RateLimiter,
+    RateLimitApi, RateLimitConfig, RateLimiter,
     store::{MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore},
 };
 
@@ -39,22 +47,51 @@ pub struct RateLimiterParams {
     pub metrics: Metrics,
 }
 
-/// Builds the [`RateLimiter`] over the bound store.
-pub struct RateLimiterComponent;
-
-impl<M: Module + HasComponent<dyn RateLimitStore>> Component<M> for RateLimiterComponent {
-    type Interface = dyn RateLimits;
-    type Parameters = RateLimiterParams;
-
-    fn build(ctx: &mut ModuleBuildContext<M>, params: RateLimiterParams) -> Box<dyn RateLimits> {
-        let store: Arc<dyn RateLimitStore> = M::build_component(ctx);
-        Box::new(RateLimiter::new(&params.config, store, &params.metrics))
-    }
+app_core::component! {
+    /// The [`RateLimiter`] over the bound store.
+    pub RateLimiterComponent: dyn RateLimits,
+    inject(store: dyn RateLimitStore),
+    params(p: RateLimiterParams) => Box::new(RateLimiter::new(&p.config, store, &p.metrics))
 }
 
 module! {
-    pub RateLimitModule {
+    pub RateLimitContainer {
         components = [RateLimitStoreBinding, RateLimiterComponent],
         providers = []
+    }
+}
+
+/// Named rate-limit policies (`[rate_limit.policies.<name>]`), counted by the throttle guard on
+/// every `/api/` request. Provides the guard's [`Limiter`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RateLimitModule;
+
+#[async_trait]
+impl Module for RateLimitModule {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    fn imports(&self) -> Vec<Box<dyn Module>> {
+        vec![Box::new(RedisModule)]
+    }
+
+    fn config(&self) -> Option<Section> {
+        Some(Section::of::<RateLimitConfig>())
+    }
+
+    async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
+        let state = (*ctx.get::<SharedState>()?).clone();
+        let params =
+            RateLimiterParams { config: ctx.config::<RateLimitConfig>().clone(), metrics: ctx.metrics().clone() };
+        let container = ctx.container(
+            RateLimitContainer::builder()
+                .with_component_parameters::<RateLimitStoreBinding>(state)
+                .with_component_parameters::<RateLimiterComponent>(params),
+        );
+        let limits: Arc<dyn RateLimits> = container.resolve();
+        ctx.provide(Limiter(limits));
+        ctx.controller(Controller::new(RateLimitApi::new(&*container)));
+        Ok(())
     }
 }

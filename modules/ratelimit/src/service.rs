@@ -10,6 +10,7 @@ use std::{
     },
 };
 
+use app_core::http::HeaderMap;
 use app_core::{
     ApiError,
     metrics::Metrics,
@@ -18,7 +19,6 @@ use app_core::{
 use app_redis::RedisError;
 use async_trait::async_trait;
 use ipnet::IpNet;
-use poem::Request;
 use prometheus_client::{encoding::EncodeLabelSet, metrics::counter::Counter, metrics::family::Family};
 use sha2::{Digest, Sha256};
 
@@ -273,12 +273,16 @@ impl Throttler for RateLimiter {
         }
     }
 
-    fn client_ip(&self, req: &Request) -> IpAddr {
-        client_ip(req, &self.trusted, self.forwarded_header)
+    fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.trusted, self.forwarded_header)
     }
 
     fn default_policy(&self) -> Option<&str> {
         if self.enabled { self.default_policy.as_deref() } else { None }
+    }
+
+    fn has_policy(&self, policy: &str) -> bool {
+        self.policies.contains_key(policy)
     }
 }
 

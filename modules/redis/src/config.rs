@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Secret, Validate, redact_url};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Secret, Validate, redact_url};
 use serde::{Deserialize, Serialize};
 
 /// `[redis]` configuration. With neither `url` nor `host` set, shared state runs on the
@@ -179,6 +179,46 @@ impl Validate for RedisConfig {
             return Err(ConfigIssue::new("redis.max_command_buffer", "must be at least 1"));
         }
         Ok(())
+    }
+}
+
+impl ConfigSection for RedisConfig {
+    const KEY: &'static str = "redis";
+    const ALIASES: &'static [(&'static str, &'static str)] = &[("REDIS_URL", "redis.url")];
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new(
+                "redis.url",
+                "`redis://`, `rediss://` (TLS), `redis-cluster://h:p?node=h2:p2`, \
+                 `redis-sentinel://h:26379/0?sentinelServiceName=mymaster&node=h2:26379`",
+            )
+            .default_text("none (memory backend)"),
+            Row::new("redis.host", "a single node by host, when no URL is given"),
+            Row::new("redis.port", "port for `redis.host`"),
+            Row::new("redis.username", "ACL user for `redis.host`"),
+            Row::new("redis.password", "password for `redis.host`"),
+            Row::new("redis.db", "database number for `redis.host` (Cluster has only 0)"),
+            Row::new("redis.tls", "TLS for `redis.host`"),
+            Row::new("redis.key_prefix", "prefix of every key and channel the app uses"),
+            Row::new("redis.pool_size", "pipelining connections for commands (plus one for pub/sub)"),
+            Row::new("redis.connect_timeout", "time to establish a connection"),
+            Row::new(
+                "redis.command_timeout",
+                "a command fails after this: a frozen Redis gives fast 503s, not hung requests",
+            ),
+            Row::new("redis.max_command_buffer", "commands queued while disconnected before new ones fail at once"),
+            Row::new("redis.unresponsive_timeout", "a connection whose replies stall this long is replaced"),
+            Row::new(
+                "redis.reconnect_min_delay",
+                "first reconnect delay; doubles with jitter; reconnection never gives up",
+            ),
+            Row::new("redis.reconnect_max_delay", "cap of the reconnect delay"),
+            Row::new(
+                "redis.allow_memory_in_production",
+                "let production run a single instance on in-memory shared state",
+            ),
+        ]
     }
 }
 

@@ -1,4 +1,4 @@
-//! The redis module's failures, in terms a caller can act on without knowing the client library.
+//! The redis module's failures, in terms a caller can act on without knowing the client crate.
 
 use app_core::ApiError;
 

@@ -6,11 +6,13 @@
 //!   unresponsive-connection detection turn a frozen Redis into fast errors; a separate
 //!   subscriber connection resubscribes after reconnects; Lua scripts run by EVALSHA with NOSCRIPT
 //!   reload; every key goes through [`Redis::key`] and carries the configured prefix.
-//! - [`SharedState`]: the backend chosen at start-up, Redis or in-process memory.
-//! - Ports with a Redis and a memory adapter, each passing one contract suite:
-//!   [`KvStore`], [`PubSub`], and the health probe [`RedisHealth`].
+//! - [`SharedState`]: the backend chosen at start-up, Redis or in-process memory, which
+//!   [`RedisModule`] provides to the modules that import it (they bind their stores' adapters to
+//!   it with [`port_binding!`]).
+//! - [`PubSub`], with a Redis and a memory adapter passing one contract suite, and the `redis`
+//!   readiness check.
 //!
-//! fred (the client library) never leaks out of this crate, so it could be swapped.
+//! fred (the client crate) never leaks out of this crate, so it could be swapped.
 //! Depends on `core` only.
 
 mod batch;
@@ -18,7 +20,6 @@ mod blocking;
 mod client;
 mod config;
 mod error;
-pub mod kv;
 mod module;
 mod probe;
 pub mod pubsub;
@@ -37,9 +38,8 @@ pub use blocking::{BlockingConnection, StreamEntry};
 pub use client::{Arg, Redis, Reply};
 pub use config::RedisConfig;
 pub use error::RedisError;
-pub use kv::{KvStore, MemoryKvStore, RedisKvStore};
 pub use module::RedisModule;
-pub use probe::{MemoryHealth, RedisHealth, RedisInfo, RedisProbe, RedisServerHealth};
+pub use probe::{RedisCheck, RedisInfo};
 pub use pubsub::{MemoryPubSub, PubSub, RedisPubSub, Subscription};
 pub use scripts::Script;
-pub use state::{KvStoreBinding, PubSubBinding, RedisHealthBinding, SharedState};
+pub use state::{Bound, SharedState};

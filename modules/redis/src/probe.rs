@@ -1,11 +1,9 @@
-//! The Redis health probe behind `/health/ready`.
+//! The Redis readiness check behind `/health/ready`.
 
-use std::time::Duration;
-
+use app_core::readiness::{Check, ReadinessCheck};
 use async_trait::async_trait;
-use shaku::Interface;
 
-use crate::Redis;
+use crate::SharedState;
 
 /// What Redis reported about itself (from `INFO`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,75 +44,46 @@ impl RedisInfo {
     }
 }
 
-/// The outcome of one probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisProbe {
-    /// `redis` or `memory`.
-    pub backend: &'static str,
-    /// Whether shared state is usable right now.
-    pub up: bool,
-    /// PING round trip.
-    pub latency: Option<Duration>,
-    /// Server facts (Redis backend, when up).
-    pub info: Option<RedisInfo>,
-    /// Why it is down, in words safe to show (no addresses).
-    pub error: Option<String>,
-}
+/// Shared state's readiness: `PING` and `INFO` on Redis (latency, version, role, memory,
+/// clients, uptime, eviction policy); always up on the memory backend.
+pub struct RedisCheck(pub SharedState);
 
-/// The health port of the shared-state backend.
 #[async_trait]
-pub trait RedisHealth: Interface {
-    /// Probes the backend: PING latency plus `INFO` facts, bounded by the command timeout.
-    async fn probe(&self) -> RedisProbe;
-}
-
-/// Probes a real Redis.
-pub struct RedisServerHealth {
-    redis: Redis,
-}
-
-impl RedisServerHealth {
-    /// Probes `redis`.
-    pub fn new(redis: Redis) -> Self {
-        Self { redis }
+impl ReadinessCheck for RedisCheck {
+    fn name(&self) -> &'static str {
+        "redis"
     }
-}
 
-#[async_trait]
-impl RedisHealth for RedisServerHealth {
-    async fn probe(&self) -> RedisProbe {
-        // Both commands go out together and share one round trip on the pipelined connection.
-        let (ping, info) = tokio::join!(self.redis.ping(), self.redis.info());
+    async fn check(&self) -> Check {
+        let SharedState::Redis(redis) = &self.0 else { return Check::up("memory", std::time::Duration::ZERO) };
+        let (ping, info) = tokio::join!(redis.ping(), redis.info());
         match (ping, info) {
-            (Ok(latency), Ok(info)) => RedisProbe {
-                backend: "redis",
-                up: true,
-                latency: Some(latency),
-                info: Some(RedisInfo::parse(&info)),
-                error: None,
-            },
+            (Ok(latency), Ok(info)) => {
+                let info = RedisInfo::parse(&info);
+                Check {
+                    version: Some(info.version),
+                    role: Some(info.role),
+                    used_memory: Some(info.used_memory),
+                    connected_clients: Some(info.connected_clients),
+                    uptime_seconds: Some(info.uptime_seconds),
+                    maxmemory_policy: Some(info.maxmemory_policy),
+                    ..Check::up("redis", latency)
+                }
+            }
             (Err(err), _) | (_, Err(err)) => {
                 tracing::warn!(error = %err, "redis health probe failed");
                 let error =
                     if err.is_unavailable() { "unreachable or not answering" } else { "answered with an error" };
-                RedisProbe { backend: "redis", up: false, latency: None, info: None, error: Some(error.into()) }
+                Check::down("redis", error)
             }
         }
     }
 }
 
-/// The memory backend is always up.
-pub struct MemoryHealth;
-
-#[async_trait]
-impl RedisHealth for MemoryHealth {
-    async fn probe(&self) -> RedisProbe {
-        RedisProbe { backend: "memory", up: true, latency: Some(Duration::ZERO), info: None, error: None }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use app_core::readiness::CheckStatus;
+
     use super::*;
 
     #[test]
@@ -137,11 +106,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_server_reports_up_with_its_facts() {
-        let probe = RedisServerHealth::new(crate::testing::redis().await).probe().await;
-        assert!(probe.up, "{probe:?}");
-        let info = probe.info.expect("info");
-        assert!(info.version.starts_with(char::is_numeric), "{info:?}");
-        assert_eq!(info.role, "master");
-        assert!(info.connected_clients >= 1);
+        let check = RedisCheck(SharedState::Redis(crate::testing::redis().await)).check().await;
+        assert_eq!(check.status, CheckStatus::Ok, "{check:?}");
+        assert!(check.version.as_deref().is_some_and(|v| v.starts_with(char::is_numeric)), "{check:?}");
+        assert_eq!(check.role.as_deref(), Some("master"));
+        assert!(check.connected_clients >= Some(1));
     }
 }

@@ -5,10 +5,7 @@
 //! Redis adapter or the memory adapter for that backend, so the rest of the app only ever sees
 //! `Arc<dyn Port>`.
 
-use crate::{
-    KvStore, MemoryKvStore, MemoryPubSub, PubSub, Redis, RedisKvStore, RedisPubSub,
-    probe::{MemoryHealth, RedisHealth, RedisServerHealth},
-};
+use crate::Redis;
 
 /// Where shared state lives.
 #[derive(Clone, Debug, Default)]
@@ -38,24 +35,46 @@ impl SharedState {
     }
 }
 
-/// Declares a port binding: a component whose interface is the port and whose parameter is the
-/// [`SharedState`], building the matching adapter. Every module whose store has one memory and one
-/// Redis adapter binds it this way, so the choice of backend reads the same everywhere.
+/// Declares a port binding (a [`component!`](app_core::component) whose constructor picks the
+/// adapter): a component whose interface is the port and whose parameter is the
+/// [`SharedState`] (with the `params` form, also the adapters' own settings, as [`Bound`]),
+/// building the matching adapter. Every module whose store has one memory and one Redis adapter
+/// binds it this way, so the choice of backend reads the same everywhere:
+///
+/// ```ignore
+/// app_redis::port_binding! {
+///     LockStoreBinding: dyn LockStore { memory => MemoryLockStore::new(), redis(r) => RedisLockStore::new(r) }
+/// }
+/// app_redis::port_binding! {
+///     SessionStoreBinding: dyn SessionStore, params(policy: SessionPolicy) {
+///         memory => MemorySessionStore::new(policy),
+///         redis(r) => RedisSessionStore::new(r, policy),
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! port_binding {
     ($(#[$doc:meta])* $binding:ident: dyn $port:ident { memory => $memory:expr, redis($r:ident) => $redis:expr $(,)? }) => {
-        $(#[$doc])*
-        pub struct $binding;
-
-        impl<M: ::shaku::Module> ::shaku::Component<M> for $binding {
-            type Interface = dyn $port;
-            type Parameters = $crate::SharedState;
-
-            fn build(
-                _: &mut ::shaku::ModuleBuildContext<M>,
-                state: $crate::SharedState,
-            ) -> Box<dyn $port> {
-                match state {
+        ::app_core::component! {
+            $(#[$doc])*
+            pub $binding: dyn $port,
+            inject(),
+            params(state: $crate::SharedState) => match state {
+                $crate::SharedState::Memory => Box::new($memory),
+                $crate::SharedState::Redis($r) => Box::new($redis),
+            }
+        }
+    };
+    ($(#[$doc:meta])* $binding:ident: dyn $port:ident, params($p:ident: $params:ty) {
+        memory => $memory:expr, redis($r:ident) => $redis:expr $(,)?
+    }) => {
+        ::app_core::component! {
+            $(#[$doc])*
+            pub $binding: dyn $port,
+            inject(),
+            params(bound: $crate::Bound<$params>) => {
+                let $p = bound.params;
+                match bound.state {
                     $crate::SharedState::Memory => Box::new($memory),
                     $crate::SharedState::Redis($r) => Box::new($redis),
                 }
@@ -64,17 +83,12 @@ macro_rules! port_binding {
     };
 }
 
-port_binding! {
-    /// Binds [`KvStore`] to its adapter.
-    KvStoreBinding: dyn KvStore { memory => MemoryKvStore::new(), redis(r) => RedisKvStore::new(r) }
-}
-
-port_binding! {
-    /// Binds [`PubSub`] to its adapter.
-    PubSubBinding: dyn PubSub { memory => MemoryPubSub::new(), redis(r) => RedisPubSub::new(r) }
-}
-
-port_binding! {
-    /// Binds [`RedisHealth`] to its adapter.
-    RedisHealthBinding: dyn RedisHealth { memory => MemoryHealth, redis(r) => RedisServerHealth::new(r) }
+/// The parameters of a binding declared with `port_binding!`'s `params` form: the backend and
+/// the adapters' own settings.
+#[derive(Debug, Clone, Default)]
+pub struct Bound<P> {
+    /// Memory or Redis.
+    pub state: SharedState,
+    /// The adapters' settings.
+    pub params: P,
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use app_core::testing::{RedisServer, eventually};
 
-use crate::{KvStore, PubSub, Redis, RedisKvStore, RedisPubSub, Reply, testing::config};
+use crate::{PubSub, Redis, RedisPubSub, Reply, testing::config};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -71,30 +71,19 @@ async fn reconnects_after_a_restart_and_resubscribes() {
     assert!(received, "the subscriber connection resubscribed after the restart");
 }
 
+/// INCR with a TTL for a new key, for the script tests.
+const INCREMENT: &str = "local n = redis.call('INCR', KEYS[1]) redis.call('PEXPIRE', KEYS[1], 60000) return n";
+
 #[tokio::test]
 async fn scripts_are_reloaded_after_a_script_flush() {
     let (server, redis) = connected().await;
-    let kv = RedisKvStore::new(redis.clone());
-    assert_eq!(kv.increment("n", 1, Duration::from_secs(60)).await.expect("first run"), 1);
+    let script = redis.register_script("test.increment", INCREMENT);
+    let key = redis.key("n");
+    let run = || redis.eval(&script, vec![key.clone()], vec![]);
+    assert_eq!(run().await.expect("first run").as_i64(), Some(1));
 
     assert!(server.command(&["SCRIPT", "FLUSH"]).starts_with("+OK"));
-    assert_eq!(kv.increment("n", 1, Duration::from_secs(60)).await.expect("NOSCRIPT is handled by reloading"), 2);
-}
-
-#[tokio::test]
-async fn every_key_carries_the_prefix_and_a_ttl() {
-    let redis = crate::testing::redis().await;
-    let kv = RedisKvStore::new(redis.clone());
-    kv.set("greeting", b"hi", Duration::from_secs(60)).await.expect("set");
-    kv.increment("counter", 1, Duration::from_secs(60)).await.expect("incr");
-
-    let server = RedisServer::shared();
-    for key in ["kv:greeting", "kv:counter"] {
-        let full = format!("{}{key}", redis.prefix());
-        assert_eq!(server.command(&["EXISTS", &full]), ":1\r\n", "{full} exists under the prefix");
-        let ms = server.pttl(&full);
-        assert!(ms > 0, "{full} has a TTL ({ms})");
-    }
+    assert_eq!(run().await.expect("NOSCRIPT is handled by reloading").as_i64(), Some(2));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use app_core::{
     AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role, Timestamp,
-    problem::status::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
     validation::validate,
 };
 use poem_openapi::{Object, OpenApi, Tags, param::Path, payload::Json};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app_core::config::{ConfigIssue, Profile, Validate};
+use app_core::config::{ConfigIssue, ConfigSection, Profile, Row, Validate};
 use serde::{Deserialize, Serialize};
 
 /// `[users]` configuration.
@@ -17,6 +17,14 @@ pub struct UsersConfig {
 impl Default for UsersConfig {
     fn default() -> Self {
         Self { cache_ttl: Duration::from_secs(3600) }
+    }
+}
+
+impl ConfigSection for UsersConfig {
+    const KEY: &'static str = "users";
+
+    fn rows(&self) -> Vec<Row> {
+        vec![Row::new("users.cache_ttl", "how long a cached profile lives (changes invalidate it at once)")]
     }
 }
 

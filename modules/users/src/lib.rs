@@ -16,10 +16,10 @@ pub mod store;
 
 pub use api::{UserDto, UsersApi};
 pub use config::UsersConfig;
-pub use error::UsersError;
+pub use error::{EMAIL_TAKEN, EmailTaken, UsersError};
 pub use model::{Credentials, Email, NewUser, User, UserName};
-pub use module::UsersModule;
-pub use service::{UsersService, UsersServiceImpl};
+pub use module::{UsersContainer, UsersModule};
+pub use service::{UsersService, UsersServiceComponent, UsersServiceImpl};
 pub use store::{
     CachedUserRepository, SqlUserRepository, UserRepository, UserRepositoryComponent, UserRepositoryParams,
 };

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use shaku::{Component, Interface};
+use shaku::Interface;
 use uuid::Uuid;
 
 use crate::{User, UserName, UserRepository, UsersError};
@@ -19,11 +19,22 @@ pub trait UsersService: Interface {
 }
 
 /// The service over the repository.
-#[derive(Component)]
-#[shaku(interface = UsersService)]
 pub struct UsersServiceImpl {
-    #[shaku(inject)]
     repo: Arc<dyn UserRepository>,
+}
+
+impl UsersServiceImpl {
+    /// The service over `repo`.
+    pub fn new(repo: Arc<dyn UserRepository>) -> Self {
+        Self { repo }
+    }
+}
+
+app_core::component! {
+    /// The [`UsersService`] over the repository.
+    pub UsersServiceComponent: dyn UsersService,
+    inject(repo: dyn UserRepository),
+    params(_none: ()) => Box::new(UsersServiceImpl::new(repo))
 }
 
 #[async_trait]

@@ -4,17 +4,22 @@
 use std::sync::Arc;
 
 use app_core::{Role, testing::TestDatabase};
-use app_database::{Database, DatabaseConfig, DatabaseModule, SqlDatabase};
+use app_database::{Database, DatabaseConfig, DatabaseContainer, SqlDatabase};
 use app_users::{Email, NewUser, SqlUserRepository, UserName, UserRepository, UsersError};
 use shaku::HasComponent;
 use uuid::Uuid;
+
+/// The tables this module's repository needs: its own migrations and its imports'.
+fn migrations() -> Vec<app_core::Migration> {
+    app_core::module::ModuleSet::new(vec![Box::new(app_users::UsersModule)]).migrations().expect("unique versions")
+}
 
 async fn repository(test_db: &TestDatabase) -> (SqlUserRepository, Database) {
     let db = Database::connect(&DatabaseConfig { url: test_db.url().to_owned(), ..DatabaseConfig::default() })
         .await
         .expect("connect");
-    db.migrate().await.expect("migrate");
-    let module = DatabaseModule::with_database(db.clone()).build();
+    db.migrate(&migrations()).await.expect("migrate");
+    let module = DatabaseContainer::with_database(db.clone()).build();
     let sql: Arc<dyn SqlDatabase> = module.resolve();
     (SqlUserRepository::new(sql), db)
 }

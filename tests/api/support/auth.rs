@@ -99,7 +99,8 @@ impl TestApp {
     /// A fresh admin (created through the service, as `app user create --admin` does), logged in.
     pub async fn admin(&self) -> (Account, Tokens) {
         let (email, password) = (unique_email(), "admin password".to_owned());
-        let auth: &dyn AuthService = self.module.resolve_ref();
+        let container = self.container::<app_auth::AuthContainer>();
+        let auth: &dyn AuthService = container.resolve_ref();
         let name = UserName::parse("Admin").expect("name");
         let user = auth.register(Email::normalize(&email), password.clone(), name, Role::Admin).await.expect("admin");
         let account = Account { email, password, id: user.id.to_string() };

@@ -7,7 +7,8 @@ use std::{
 };
 
 use app_core::FieldError;
-use app_jobs::{ExtraJobTypes, JobContext, JobError, JobHandler, JobOutput, JobRegistryComponent};
+use app_core::{Context, Module, ModuleError};
+use app_jobs::{JobContext, JobError, JobHandler, JobOutput, JobRegistry, JobsModule};
 use async_trait::async_trait;
 use futures::StreamExt;
 use reqwest::Method;
@@ -224,12 +225,34 @@ impl JobHandler for Flaky {
     }
 }
 
+/// A module of the tests: it registers the test job types with the jobs module, as a feature
+/// registers its own.
+struct TestJobs {
+    flaky: Flaky,
+}
+
+#[async_trait]
+impl Module for TestJobs {
+    fn name(&self) -> &'static str {
+        "test_jobs"
+    }
+
+    fn imports(&self) -> Vec<Box<dyn Module>> {
+        vec![Box::new(JobsModule)]
+    }
+
+    async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
+        let jobs = ctx.get::<JobRegistry>()?;
+        jobs.register(Steps);
+        jobs.register(self.flaky.clone());
+        Ok(())
+    }
+}
+
 #[allow(dead_code)]
 impl AppBuilder {
     /// Registers the test job types (`test.steps`, and `flaky` as `test.flaky`).
-    pub fn with_test_jobs(mut self, flaky: Flaky) -> Self {
-        let extra = ExtraJobTypes(vec![Arc::new(Steps), Arc::new(flaky)]);
-        self.overrides.jobs = Some(Box::new(move |b| b.with_component_parameters::<JobRegistryComponent>(extra)));
-        self
+    pub fn with_test_jobs(self, flaky: Flaky) -> Self {
+        self.module(TestJobs { flaky })
     }
 }

@@ -7,11 +7,13 @@ pub mod library;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
-use app::{
-    AppConfig, Application,
-    module::{AppModule, Overrides},
+use app::Application;
+use app_core::{
+    Module,
+    config::Config,
+    module::{ModuleSet, Values},
+    testing::{RedisServer, TestDatabase, unique_prefix},
 };
-use app_core::testing::{RedisServer, TestDatabase, unique_prefix};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Where shared state lives for a test app.
@@ -24,21 +26,26 @@ pub enum Backend {
     Memory,
 }
 
+/// A change to the app's builder (component overrides).
+type Customize = Box<dyn FnOnce(app::AppBuilder) -> app::AppBuilder + Send>;
+
 /// Builds a test app.
 pub struct AppBuilder {
     backend: Backend,
     database: Option<TestDatabase>,
-    config: Box<dyn FnOnce(&mut AppConfig) + Send>,
-    overrides: Overrides,
+    config: Box<dyn FnOnce(&mut Config) + Send>,
+    modules: ModuleSet,
+    customize: Vec<Customize>,
 }
 
-/// Starts building an app on the shared Redis and a fresh SQLite database.
+/// Starts building an app of the app's modules on the shared Redis and a fresh SQLite database.
 pub fn app() -> AppBuilder {
     AppBuilder {
         backend: Backend::SharedRedis,
         database: None,
         config: Box::new(|_| {}),
-        overrides: Overrides::default(),
+        modules: app::modules(),
+        customize: Vec::new(),
     }
 }
 
@@ -61,7 +68,7 @@ impl AppBuilder {
     }
 
     /// Adjusts the configuration (after any earlier adjustments).
-    pub fn config(mut self, f: impl FnOnce(&mut AppConfig) + Send + 'static) -> Self {
+    pub fn config(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         let earlier = std::mem::replace(&mut self.config, Box::new(|_| {}));
         self.config = Box::new(move |c| {
             earlier(c);
@@ -75,68 +82,92 @@ impl AppBuilder {
     pub fn instance_of(self, other: &TestApp) -> Self {
         let (prefix, url) = (other.prefix.clone(), other.database_url.clone());
         self.config(move |c| {
-            c.redis.key_prefix = prefix;
-            c.database.url = url;
+            c.get_mut::<app_redis::RedisConfig>().key_prefix = prefix;
+            c.get_mut::<app_database::DatabaseConfig>().url = url;
         })
     }
 
-    /// Overrides components.
-    pub fn overrides(mut self, overrides: Overrides) -> Self {
-        self.overrides = overrides;
+    /// Adds a module (and what it imports) to the app.
+    #[allow(dead_code)]
+    pub fn module(mut self, module: impl Module) -> Self {
+        self.modules = self.modules.with(module);
         self
     }
 
-    /// Builds and starts the app.
+    /// Changes container `M`'s builder before it is built (component overrides).
+    #[allow(dead_code)]
+    pub fn customize<M: shaku::Module>(
+        mut self,
+        f: impl FnOnce(shaku::ModuleBuilder<M>) -> shaku::ModuleBuilder<M> + Send + 'static,
+    ) -> Self {
+        self.customize.push(Box::new(move |builder| builder.customize(f)));
+        self
+    }
+
+    /// Builds and starts the app; it stops when the test says so ([`TestApp::shutdown`]).
     pub async fn spawn(self) -> TestApp {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut app = self
+            .spawn_until(async {
+                let _ = stopped.await;
+            })
+            .await;
+        app.stop = Some(stop);
+        app
+    }
+
+    /// Builds and starts the app; it stops when `shutdown` resolves (a real signal, say).
+    pub async fn spawn_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> TestApp {
         init_logging();
         let database = self.database.unwrap_or_else(TestDatabase::sqlite);
-        let mut config = AppConfig::default();
-        config.server.host = Some("127.0.0.1".into());
-        config.server.port = 0;
-        config.server.shutdown_timeout = Duration::from_secs(5);
-        config.database.url = database.url().to_owned();
-        config.redis.key_prefix = unique_prefix();
-        config.redis.command_timeout = Duration::from_millis(750);
-        config.redis.connect_timeout = Duration::from_millis(500);
-        config.redis.unresponsive_timeout = Duration::from_secs(1);
-        config.redis.reconnect_max_delay = Duration::from_millis(250);
-        config.health.check_timeout = Duration::from_secs(1);
+        let mut config = Config::defaults(&self.modules.sections());
+        config.get_mut::<app_core::config::ServerConfig>().host = Some("127.0.0.1".into());
+        config.get_mut::<app_core::config::ServerConfig>().port = 0;
+        config.get_mut::<app_core::config::ServerConfig>().shutdown_timeout = Duration::from_secs(5);
+        config.get_mut::<app_database::DatabaseConfig>().url = database.url().to_owned();
+        config.get_mut::<app_redis::RedisConfig>().key_prefix = unique_prefix();
+        config.get_mut::<app_redis::RedisConfig>().command_timeout = Duration::from_millis(750);
+        config.get_mut::<app_redis::RedisConfig>().connect_timeout = Duration::from_millis(500);
+        config.get_mut::<app_redis::RedisConfig>().unresponsive_timeout = Duration::from_secs(1);
+        config.get_mut::<app_redis::RedisConfig>().reconnect_max_delay = Duration::from_millis(250);
+        config.get_mut::<app_health::HealthConfig>().check_timeout = Duration::from_secs(1);
         let shared = matches!(self.backend, Backend::SharedRedis);
-        config.redis.url = match self.backend {
+        config.get_mut::<app_redis::RedisConfig>().url = match self.backend {
             Backend::SharedRedis => Some(RedisServer::shared().url()),
             Backend::Redis(url) => Some(url),
             Backend::Memory => None,
         };
-        config.auth.apply_development_defaults();
+        config.finish();
         // Tests log in and refresh far more often than people do; the rate-limit tests set
         // their own policies.
-        for policy in config.rate_limit.policies.values_mut() {
+        for policy in config.get_mut::<app_ratelimit::RateLimitConfig>().policies.values_mut() {
             policy.limit = 10_000;
         }
         (self.config)(&mut config);
         config.validate().expect("the test configuration is valid");
-        let prefix = config.redis.key_prefix.clone();
+        let prefix = config.get_mut::<app_redis::RedisConfig>().key_prefix.clone();
 
-        let app = Application::build_with(config, self.overrides).await.expect("the app builds");
+        let mut builder = Application::builder(self.modules, config);
+        for customize in self.customize {
+            builder = customize(builder);
+        }
+        let app = builder.build().await.expect("the app builds");
+        let values = app.values();
         // On the shared server (always up), start once every pooled connection is: a test's
         // first requests must not meet a half-connected client.
-        if shared && let Some(redis) = app.backends().state.redis() {
+        if shared && let Some(redis) = values.get::<app_redis::SharedState>().and_then(|s| s.redis().cloned()) {
             assert!(redis.wait_connected(Duration::from_secs(5)).await, "the shared redis-server answers");
         }
         let addr = app.addr();
-        let module = app.module();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let handle = tokio::spawn(app.run_until_stopped(shutdown));
         TestApp {
             database_url: database.url().to_owned(),
             addr,
             base: format!("http://{addr}"),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
-            stop: Some(stop),
+            stop: None,
             handle: Some(handle),
-            module,
+            values,
             prefix,
             _database: database,
         }
@@ -162,9 +193,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
-    /// The composed modules.
+    /// What the modules made (their containers).
     #[allow(dead_code)]
-    pub module: std::sync::Arc<AppModule>,
+    pub values: Values,
     /// This app's Redis key prefix.
     #[allow(dead_code)]
     pub prefix: String,
@@ -175,6 +206,12 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Container `C` of one of the app's modules.
+    #[allow(dead_code)]
+    pub fn container<C: std::any::Any + Send + Sync>(&self) -> std::sync::Arc<C> {
+        self.values.get::<C>().expect("the app has this container")
+    }
+
     /// `GET /health/live`.
     pub async fn live(&self) -> reqwest::Response {
         self.get("/health/live").await
@@ -225,6 +262,11 @@ impl TestApp {
     /// Stops the server and waits for it, keeping its database (for a next instance to read).
     pub async fn stop(&mut self) -> std::io::Result<()> {
         self.signal_shutdown();
+        self.stopped().await
+    }
+
+    /// Waits for the server to stop (after its shutdown future resolved).
+    pub async fn stopped(&mut self) -> std::io::Result<()> {
         let handle = self.handle.take().expect("running");
         tokio::time::timeout(Duration::from_secs(15), handle).await.expect("stops in time").expect("server task")
     }

@@ -1,6 +1,6 @@
 //! The cache store port and its adapters.
 //!
-//! Entries live in *scopes* (a user's library, one user's profile). Each scope has a
+//! Entries live in *scopes* (everything of one user, say). Each scope has a
 //! generation counter; an entry remembers the generation it was written under and reads as
 //! absent once the scope has moved on, so invalidating a whole scope is one O(1) bump,
 //! cluster-safe (the counter and the entries share the scope's hash tag), and a reader that

@@ -37,7 +37,7 @@ pub struct BodyLimitEndpoint<E> {
 }
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::new(poem::http::StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge)
+    ApiError::new(poem::http::StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PAYLOAD_TOO_LARGE)
         .with_detail(format!("The request body exceeds the limit of {limit} bytes"))
 }
 

@@ -24,30 +24,75 @@ use poem::{
 
 pub use body_limit::BodyLimit;
 pub use normalize::{Normalize, normalize};
+/// Request headers, as the ports that read them (client address behind proxies) see them.
+pub use poem::http::{HeaderMap, HeaderValue};
 pub use request_context::RequestContext;
 
 use crate::{config::ServerConfig, metrics::HttpMetrics};
 
-/// Headers the SPA may read on cross-origin responses.
-const EXPOSED_HEADERS: &[&str] = &[
-    "x-request-id",
-    "location",
-    "retry-after",
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "ratelimit",
-    "ratelimit-policy",
-];
+/// The headers CORS lets an SPA on another origin send and read: the framework's own, plus what
+/// the app's operations take and answer (read off the spec by [`CorsHeaders::from_spec`], so a
+/// module's header needs no line here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsHeaders {
+    /// Request headers the SPA may send (`Access-Control-Allow-Headers`).
+    pub request: Vec<String>,
+    /// Response headers the SPA may read (`Access-Control-Expose-Headers`).
+    pub exposed: Vec<String>,
+}
 
-/// Headers the SPA may send on cross-origin requests.
-const ALLOWED_HEADERS: &[&str] = &["authorization", "content-type", "x-request-id", "x-lock-token", "last-event-id"];
+impl Default for CorsHeaders {
+    fn default() -> Self {
+        Self {
+            request: ["authorization", "content-type", "x-request-id", "last-event-id"].map(String::from).to_vec(),
+            exposed: ["x-request-id", "location", "retry-after", "www-authenticate", "content-disposition"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+impl CorsHeaders {
+    /// The framework's headers plus every header parameter and response header in `spec`.
+    pub fn from_spec(spec: &serde_json::Value) -> Self {
+        let mut headers = Self::default();
+        let operations =
+            spec.get("paths").and_then(serde_json::Value::as_object).into_iter().flat_map(|paths| {
+                paths.values().filter_map(serde_json::Value::as_object).flat_map(|item| item.values())
+            });
+        let add = |list: &mut Vec<String>, name: &str| {
+            let name = name.to_ascii_lowercase();
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        };
+        for op in operations {
+            for param in op.get("parameters").and_then(serde_json::Value::as_array).into_iter().flatten() {
+                if param.get("in").and_then(serde_json::Value::as_str) == Some("header")
+                    && let Some(name) = param.get("name").and_then(serde_json::Value::as_str)
+                {
+                    add(&mut headers.request, name);
+                }
+            }
+            let responses = op.get("responses").and_then(serde_json::Value::as_object).into_iter().flatten();
+            for (_, response) in responses {
+                for name in
+                    response.get("headers").and_then(serde_json::Value::as_object).into_iter().flatten().map(|(n, _)| n)
+                {
+                    add(&mut headers.exposed, name);
+                }
+            }
+        }
+        headers
+    }
+}
 
 /// Wraps `routes` in the full middleware stack.
 pub fn stack<E>(
     routes: E,
     server: &ServerConfig,
     metrics: HttpMetrics,
+    cors_headers: &CorsHeaders,
 ) -> impl Endpoint<Output = poem::Response> + use<E>
 where
     E: Endpoint + 'static,
@@ -61,8 +106,8 @@ where
         .allow_origins(server.cors_origins.iter().map(String::as_str))
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers(ALLOWED_HEADERS.iter().map(|h| HeaderName::from_static(h)))
-        .expose_headers(EXPOSED_HEADERS.iter().map(|h| HeaderName::from_static(h)))
+        .allow_headers(cors_headers.request.iter().filter_map(|h| HeaderName::try_from(h.as_str()).ok()))
+        .expose_headers(cors_headers.exposed.iter().filter_map(|h| HeaderName::try_from(h.as_str()).ok()))
         .max_age(600);
     EitherEndpoint::B(
         routes.with(BodyLimit::new(limit)).with(Normalize).with(cors).with(RequestContext::new(metrics, None)),

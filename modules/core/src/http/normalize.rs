@@ -87,22 +87,22 @@ fn from_status(status: StatusCode, detail: Option<String>, method: &poem::http::
     match status {
         StatusCode::NOT_FOUND => ApiError::not_found(format!("No route matches {method} {path}")),
         StatusCode::METHOD_NOT_ALLOWED => {
-            ApiError::new(status, ErrorCode::MethodNotAllowed).with_detail(format!("{path} does not accept {method}"))
+            ApiError::new(status, ErrorCode::METHOD_NOT_ALLOWED).with_detail(format!("{path} does not accept {method}"))
         }
         StatusCode::UNAUTHORIZED => ApiError::unauthenticated(
-            ErrorCode::Unauthenticated,
+            ErrorCode::UNAUTHENTICATED,
             "A valid bearer token is required in the Authorization header",
         ),
         StatusCode::FORBIDDEN => ApiError::forbidden(detail.unwrap_or_else(|| "Forbidden".into())),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, ErrorCode::PayloadTooLarge)
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(status, ErrorCode::PAYLOAD_TOO_LARGE)
             .with_detail(detail.unwrap_or_else(|| "The request body is too large".into())),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, ErrorCode::UnsupportedMediaType)
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, ErrorCode::UNSUPPORTED_MEDIA_TYPE)
             .with_detail(detail.unwrap_or_else(|| "Unsupported Content-Type".into())),
-        StatusCode::TOO_MANY_REQUESTS => ApiError::new(status, ErrorCode::RateLimited)
+        StatusCode::TOO_MANY_REQUESTS => ApiError::new(status, ErrorCode::RATE_LIMITED)
             .with_detail(detail.unwrap_or_else(|| "Too many requests; retry later".into())),
         StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable("A dependency"),
         s if s.is_server_error() => ApiError::internal(detail.unwrap_or_else(|| s.to_string())),
-        s => ApiError::new(s, ErrorCode::MalformedRequest)
+        s => ApiError::new(s, ErrorCode::MALFORMED_REQUEST)
             .with_detail(detail.unwrap_or_else(|| s.canonical_reason().unwrap_or("Bad request").to_owned())),
     }
 }

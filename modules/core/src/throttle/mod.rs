@@ -7,8 +7,7 @@
 //! they define an operation ([`rules`]):
 //!
 //! ```ignore
-//! app_core::throttle_policy!(login_limits, "login", ["auth", "auth_account"], account = email_of);
-//! #[oai(path = "/auth/login", method = "post", operation_id = "login", transform = "login_limits")]
+//! static SIGN_IN_LIMITS: ThrottleRule = ThrottleRule::new("signIn", &["strict"]).account(email_of);
 //! ```
 //!
 //! Every `/api/` request passes the default policy, unless its operation skips it, and the
@@ -21,8 +20,8 @@
 mod rules;
 mod screen;
 
-pub use rules::{Entry, ThrottleRule, ThrottleTable, declared};
-pub use screen::{Screened, Throttled, screen};
+pub use rules::{Entry, ThrottleRule, ThrottleTable};
+pub use screen::{client_ip, screen};
 
 use std::{
     net::IpAddr,
@@ -46,8 +45,8 @@ pub struct Subject {
     pub ip: IpAddr,
     /// The authenticated user, when the request carries a valid access token.
     pub user: Option<Uuid>,
-    /// The account the request names (the submitted email on login, the user of a refresh
-    /// token), as the operation's account extractor read it. Unverified: a policy counting it
+    /// The account the request names (a submitted email, say), as the operation's account
+    /// extractor read it. Unverified: a policy counting it
     /// counts attempts against that account.
     pub account: Option<String>,
 }
@@ -118,7 +117,7 @@ impl LimitState {
     /// The 429 problem for a refused request.
     pub fn problem(&self) -> ApiError {
         let retry = self.retry_after.unwrap_or(1).max(1);
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited)
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RATE_LIMITED)
             .with_detail(format!("Rate limit '{}' exceeded; retry in {retry} s", self.policy.name))
             .with_retry_after(retry)
     }
@@ -136,12 +135,19 @@ pub trait Throttler: Send + Sync + 'static {
     /// another policy refused it). Best effort: a store outage only counts in the metrics.
     async fn refund(&self, policy: &str, route: &str, subject: &Subject);
 
-    /// The client address of a request (trusted proxies considered).
-    fn client_ip(&self, req: &Request) -> IpAddr;
+    /// The client address of a request from `peer` with `headers` (trusted proxies considered).
+    fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr;
 
     /// The policy every `/api/` request passes, if any.
     fn default_policy(&self) -> Option<&str>;
+
+    /// Whether `policy` is defined (a rule naming an undefined one stops start-up).
+    fn has_policy(&self, policy: &str) -> bool;
 }
+
+/// The limiter a module provides (the ratelimit module), for the composition root to install.
+#[derive(Clone)]
+pub struct Limiter(pub Arc<dyn Throttler>);
 
 /// The throttler and the operations' rules, installed as request data by the composition root.
 #[derive(Clone)]
@@ -231,13 +237,13 @@ mod tests {
     fn headers_show_the_tightest_policy_and_list_all() {
         let slot = LimitSlot::default();
         slot.push(state("api", 42, None));
-        slot.push(state("auth", 0, Some(840)));
+        slot.push(state("strict", 0, Some(840)));
         let mut headers = HeaderMap::new();
         slot.write_headers(&mut headers);
         assert_eq!(headers["x-ratelimit-limit"], "10");
         assert_eq!(headers["x-ratelimit-remaining"], "0");
-        assert_eq!(headers["ratelimit-policy"], "\"api\";q=10;w=60, \"auth\";q=10;w=60");
-        assert_eq!(headers["ratelimit"], "\"api\";r=42;t=17, \"auth\";r=0;t=17");
+        assert_eq!(headers["ratelimit-policy"], "\"api\";q=10;w=60, \"strict\";q=10;w=60");
+        assert_eq!(headers["ratelimit"], "\"api\";r=42;t=17, \"strict\";r=0;t=17");
         assert_eq!(headers["retry-after"], "840");
         let reset: u64 = headers["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
         assert!(reset > 1_700_000_000, "epoch seconds");
@@ -245,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_denied_state_is_a_429_with_retry_after() {
-        let resp = state("auth", 0, Some(30)).problem().into_response();
+        let resp = state("strict", 0, Some(30)).problem().into_response();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "30");
     }

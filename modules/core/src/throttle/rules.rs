@@ -1,17 +1,18 @@
 //! What operations declare about rate limits, NestJS style (`@Throttle('auth')`,
 //! `@SkipThrottle()`), and the table the screen finds those declarations in before routing.
 //!
-//! An operation declares its rule where it is defined, with [`throttle_policy!`] or
-//! [`skip_throttle!`] and the `transform` of its `#[oai]` attribute. The rule names the
-//! operation by its `operationId`, so the composition root can place it on its method and path
-//! (from the spec) and count every policy of a request before routing, in one Redis pipeline with
-//! the session check. The transform stays on the operation as the safety net: should the table
-//! ever miss a rule, the operation counts its own policies (correctly, one round trip later).
+//! A controller declares each rule beside its operations, naming the operation by its
+//! `operationId`, and lists its rules in its [`Controller`](crate::module::Controller):
 //!
-//! [`throttle_policy!`]: crate::throttle_policy
-//! [`skip_throttle!`]: crate::skip_throttle
-
-use std::sync::Mutex;
+//! ```ignore
+//! static SUBMIT_LIMITS: ThrottleRule = ThrottleRule::new("submitJob", &["jobs"]);
+//! Controller::new(JobsApi::new(..)).throttled(&[&SUBMIT_LIMITS])
+//! ```
+//!
+//! When the app is built, each rule is placed on its operation's method and path from the
+//! spec; a rule naming an operation the app does not have, or a policy the limiter does not
+//! define, stops start-up. Every `/api/` request is then counted before routing, in one Redis
+//! pipeline with the session check.
 
 use poem::http::Method;
 use serde_json::Value;
@@ -32,22 +33,23 @@ pub struct ThrottleRule {
     pub skip_default: bool,
 }
 
-/// The rules of the operations built so far. Written as each operation's endpoint is built
-/// (once per rule: the transform of a `throttle_policy!` hands in its `static`), read by the
-/// composition root after building; so the declaration at the operation is the only one.
-static DECLARED: Mutex<Vec<&'static ThrottleRule>> = Mutex::new(Vec::new());
-
-/// Records `rule` (idempotent).
-pub(crate) fn declare(rule: &'static ThrottleRule) {
-    let mut declared = DECLARED.lock().unwrap_or_else(|p| p.into_inner());
-    if !declared.iter().any(|r| std::ptr::eq(*r, rule)) {
-        declared.push(rule);
+impl ThrottleRule {
+    /// The operation `operation` passes `policies` on top of the default one (`@Throttle(..)`).
+    pub const fn new(operation: &'static str, policies: &'static [&'static str]) -> Self {
+        Self { operation, policies, account: None, skip_default: false }
     }
-}
 
-/// The rules of every operation whose endpoint has been built in this process.
-pub fn declared() -> Vec<&'static ThrottleRule> {
-    DECLARED.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The operation `operation` passes no policy, not even the default one (`@SkipThrottle()`).
+    pub const fn skip(operation: &'static str) -> Self {
+        Self { operation, policies: &[], account: None, skip_default: true }
+    }
+
+    /// Reads the account a request names with `account_of` (for subjects such as address +
+    /// submitted email).
+    pub const fn account(mut self, account_of: AccountOf) -> Self {
+        self.account = Some(account_of);
+        self
+    }
 }
 
 /// One segment of a path template.
@@ -94,33 +96,35 @@ pub struct ThrottleTable {
 }
 
 impl ThrottleTable {
-    /// Places each rule on the operation of its `operationId` in `spec` (an OpenAPI document);
-    /// also returns the operation ids the document does not have (their rules are left to the
-    /// operations' own transforms).
-    pub fn new(spec: &Value, rules: &[&'static ThrottleRule]) -> (Self, Vec<&'static str>) {
+    /// Places each rule on the operation of its `operationId` in `spec` (an OpenAPI document).
+    /// A rule naming an operation the document does not have, or one outside `/api/` (which the
+    /// screen does not see), is an error.
+    pub fn new(spec: &Value, rules: &[&'static ThrottleRule]) -> Result<Self, String> {
         let mut entries = Vec::with_capacity(rules.len());
-        let mut missing = Vec::new();
         for rule in rules {
-            match find_operation(spec, rule.operation) {
-                Some((method, path)) => {
-                    let segments = path
-                        .trim_matches('/')
-                        .split('/')
-                        .map(|s| {
-                            if s.starts_with('{') && s.ends_with('}') {
-                                Segment::Param
-                            } else {
-                                Segment::Literal(s.into())
-                            }
-                        })
-                        .collect();
-                    let route = format!("{method} {path}").into();
-                    entries.push(Entry { method, segments, rule, route });
-                }
-                None => missing.push(rule.operation),
+            let Some((method, path)) = find_operation(spec, rule.operation) else {
+                return Err(format!(
+                    "a rate-limit rule names the operation `{}`, which the API does not have",
+                    rule.operation
+                ));
+            };
+            if !path.starts_with("/api/") {
+                return Err(format!(
+                    "the rate-limit rule of `{}` is outside `/api/`, where no policy is counted",
+                    rule.operation
+                ));
             }
+            let segments =
+                path.trim_matches('/')
+                    .split('/')
+                    .map(|s| {
+                        if s.starts_with('{') && s.ends_with('}') { Segment::Param } else { Segment::Literal(s.into()) }
+                    })
+                    .collect();
+            let route = format!("{method} {path}").into();
+            entries.push(Entry { method, segments, rule, route });
         }
-        (Self { entries }, missing)
+        Ok(Self { entries })
     }
 
     /// The rule of the operation `method` and `path` reach, if it declares one.
@@ -131,6 +135,11 @@ impl ThrottleTable {
     /// The rule declared on the operation `operation_id`, if any.
     pub fn rule_of(&self, operation_id: &str) -> Option<&'static ThrottleRule> {
         self.entries.iter().map(|e| e.rule).find(|r| r.operation == operation_id)
+    }
+
+    /// Every placed rule.
+    pub fn rules(&self) -> impl Iterator<Item = &'static ThrottleRule> + '_ {
+        self.entries.iter().map(|e| e.rule)
     }
 }
 
@@ -146,91 +155,42 @@ fn find_operation(spec: &Value, operation_id: &str) -> Option<(Method, String)> 
     })
 }
 
-/// Declares the rate-limit policies an operation passes on top of the default one, as
-/// NestJS's `@Throttle('auth')`:
-///
-/// ```ignore
-/// app_core::throttle_policy!(submit_limits, "submitJob", ["jobs"]);
-/// #[oai(path = "/", method = "post", operation_id = "submitJob", transform = "submit_limits")]
-/// ```
-///
-/// `account = f` names a function reading the account the request names (for subjects such
-/// as address + submitted email on login).
-#[macro_export]
-macro_rules! throttle_policy {
-    ($name:ident, $operation:literal, [$($policy:literal),+ $(,)?] $(, account = $account:path)?) => {
-        fn $name<E: poem::Endpoint>(ep: E) -> $crate::throttle::Throttled<E> {
-            static RULE: $crate::throttle::ThrottleRule = $crate::throttle::ThrottleRule {
-                operation: $operation,
-                policies: &[$($policy),+],
-                account: $crate::throttle_policy!(@account $($account)?),
-                skip_default: false,
-            };
-            $crate::throttle::Throttled::new(ep, &RULE)
-        }
-    };
-    (@account) => { None };
-    (@account $account:path) => { Some($account) };
-}
-
-/// Exempts an operation from the default rate-limit policy, as NestJS's `@SkipThrottle()`:
-/// `app_core::skip_throttle!(unthrottled, "logout");` then `#[oai(.., transform = "unthrottled")]`.
-#[macro_export]
-macro_rules! skip_throttle {
-    ($name:ident, $operation:literal) => {
-        fn $name<E: poem::Endpoint>(ep: E) -> $crate::throttle::Throttled<E> {
-            static RULE: $crate::throttle::ThrottleRule = $crate::throttle::ThrottleRule {
-                operation: $operation,
-                policies: &[],
-                account: None,
-                skip_default: true,
-            };
-            $crate::throttle::Throttled::new(ep, &RULE)
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
 
-    static LOGIN: ThrottleRule =
-        ThrottleRule { operation: "login", policies: &["auth"], account: None, skip_default: false };
-    static TICKET: ThrottleRule =
-        ThrottleRule { operation: "ticket", policies: &[], account: None, skip_default: true };
-    static GONE: ThrottleRule =
-        ThrottleRule { operation: "gone", policies: &["x"], account: None, skip_default: false };
+    static OPEN: ThrottleRule = ThrottleRule::new("openSession", &["strict"]);
+    static TICKET: ThrottleRule = ThrottleRule::skip("ticket");
+    static GONE: ThrottleRule = ThrottleRule::new("gone", &["x"]);
 
     fn spec() -> Value {
         json!({ "paths": {
-            "/api/v1/auth/login": { "post": { "operationId": "login" } },
-            "/api/v1/jobs/{id}/events/ticket": { "post": { "operationId": "ticket" }, "get": { "operationId": "other" } },
+            "/api/v1/sessions/open": { "post": { "operationId": "openSession" } },
+            "/api/v1/reports/{id}/events/ticket": { "post": { "operationId": "ticket" }, "get": { "operationId": "other" } },
         }})
     }
 
     #[test]
     fn rules_are_found_by_method_and_path_template() {
-        let (table, missing) = ThrottleTable::new(&spec(), &[&LOGIN, &TICKET]);
-        assert!(missing.is_empty(), "{missing:?}");
-        let login = table.find(&Method::POST, "/api/v1/auth/login").expect("login");
-        assert_eq!(login.rule.operation, "login");
-        assert_eq!(&*login.route, "POST /api/v1/auth/login");
-        assert!(table.find(&Method::GET, "/api/v1/auth/login").is_none(), "another method");
-        assert!(table.find(&Method::POST, "/api/v1/auth/login/x").is_none(), "a longer path");
-        assert!(table.find(&Method::POST, "/api/v1/auth").is_none(), "a shorter path");
-        let ticket = table.find(&Method::POST, "/api/v1/jobs/0193f2c4/events/ticket").expect("a template");
-        assert_eq!(&*ticket.route, "POST /api/v1/jobs/{id}/events/ticket");
-        assert!(table.find(&Method::POST, "/api/v1/jobs//events/ticket").is_none(), "an empty parameter");
-        assert!(table.find(&Method::GET, "/api/v1/jobs/1/events/ticket").is_none());
+        let table = ThrottleTable::new(&spec(), &[&OPEN, &TICKET]).expect("every operation exists");
+        let open = table.find(&Method::POST, "/api/v1/sessions/open").expect("openSession");
+        assert_eq!(open.rule.operation, "openSession");
+        assert_eq!(&*open.route, "POST /api/v1/sessions/open");
+        assert!(table.find(&Method::GET, "/api/v1/sessions/open").is_none(), "another method");
+        assert!(table.find(&Method::POST, "/api/v1/sessions/open/x").is_none(), "a longer path");
+        assert!(table.find(&Method::POST, "/api/v1/sessions").is_none(), "a shorter path");
+        let ticket = table.find(&Method::POST, "/api/v1/reports/0193f2c4/events/ticket").expect("a template");
+        assert_eq!(&*ticket.route, "POST /api/v1/reports/{id}/events/ticket");
+        assert!(table.find(&Method::POST, "/api/v1/reports//events/ticket").is_none(), "an empty parameter");
+        assert!(table.find(&Method::GET, "/api/v1/reports/1/events/ticket").is_none());
         assert_eq!(table.rule_of("ticket").map(|r| r.skip_default), Some(true));
     }
 
     #[test]
-    fn a_rule_for_an_operation_the_spec_lacks_is_named() {
-        let (table, missing) = ThrottleTable::new(&spec(), &[&LOGIN, &GONE]);
-        assert_eq!(missing, ["gone"]);
-        assert!(table.find(&Method::POST, "/api/v1/auth/login").is_some(), "the others are placed");
+    fn a_rule_for_an_operation_the_spec_lacks_is_an_error() {
+        let err = ThrottleTable::new(&spec(), &[&OPEN, &GONE]).expect_err("no such operation");
+        assert!(err.contains("`gone`"), "{err}");
     }
 }

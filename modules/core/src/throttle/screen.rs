@@ -1,34 +1,32 @@
-//! Counting a request: before routing ([`screen`]: the default policy and the operation's
-//! declared ones, with the session check), and the operation's own transform ([`Throttled`]).
+//! Counting a request before routing: the default policy and the operation's declared ones,
+//! with the session check.
 
-use poem::{Endpoint, IntoResponse, Request, Response, http::header};
+use poem::{Request, http::header};
 
-use super::{LimitSlot, LimitState, Subject, ThrottleHandle, ThrottleRule, Throttler};
+use super::{LimitSlot, LimitState, Subject, ThrottleHandle, Throttler};
 use crate::{
     ApiError,
     guard::{PreVerified, Verifier, bearer_token},
 };
-
-/// Left on a request whose operation's rule [`screen`] counted, so the operation's
-/// [`Throttled`] does not count it again.
-#[derive(Clone, Copy)]
-pub struct Screened(pub &'static ThrottleRule);
 
 /// Screens an `/api/` request before routing: installs the session verifier and the
 /// throttler as request data, and counts the request against the default policy (unless its
 /// operation skips it) and the policies its operation names. When the request carries an
 /// access token that verifies in process, the session check runs together with the counts
 /// (one Redis pipeline) and its result is left for the bearer guard.
-pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&ThrottleHandle>) -> poem::Result<()> {
-    req.set_data(verifier.clone());
+pub async fn screen(
+    req: &mut Request,
+    verifier: Option<&Verifier>,
+    throttle: Option<&ThrottleHandle>,
+) -> poem::Result<()> {
+    if let Some(verifier) = verifier {
+        req.set_data(verifier.clone());
+    }
     let Some(handle) = throttle else { return Ok(()) };
     req.set_data(handle.clone());
     let throttler = &*handle.throttler;
     let entry = handle.table.find(req.method(), req.uri().path());
     let default = throttler.default_policy().filter(|_| !entry.is_some_and(|e| e.rule.skip_default));
-    if let Some(entry) = entry {
-        req.set_data(Screened(entry.rule));
-    }
     let named = entry.map_or(&[][..], |e| e.rule.policies);
     if default.is_none() && named.is_empty() {
         return Ok(());
@@ -39,9 +37,9 @@ pub async fn screen(req: &mut Request, verifier: &Verifier, throttle: Option<&Th
     };
     let slot = req.data::<LimitSlot>().cloned();
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
-    let begun = authorization.as_ref().and_then(bearer_token).and_then(|t| verifier.0.begin(t));
+    let begun = authorization.as_ref().and_then(bearer_token).zip(verifier).and_then(|(t, v)| v.0.begin(t));
     let user = begun.as_ref().map(|(user, _)| *user);
-    let subject = Subject { ip: throttler.client_ip(req), user, account };
+    let subject = Subject { ip: client_ip(throttler, req), user, account };
     let Some(entry) = entry else {
         // The common case, kept lean: the default policy alone (global by configuration, so no
         // route), next to the session check.
@@ -91,8 +89,9 @@ async fn read_account(req: &mut Request, account_of: super::AccountOf) -> poem::
 /// refused it (the answer names the one that keeps the client out longest, so `retryAfter`
 /// and `Retry-After` agree) or a fail-closed policy's store is down; then the policies that
 /// admitted it take it back, so a refused request is counted by none. (Without that, an
-/// attacker whose login attempts `auth` already refuses would go on spending the allowance
-/// `auth_account` keeps for the account's owner, and could lock the owner out from one address.)
+/// attacker whose attempts at an account one policy (address + account) already refuses would
+/// go on spending the allowance another policy (the account alone) keeps for the account's
+/// owner, and could lock the owner out from one address.)
 async fn settle(
     throttler: &dyn Throttler,
     policies: &[&str],
@@ -135,52 +134,7 @@ async fn settle(
     refused.map_or(Ok(()), |state| Err(state.problem()))
 }
 
-/// An operation with a rate-limit rule (declare it with
-/// [`throttle_policy!`](crate::throttle_policy) or [`skip_throttle!`](crate::skip_throttle)).
-/// [`screen`] counts the rule's policies before routing; this transform only counts them
-/// itself if the screen did not (its table missed the rule), so the rule holds either way.
-pub struct Throttled<E> {
-    inner: E,
-    rule: &'static ThrottleRule,
-}
-
-impl<E> Throttled<E> {
-    /// Wraps an operation, recording its rule for the composition root's table.
-    pub fn new(inner: E, rule: &'static ThrottleRule) -> Self {
-        super::rules::declare(rule);
-        Self { inner, rule }
-    }
-}
-
-impl<E: Endpoint> Endpoint for Throttled<E> {
-    type Output = Response;
-
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let screened = req.data::<Screened>().is_some_and(|s| std::ptr::eq(s.0, self.rule));
-        let handle = req.data::<ThrottleHandle>().cloned();
-        let (Some(handle), false, false) = (handle, screened, self.rule.policies.is_empty()) else {
-            return self.inner.call(req).await.map(IntoResponse::into_response);
-        };
-        // A programming error (start-up logs it too), so said once, not per request.
-        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(operation = self.rule.operation, "the throttle table lacks this operation's rule");
-        }
-        let account = match self.rule.account {
-            Some(account_of) => read_account(&mut req, account_of).await?,
-            None => None,
-        };
-        let route = match req.data::<poem::PathPattern>() {
-            Some(p) => format!("{} {}", req.method(), p.0),
-            None => format!("{} {}", req.method(), req.uri().path()),
-        };
-        let throttler = &*handle.throttler;
-        let user = req.data::<PreVerified>().map(|p| p.user);
-        let subject = Subject { ip: throttler.client_ip(&req), user, account };
-        let policies = self.rule.policies;
-        let results =
-            futures::future::join_all(policies.iter().map(|policy| throttler.check(policy, &route, &subject))).await;
-        settle(throttler, policies, &route, &subject, results, req.data::<LimitSlot>()).await?;
-        self.inner.call(req).await.map(IntoResponse::into_response)
-    }
+/// The client address of `req` as `throttler` resolves it (trusted proxies considered).
+pub fn client_ip(throttler: &dyn Throttler, req: &Request) -> std::net::IpAddr {
+    throttler.client_ip(req.remote_addr().as_socket_addr().map(|a| a.ip()), req.headers())
 }

@@ -9,7 +9,6 @@ use app_cache::{CacheManager, Namespace};
 use app_core::Role;
 use app_database::SqlDatabase;
 use async_trait::async_trait;
-use shaku::{Component, HasComponent, Module, ModuleBuildContext};
 use uuid::Uuid;
 
 use super::{SqlUserRepository, UserRepository};
@@ -92,16 +91,9 @@ impl Default for UserRepositoryParams {
     }
 }
 
-/// Binds [`UserRepository`] to the cached SQL repository.
-pub struct UserRepositoryComponent;
-
-impl<M: Module + HasComponent<dyn SqlDatabase> + HasComponent<CacheManager>> Component<M> for UserRepositoryComponent {
-    type Interface = dyn UserRepository;
-    type Parameters = UserRepositoryParams;
-
-    fn build(ctx: &mut ModuleBuildContext<M>, params: UserRepositoryParams) -> Box<dyn UserRepository> {
-        let db: Arc<dyn SqlDatabase> = M::build_component(ctx);
-        let cache: Arc<CacheManager> = M::build_component(ctx);
-        Box::new(CachedUserRepository::new(db, cache, params.cache_ttl))
-    }
+app_core::component! {
+    /// Binds [`UserRepository`] to the cached SQL repository.
+    pub UserRepositoryComponent: dyn UserRepository,
+    inject(db: dyn SqlDatabase, cache: CacheManager),
+    params(p: UserRepositoryParams) => Box::new(CachedUserRepository::new(db, cache, p.cache_ttl))
 }

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use app_core::{FieldError, pagination::Pagination};
-use app_library::{LibraryItem, LibraryService, ListQuery};
+use app_jobs::{JobContext, JobError, JobHandler, JobOutput};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::{JobContext, JobError, JobHandler, JobOutput};
+use crate::{LibraryItem, LibraryService, ListQuery};
 
 /// Items read per database query.
 const PAGE: u32 = 500;
@@ -76,7 +76,7 @@ impl JobHandler for LibraryExport {
 
     async fn run(&self, ctx: &JobContext, params: Value) -> Result<Option<JobOutput>, JobError> {
         let csv = params.get("format").and_then(Value::as_str) == Some("csv");
-        let failed = |err: app_library::LibraryError| {
+        let failed = |err: crate::LibraryError| {
             tracing::warn!(job = %ctx.id, error = %err, "an export could not read the library");
             JobError::Failed("the library could not be read; the export is retried".into())
         };

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use app_core::FieldError;
-use app_library::{LibraryItemInput, LibraryService};
+use app_jobs::{JobContext, JobError, JobHandler, JobOutput};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::{JobContext, JobError, JobHandler, JobOutput};
+use crate::{LibraryItemInput, LibraryService};
 
 /// The most items one import may carry.
 pub const MAX_IMPORT_ITEMS: usize = 10_000;

@@ -1,11 +1,18 @@
-//! Configuration types shared by the modules.
+//! Configuration: the sections modules own, and the loader that reads them.
 //!
-//! Each module owns its section (`ServerConfig` here, `RedisConfig` in `redis`, ...); `src/`
-//! composes them and loads them with figment. Every section deserializes with defaults for
+//! Each module owns its section and declares it with [`ConfigSection`] (`ServerConfig` and
+//! `LogConfig` here, the framework's own; `RedisConfig` in `redis`, ...). [`load`] reads the
+//! sections of an app's modules with figment: every section deserializes with defaults for
 //! missing keys and checks itself with [`Validate`], so a bad value stops start-up with a
-//! [`ConfigIssue`] that names the key.
+//! [`ConfigError`] that names the key and where the value came from.
+
+mod load;
+mod section;
 
 use std::{fmt, time::Duration};
+
+pub use load::{ConfigError, DEFAULT_FILE, Loaded, leaf_keys, load, table};
+pub use section::{Config, ConfigSection, Row, Section, SectionValue};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
@@ -142,6 +149,17 @@ impl LogConfig {
     }
 }
 
+impl ConfigSection for LogConfig {
+    const KEY: &'static str = "log";
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new("log.level", "tracing filter, e.g. `info,app_redis=debug`").env_note("(`RUST_LOG` wins)"),
+            Row::new("log.format", "`auto` (pretty in development, JSON in production), `pretty`, `json`"),
+        ]
+    }
+}
+
 impl Validate for LogConfig {
     fn validate(&self, _: Profile) -> Result<(), ConfigIssue> {
         if self.level.trim().is_empty() {
@@ -191,6 +209,22 @@ impl ServerConfig {
             None if profile.is_production() => "0.0.0.0",
             None => "127.0.0.1",
         }
+    }
+}
+
+impl ConfigSection for ServerConfig {
+    const KEY: &'static str = "server";
+    const ALIASES: &'static [(&'static str, &'static str)] = &[("PORT", "server.port")];
+
+    fn rows(&self) -> Vec<Row> {
+        vec![
+            Row::new("server.host", "interface to bind")
+                .default_text("`127.0.0.1` in development, `0.0.0.0` in production"),
+            Row::new("server.port", "TCP port (`0`: any free port)"),
+            Row::new("server.max_body_bytes", "largest request body, with or without `Content-Length` (413 beyond)"),
+            Row::new("server.shutdown_timeout", "how long in-flight requests may finish after SIGTERM/SIGINT"),
+            Row::new("server.cors_origins", "SPA origins allowed by CORS (comma-separated); none: no CORS headers"),
+        ]
     }
 }
 

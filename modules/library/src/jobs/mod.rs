@@ -1,4 +1,5 @@
-//! The built-in job types.
+//! The library's job types, registered with the jobs module: `library.import` and
+//! `library.export`.
 
 mod export;
 mod import;
