@@ -272,6 +272,14 @@ impl Redis {
         self.inner.pool.clients().iter().all(|c| c.is_connected())
     }
 
+    /// Whether Redis answers at all: some pooled connection is up. A fail-fast check before
+    /// work that would otherwise wait for a command timeout; a connection still coming up (at
+    /// start, or after one dropped) queues its commands until it is, so it does not count as an
+    /// outage.
+    pub fn is_reachable(&self) -> bool {
+        self.inner.pool.clients().iter().any(|c| c.is_connected())
+    }
+
     /// The configured key prefix (`app:`).
     pub fn prefix(&self) -> &str {
         &self.inner.prefix

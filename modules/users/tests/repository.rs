@@ -70,3 +70,23 @@ async fn users_are_created_found_renamed_promoted_and_deleted() {
         db.close().await;
     }
 }
+
+#[tokio::test]
+async fn the_users_table_refuses_a_second_email_and_an_unknown_role_on_every_backend() {
+    for test_db in TestDatabase::all().await {
+        let (_, db) = repository(&test_db).await;
+        let insert = |id: &'static str, role: &'static str| {
+            sqlx::query(
+                "INSERT INTO users (id, email, name, role, password_hash, created_at, updated_at) \
+                 VALUES ($1, 'same@example.com', 'X', $2, 'h', 0, 0)",
+            )
+            .bind(id)
+            .bind(role)
+            .execute(db.pool())
+        };
+        insert("a", "user").await.expect("first");
+        assert!(insert("b", "user").await.is_err(), "{}: duplicate email refused", test_db.backend());
+        assert!(insert("c", "root").await.is_err(), "{}: unknown role refused", test_db.backend());
+        db.close().await;
+    }
+}

@@ -224,6 +224,6 @@ impl CacheStore for RedisCacheStore {
     }
 
     fn is_available(&self) -> bool {
-        self.redis.is_connected()
+        self.redis.is_reachable()
     }
 }

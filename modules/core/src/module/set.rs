@@ -59,9 +59,9 @@ impl ModuleSet {
         self.modules.push(module);
     }
 
-    /// The modules' names, in build order.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.modules.iter().map(|m| m.name()).collect()
+    /// The modules, in build order.
+    pub fn iter(&self) -> impl Iterator<Item = &dyn Module> {
+        self.modules.iter().map(AsRef::as_ref)
     }
 
     /// The configuration sections: the framework's (`server`, `log`), then each module's.

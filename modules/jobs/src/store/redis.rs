@@ -518,7 +518,7 @@ impl JobStore for RedisJobStore {
     }
 
     fn is_available(&self) -> bool {
-        self.redis.is_connected()
+        self.redis.is_reachable()
     }
 
     async fn close_readers(&self) {
