@@ -10,7 +10,6 @@ use app_core::{Role, config::Config};
 use app_redis::{RedisConfig, SharedState};
 use app_users::{Email, UserName, UserRepository};
 use shaku::HasComponent;
-use validator::ValidateEmail;
 
 use crate::cli::UserCommand;
 
@@ -62,7 +61,7 @@ async fn command_on(
         UserCommand::Create { email, name, admin } => {
             let password = stdin_password.unwrap_or_default();
             let chars = password.chars().count();
-            if !email.validate_email() {
+            if !email_address::EmailAddress::is_valid(&email) {
                 Err("--email is not a valid email address".into())
             } else if !(8..=128).contains(&chars) {
                 Err(format!("the password (read from standard input) must be 8 to 128 characters, not {chars}"))

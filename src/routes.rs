@@ -10,7 +10,7 @@ use app_core::{
     http::CorsHeaders,
     metrics::HttpMetrics,
     module::{Built, compose},
-    openapi::{AppFacts, finalize},
+    openapi::{AppFacts, BodyContracts, finalize},
     throttle::{Limiter, ThrottleHandle, ThrottleTable, screen},
 };
 use app_redis::SharedState;
@@ -55,6 +55,7 @@ struct Api {
     endpoint: BoxEndpoint<'static>,
     spec: String,
     cors: CorsHeaders,
+    contracts: BodyContracts,
     verifier: Option<Verifier>,
     throttle: Option<ThrottleHandle>,
 }
@@ -86,9 +87,10 @@ fn api(mut built: Built) -> Result<Api, app_core::ModuleError> {
         patch(&mut spec);
     }
     let cors = CorsHeaders::from_spec(&spec);
+    let contracts = BodyContracts::new(&spec).map_err(error)?;
     let spec = serde_json::to_string_pretty(&spec).map_err(|e| error(e.to_string()))?;
     let throttle = limiter.map(|l| ThrottleHandle { throttler: l.0.clone(), table: Arc::new(table) });
-    Ok(Api { endpoint: composed.endpoint, spec, cors, verifier, throttle })
+    Ok(Api { endpoint: composed.endpoint, spec, cors, contracts, verifier, throttle })
 }
 
 /// The document's own parts: version, title, description, server.
@@ -127,6 +129,8 @@ struct Surface {
     /// The throttle guard's limiter and the operations' rules (every policy of a request is
     /// counted before routing).
     throttle: Option<ThrottleHandle>,
+    /// The request-body contracts of the operations, from the spec.
+    contracts: BodyContracts,
     /// On the Redis backend: the client whose batches carry the session check and the
     /// request's policies in one script call (or one pipeline, where their keys do not share a
     /// slot).
@@ -146,6 +150,7 @@ impl Endpoint for Surface {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         if req.uri().path().starts_with("/api/") {
+            self.contracts.check(&mut req).await?;
             let (verifier, throttle) = (self.verifier.as_ref(), self.throttle.as_ref());
             match &self.redis {
                 Some(redis) => redis.batched(screen(&mut req, verifier, throttle)).await?,
@@ -195,6 +200,7 @@ pub(crate) fn routes(
         api: api.endpoint,
         verifier: api.verifier,
         throttle: api.throttle,
+        contracts: api.contracts,
         redis,
         swagger: swagger_ui(&api.spec).into(),
         spec: api.spec.into(),

@@ -118,6 +118,14 @@ async fn bad_submissions_are_a_400_and_queue_nothing() {
     }
     let resp =
         app.authed(reqwest::Method::POST, "/api/v1/jobs", &tokens.access).json(&json!({"params": {}})).send().await;
+    let problem = assert_problem(resp.expect("sent"), 400, "VALIDATION_FAILED").await;
+    assert_eq!(problem["errors"][0]["field"], "type");
+    let resp = app
+        .authed(reqwest::Method::POST, "/api/v1/jobs", &tokens.access)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await;
     assert_problem(resp.expect("sent"), 400, "MALFORMED_REQUEST").await;
     let list: Value = app.jobs_page(&tokens.access, "").await;
     assert_eq!(list["total"], 0);

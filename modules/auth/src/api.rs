@@ -6,14 +6,17 @@ use app_core::{
     AdminAuth, BearerAuth, Problems, Role, Timestamp,
     problem::markers::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
     throttle::ThrottleRule,
-    validation::validate,
 };
 use app_users::{Email, EmailTaken, UserDto, UserName};
 use poem::{Request, http::header};
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags, param::Path, payload::Json};
+use poem_openapi::{
+    ApiResponse, Object, OpenApi, Tags,
+    param::Path,
+    payload::Json,
+    types::{Email as EmailAddress, Password},
+};
 use shaku::HasComponent;
 use uuid::Uuid;
-use validator::Validate;
 
 use crate::{
     AuthError,
@@ -74,31 +77,31 @@ enum AuthTags {
 }
 
 /// A new account.
-#[derive(Object, Validate)]
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct RegisterRequest {
     /// The email address; compared case-insensitively and stored in lower case.
-    #[validate(email)]
-    email: String,
+    #[oai(validator(max_length = 254))]
+    email: EmailAddress,
     /// 8 to 128 characters, any characters, used exactly as sent (no trimming, no
     /// composition rules).
-    #[validate(length(min = 8, max = 128))]
-    password: String,
-    /// The display name: 1 to 100 characters.
-    #[validate(length(min = 1, max = 100))]
+    #[oai(validator(min_length = 8, max_length = 128))]
+    password: Password,
+    /// The display name: 1 to 100 characters (surrounding spaces are trimmed).
+    #[oai(validator(min_length = 1, max_length = 100))]
     name: String,
 }
 
 /// Credentials.
-#[derive(Object, Validate)]
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
 struct LoginRequest {
     /// The email address the account was registered with (any case).
-    #[validate(email)]
-    email: String,
+    #[oai(validator(max_length = 254))]
+    email: EmailAddress,
     /// The password, exactly as registered.
-    #[validate(length(min = 1, max = 1024))]
-    password: String,
+    #[oai(validator(min_length = 1, max_length = 1024))]
+    password: Password,
 }
 
 /// A refresh request. Send `refreshToken`, or an empty object `{}` and let the browser send
@@ -267,10 +270,8 @@ impl AuthApi {
         &self,
         body: Json<RegisterRequest>,
     ) -> Result<RegisterResponse, Problems<(BadRequest, EmailTaken, Unavailable)>> {
-        let mut body = body.0;
-        body.email = body.email.trim().to_owned();
-        validate(&body)?;
-        let RegisterRequest { email, password, name } = body;
+        let RegisterRequest { email, password, name } = body.0;
+        let (email, password) = (email.0, password.0);
         let name = UserName::parse(&name).ok_or_else(|| {
             app_core::ApiError::validation(vec![app_core::FieldError::new(
                 "name",
@@ -295,10 +296,8 @@ impl AuthApi {
         req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<TokenResponse, Problems<(BadRequest, BadLogin, Unavailable)>> {
-        let mut body = body.0;
-        body.email = body.email.trim().to_owned();
-        validate(&body)?;
-        let LoginRequest { email, password } = body;
+        let LoginRequest { email, password } = body.0;
+        let (email, password) = (email.0, password.0);
         let issued = self.service.login(Email::normalize(&email), password, client_info(req)).await?;
         Ok(self.tokens(issued))
     }

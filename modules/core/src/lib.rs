@@ -16,7 +16,6 @@
 //! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
 //! - [`metrics`]: the Prometheus registry modules register their metrics in;
 //! - [`readiness`]: the checks modules contribute to `/health/ready`;
-//! - [`validation`]: `validator` failures as `VALIDATION_FAILED` problems (camelCase fields, no echoed values);
 //! - [`nullable`]: PATCH fields that may be absent, `null` or a value, documented as nullable;
 //! - [`time`]: the one timestamp format of the API (RFC 3339, UTC, `Z`);
 //! - [`pagination`]: the `page` / `pageSize` contract of every list;
@@ -37,11 +36,11 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod readiness;
+pub mod route;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod throttle;
 pub mod time;
-pub mod validation;
 
 pub use context::RequestId;
 pub use guard::{AdminAuth, BearerAuth, Principal, Role};

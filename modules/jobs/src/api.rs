@@ -401,8 +401,10 @@ impl JobsApi {
         &self,
         auth: BearerAuth,
         status: Query<Option<JobStatusDto>>,
-        page: Query<Option<u64>>,
-        #[oai(name = "pageSize")] page_size: Query<Option<u64>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<Option<u64>>,
+        #[oai(name = "pageSize", validator(minimum(value = "1"), maximum(value = "100")))] page_size: Query<
+            Option<u64>,
+        >,
     ) -> Result<Json<JobPageDto>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
         let pagination = Pagination::new(page.0, page_size.0)?;
         let found = self.service.list(auth.0.user_id, status.0.map(Into::into), pagination).await?;

@@ -118,14 +118,19 @@ pub struct LibraryItemInput {
     #[serde(rename = "type")]
     pub kind: ItemTypeDto,
     /// 1 to 200 characters (surrounding spaces are trimmed).
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub title: String,
     /// 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub artist: Option<String>,
     /// 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub album: Option<String>,
     /// 1 to 604800 (one week).
+    #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
     pub duration_seconds: Option<u32>,
     /// At most 20 tags of 1 to 40 characters; duplicates (ignoring case) are dropped.
+    #[oai(validator(max_items = 20, min_length = 1, max_length = 40))]
     pub tags: Option<Vec<String>>,
 }
 
@@ -151,15 +156,20 @@ struct LibraryItemPatch {
     /// A new kind.
     #[oai(rename = "type")]
     kind: Option<ItemTypeDto>,
-    /// A new title.
+    /// A new title: 1 to 200 characters (surrounding spaces are trimmed).
+    #[oai(validator(min_length = 1, max_length = 200))]
     title: Option<String>,
-    /// A new artist, or `null` to clear it.
+    /// A new artist (1 to 200 characters), or `null` to clear it.
+    #[oai(validator(min_length = 1, max_length = 200))]
     artist: Nullable<String>,
-    /// A new album, or `null` to clear it.
+    /// A new album (1 to 200 characters), or `null` to clear it.
+    #[oai(validator(min_length = 1, max_length = 200))]
     album: Nullable<String>,
-    /// A new length, or `null` to clear it.
+    /// A new length (1 to 604800), or `null` to clear it.
+    #[oai(validator(minimum(value = "1"), maximum(value = "604800")))]
     duration_seconds: Nullable<u32>,
-    /// New tags (replacing the old), or `null` for none.
+    /// New tags (replacing the old: at most 20 of 1 to 40 characters), or `null` for none.
+    #[oai(validator(max_items = 20, min_length = 1, max_length = 40))]
     tags: Nullable<Vec<String>>,
 }
 
@@ -287,9 +297,11 @@ impl LibraryApi {
         &self,
         auth: BearerAuth,
         #[oai(name = "type")] kind: Query<Option<ItemTypeDto>>,
-        q: Query<Option<String>>,
-        page: Query<Option<u64>>,
-        #[oai(name = "pageSize")] page_size: Query<Option<u64>>,
+        #[oai(validator(max_length = 100))] q: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<Option<u64>>,
+        #[oai(name = "pageSize", validator(minimum(value = "1"), maximum(value = "100")))] page_size: Query<
+            Option<u64>,
+        >,
     ) -> Result<Json<LibraryItemPage>, Problems<(BadRequest, Unauthorized, Unavailable)>> {
         let pagination = Pagination::new(page.0, page_size.0)?;
         let query = ListQuery::parse(kind.0.map(Into::into), q.0.as_deref(), pagination).map_err(invalid)?;

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use app_core::{
     AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role, Timestamp,
     problem::markers::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
-    validation::validate,
 };
 use poem_openapi::{Object, OpenApi, Tags, param::Path, payload::Json};
 use shaku::HasComponent;
 use uuid::Uuid;
-use validator::Validate;
 
 use crate::{User, UserName, UsersService};
 
@@ -52,11 +50,11 @@ impl From<User> for UserDto {
 }
 
 /// Changes to the caller's profile; absent fields stay as they are.
-#[derive(Debug, Object, Validate)]
+#[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 struct UpdateMe {
     /// The new display name: 1 to 100 characters, surrounding spaces trimmed.
-    #[validate(length(min = 1, max = 100))]
+    #[oai(validator(min_length = 1, max_length = 100))]
     name: Option<String>,
 }
 
@@ -89,7 +87,6 @@ impl UsersApi {
         auth: BearerAuth,
         body: Json<UpdateMe>,
     ) -> Result<Json<UserDto>, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
-        validate(&body.0)?;
         let user = match &body.0.name {
             None => self.service.get(auth.0.user_id).await?,
             Some(raw) => {

@@ -18,6 +18,7 @@ use poem::http::Method;
 use serde_json::Value;
 
 use super::AccountOf;
+use crate::route::OperationRoute;
 
 /// An operation's rate-limit declaration.
 #[derive(Debug)]
@@ -52,39 +53,14 @@ impl ThrottleRule {
     }
 }
 
-/// One segment of a path template.
-#[derive(Debug)]
-enum Segment {
-    Literal(Box<str>),
-    /// `{name}`: any one non-empty segment.
-    Param,
-}
-
 /// A rule placed on its operation's method and path.
 #[derive(Debug)]
 pub struct Entry {
-    method: Method,
-    segments: Box<[Segment]>,
+    at: OperationRoute,
     /// The rule.
     pub rule: &'static ThrottleRule,
     /// `METHOD /path/{template}`: what policies scoped per route are counted under.
     pub route: Box<str>,
-}
-
-impl Entry {
-    fn matches(&self, method: &Method, path: &str) -> bool {
-        if self.method != method {
-            return false;
-        }
-        let path = path.strip_prefix('/').unwrap_or(path);
-        let path = path.strip_suffix('/').unwrap_or(path);
-        let mut parts = path.split('/');
-        self.segments.iter().all(|segment| match (segment, parts.next()) {
-            (Segment::Literal(literal), Some(part)) => **literal == *part,
-            (Segment::Param, Some(part)) => !part.is_empty(),
-            (_, None) => false,
-        }) && parts.next().is_none()
-    }
 }
 
 /// The declared rules by method and path, looked up for every `/api/` request before routing.
@@ -114,22 +90,15 @@ impl ThrottleTable {
                     rule.operation
                 ));
             }
-            let segments =
-                path.trim_matches('/')
-                    .split('/')
-                    .map(|s| {
-                        if s.starts_with('{') && s.ends_with('}') { Segment::Param } else { Segment::Literal(s.into()) }
-                    })
-                    .collect();
             let route = format!("{method} {path}").into();
-            entries.push(Entry { method, segments, rule, route });
+            entries.push(Entry { at: OperationRoute::new(method, &path), rule, route });
         }
         Ok(Self { entries })
     }
 
     /// The rule of the operation `method` and `path` reach, if it declares one.
     pub fn find(&self, method: &Method, path: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.matches(method, path))
+        self.entries.iter().find(|e| e.at.matches(method, path))
     }
 
     /// The rule declared on the operation `operation_id`, if any.
@@ -145,14 +114,9 @@ impl ThrottleTable {
 
 /// The method and path of the operation `operation_id` in an OpenAPI document.
 fn find_operation(spec: &Value, operation_id: &str) -> Option<(Method, String)> {
-    spec.get("paths")?.as_object()?.iter().find_map(|(path, item)| {
-        item.as_object()?.iter().find_map(|(method, op)| {
-            if op.get("operationId")?.as_str()? != operation_id {
-                return None;
-            }
-            Some((Method::from_bytes(method.to_uppercase().as_bytes()).ok()?, path.clone()))
-        })
-    })
+    crate::route::operations(spec)
+        .find(|(_, _, op)| op.get("operationId").and_then(Value::as_str) == Some(operation_id))
+        .map(|(method, path, _)| (method, path.to_owned()))
 }
 
 #[cfg(test)]

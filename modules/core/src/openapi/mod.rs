@@ -15,6 +15,10 @@
 //!
 //! Entries the operation already declares are kept as they are.
 
+mod contract;
+mod schema;
+
+pub use contract::BodyContracts;
 use poem_openapi::{registry::Registry, types::Type};
 use serde_json::{Map, Value, json};
 
@@ -39,6 +43,8 @@ pub struct AppFacts<'a> {
 /// Finalizes a spec composed from the controllers' documents.
 pub fn finalize(doc: &mut Value, facts: &AppFacts<'_>) -> Result<(), serde_json::Error> {
     add_problem_schemas(doc)?;
+    plain_media_types(doc);
+    whole_number_bounds(doc);
     set_error_codes(doc, facts.codes);
     let bearer: Vec<(String, String)> = [ErrorCode::UNAUTHENTICATED]
         .iter()
@@ -66,6 +72,54 @@ pub fn finalize(doc: &mut Value, facts: &AppFacts<'_>) -> Result<(), serde_json:
         }
     }
     Ok(())
+}
+
+/// Media-type keys without parameters (`application/json`, not `application/json;
+/// charset=utf-8`): generated clients look their helpers up by the plain key.
+fn plain_media_types(doc: &mut Value) {
+    fn strip(content: &mut Value) {
+        if let Some(map) = content.as_object_mut() {
+            let entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+            for (key, value) in entries {
+                let plain = key.split(';').next().unwrap_or(&key).trim().to_owned();
+                map.entry(plain).or_insert(value);
+            }
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        if let Some(content) = op.pointer_mut("/requestBody/content") {
+            strip(content);
+        }
+        if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+            for response in responses.values_mut() {
+                if let Some(content) = response.get_mut("content") {
+                    strip(content);
+                }
+            }
+        }
+    }
+}
+
+/// `minimum: 1.0` as `minimum: 1` where the bound is a whole number (poem-openapi writes floats).
+fn whole_number_bounds(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if matches!(key.as_str(), "minimum" | "maximum")
+                    && let Some(f) = inner.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() < 9.0e15
+                {
+                    *inner = Value::from(f as i64);
+                } else {
+                    whole_number_bounds(inner);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_number_bounds),
+        _ => {}
+    }
 }
 
 /// The `ErrorCode` schema lists every code the app's modules declare.
