@@ -11,6 +11,7 @@ use app_core::{
     metrics::HttpMetrics,
     module::{Built, compose},
     openapi::{AppFacts, BodyContracts, finalize},
+    route::AllowTable,
     throttle::{Limiter, ThrottleHandle, ThrottleTable, screen},
 };
 use app_redis::SharedState;
@@ -55,6 +56,7 @@ struct Api {
     endpoint: BoxEndpoint<'static>,
     spec: String,
     cors: CorsHeaders,
+    allow: Arc<AllowTable>,
     contracts: BodyContracts,
     verifier: Option<Verifier>,
     throttle: Option<ThrottleHandle>,
@@ -87,10 +89,11 @@ fn api(mut built: Built) -> Result<Api, app_core::ModuleError> {
         patch(&mut spec);
     }
     let cors = CorsHeaders::from_spec(&spec);
+    let allow = Arc::new(AllowTable::new(&spec));
     let contracts = BodyContracts::new(&spec).map_err(error)?;
     let spec = serde_json::to_string_pretty(&spec).map_err(|e| error(e.to_string()))?;
     let throttle = limiter.map(|l| ThrottleHandle { throttler: l.0.clone(), table: Arc::new(table) });
-    Ok(Api { endpoint: composed.endpoint, spec, cors, contracts, verifier, throttle })
+    Ok(Api { endpoint: composed.endpoint, spec, cors, allow, contracts, verifier, throttle })
 }
 
 /// The document's own parts: version, title, description, server.
@@ -131,6 +134,8 @@ struct Surface {
     throttle: Option<ThrottleHandle>,
     /// The request-body contracts of the operations, from the spec.
     contracts: BodyContracts,
+    /// The methods each path takes (`OPTIONS` answers with them).
+    allow: Arc<AllowTable>,
     /// On the Redis backend: the client whose batches carry the session check and the
     /// request's policies in one script call (or one pipeline, where their keys do not share a
     /// slot).
@@ -149,6 +154,12 @@ impl Endpoint for Surface {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        if req.method() == Method::OPTIONS {
+            // (A CORS preflight never gets here: the CORS layer answers it.)
+            if let Some(allow) = self.allow.allowed(req.uri().path()) {
+                return Ok(StatusCode::NO_CONTENT.with_header(header::ALLOW, allow.to_owned()).into_response());
+            }
+        }
         if req.uri().path().starts_with("/api/") {
             self.contracts.check(&mut req).await?;
             let (verifier, throttle) = (self.verifier.as_ref(), self.throttle.as_ref());
@@ -195,12 +206,13 @@ pub(crate) fn routes(
 ) -> Result<impl Endpoint<Output = Response> + use<>, app_core::ModuleError> {
     let redis = built.get::<SharedState>().and_then(|s| s.redis().cloned());
     let api = api(built)?;
-    let cors = api.cors;
+    let (cors, allow) = (api.cors, api.allow);
     let surface = Surface {
         api: api.endpoint,
         verifier: api.verifier,
         throttle: api.throttle,
         contracts: api.contracts,
+        allow: allow.clone(),
         redis,
         swagger: swagger_ui(&api.spec).into(),
         spec: api.spec.into(),
@@ -208,5 +220,5 @@ pub(crate) fn routes(
         docs_pattern: PathPattern("/docs".into()),
         live_pattern: PathPattern("/health/live".into()),
     };
-    Ok(app_core::http::stack(surface, config.get::<ServerConfig>(), metrics, &cors))
+    Ok(app_core::http::stack(surface, config.get::<ServerConfig>(), metrics, &cors, allow))
 }

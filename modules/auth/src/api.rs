@@ -104,7 +104,7 @@ struct LoginRequest {
     password: Password,
 }
 
-/// A refresh request. Send `refreshToken`, or an empty object `{}` and let the browser send
+/// A refresh request. Send `refreshToken`; or no body at all (or `{}`) and let the browser send
 /// the `refresh_token` cookie set at login.
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
@@ -315,9 +315,9 @@ impl AuthApi {
     async fn refresh(
         &self,
         req: &Request,
-        body: Json<RefreshRequest>,
+        body: Json<Option<RefreshRequest>>,
     ) -> Result<TokenResponse, Problems<(BadRequest, RefreshRefused, Conflict, Unavailable)>> {
-        let token = body.0.refresh_token.or_else(|| refresh_cookie(req)).ok_or_else(|| {
+        let token = body.0.and_then(|b| b.refresh_token).or_else(|| refresh_cookie(req)).ok_or_else(|| {
             app_core::ApiError::validation(vec![app_core::FieldError::new(
                 "refreshToken",
                 "is required (or send the refresh_token cookie)",

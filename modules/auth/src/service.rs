@@ -319,6 +319,13 @@ impl SessionVerifier for AuthVerifier {
         Ok(self.0.authenticate(token).await?)
     }
 
+    async fn check_session(&self, user: Uuid, session: &str) -> Result<Principal, ApiError> {
+        if !crate::tokens::is_session_id(session) {
+            return Err(AuthError::SessionRevoked.into());
+        }
+        Ok(self.0.check_session(AccessClaims { user_id: user, session_id: session.to_owned() }).await?)
+    }
+
     fn codes(&self) -> &'static [ErrorCode] {
         crate::error::BEARER_CODES
     }

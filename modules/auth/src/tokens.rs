@@ -34,6 +34,10 @@ struct Claims {
     sub: String,
     sid: String,
     iat: u64,
+    /// Not before: a token is refused until then (with the leeway). Tokens issued before this
+    /// claim existed lack it and are still taken (they expire within `auth.access_token_ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     exp: u64,
     typ: String,
 }
@@ -74,6 +78,7 @@ impl AccessTokens {
         let secret = cfg.jwt_secret.expose().as_bytes();
         let mut validation = Validation::new(ALGORITHM);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_issuer(&[&cfg.issuer]);
         validation.set_audience(&[&cfg.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -101,6 +106,7 @@ impl AccessTokens {
             sub: user.to_string(),
             sid: sid.to_owned(),
             iat,
+            nbf: Some(iat),
             exp: iat + self.ttl.as_secs(),
             typ: CLAIM_TYP.into(),
         };
@@ -109,7 +115,7 @@ impl AccessTokens {
         jsonwebtoken::encode(&header, &claims, &self.encoding).expect("HS256 signing with a valid key cannot fail")
     }
 
-    /// Verifies signature, algorithm, `iss`, `aud`, `exp` (with a small leeway) and `typ`.
+    /// Verifies signature, algorithm, `iss`, `aud`, `exp` and `nbf` (with a small leeway) and `typ`.
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| match e.kind() {
@@ -237,6 +243,32 @@ mod tests {
         let (user, sid) = (Uuid::now_v7(), new_session_id());
         let claims = tokens().verify(&tokens().issue(user, &sid)).expect("valid");
         assert_eq!(claims, AccessClaims { user_id: user, session_id: sid });
+    }
+
+    /// A token signed with the test key carrying `claims` as they are.
+    fn forged(claims: &Claims) -> String {
+        let mut header = Header::new(ALGORITHM);
+        header.typ = Some(HEADER_TYP.into());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret("k".repeat(32).as_bytes())).expect("signed")
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused_and_one_without_nbf_is_taken() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let config = AuthConfig::default();
+        let claims = |nbf: Option<u64>| Claims {
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            sub: Uuid::now_v7().to_string(),
+            sid: new_session_id(),
+            iat: now,
+            nbf,
+            exp: now + 600,
+            typ: CLAIM_TYP.into(),
+        };
+        assert_eq!(tokens().verify(&forged(&claims(Some(now + 120)))), Err(TokenError::Invalid), "nbf ahead");
+        assert!(tokens().verify(&forged(&claims(Some(now + LEEWAY_SECS - 1)))).is_ok(), "within the leeway");
+        assert!(tokens().verify(&forged(&claims(None))).is_ok(), "issued before the claim existed");
     }
 
     #[test]

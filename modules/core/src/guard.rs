@@ -69,6 +69,10 @@ pub trait SessionVerifier: Send + Sync + 'static {
     /// Verifies `token` and the live session it is bound to.
     async fn verify(&self, token: &str) -> Result<Principal, ApiError>;
 
+    /// Checks that `user`'s session `session` is still live (and counts as its use): for what
+    /// outlives one request, such as an event stream, which re-checks it as it runs.
+    async fn check_session(&self, user: Uuid, session: &str) -> Result<Principal, ApiError>;
+
     /// The codes its 401 answers carry beyond `UNAUTHENTICATED` (the spec lists them on every
     /// guarded operation).
     fn codes(&self) -> &'static [crate::ErrorCode] {

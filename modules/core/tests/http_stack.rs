@@ -102,7 +102,7 @@ impl Harness {
 async fn spawn(server: ServerConfig) -> Harness {
     let service = OpenApiService::new(TestApi, "test", "1").server("/");
     let routes = Route::new().nest("/", service);
-    let endpoint = stack(routes, &server, HttpMetrics::new(&Metrics::new()), &Default::default());
+    let endpoint = stack(routes, &server, HttpMetrics::new(&Metrics::new()), &Default::default(), Default::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind");
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("tcp addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

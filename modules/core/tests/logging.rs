@@ -60,6 +60,7 @@ async fn every_log_line_of_a_request_carries_its_request_id() {
         &ServerConfig::default(),
         HttpMetrics::new(&Metrics::new()),
         &Default::default(),
+        Default::default(),
     );
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind");
     let addr = acceptor.local_addr()[0].as_socket_addr().copied().expect("tcp addr");

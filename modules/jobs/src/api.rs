@@ -4,6 +4,7 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use app_core::{
     AdminAuth, BearerAuth, Problems, Timestamp,
+    guard::Verifier,
     pagination::Pagination,
     problem::markers::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
     throttle::ThrottleRule,
@@ -24,7 +25,10 @@ use poem_openapi::{
 };
 use uuid::Uuid;
 
-use crate::{JobRecord, JobStatus, JobsService, QueueStats, service::StreamEvent};
+use crate::{
+    JobRecord, JobStatus, JobsService, QueueStats,
+    service::{Liveness, StreamEvent},
+};
 
 #[derive(Tags)]
 enum JobsTags {
@@ -459,38 +463,71 @@ impl JobsApi {
     /// A ticket for the job's event stream
     ///
     /// For `EventSource`, which cannot send an `Authorization` header: open
-    /// `GET /api/v1/jobs/{id}/events?ticket=<ticket>` within `expiresIn` seconds. Single use,
-    /// bound to this job and the caller.
+    /// `GET /api/v1/jobs/{id}/events?ticket=<ticket>` within `expiresIn` seconds. It opens one
+    /// stream, bound to this job and the caller's session; `EventSource`'s own reconnections to
+    /// the same URL (with `Last-Event-ID`) keep working while the session lives.
     #[oai(path = "/:id/events/ticket", method = "post", operation_id = "createJobEventsTicket")]
     async fn ticket(
         &self,
         auth: BearerAuth,
         id: Path<Uuid>,
     ) -> Result<TicketCreated, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
-        let (ticket, ttl) = self.service.ticket(auth.0.user_id, id.0).await?;
+        let (ticket, ttl) = self.service.ticket(auth.0.user_id, &auth.0.session_id, id.0).await?;
         Ok(TicketCreated::Created(Json(StreamTicket { ticket, expires_in: ttl.as_secs() })))
     }
 
     /// Follow a job (Server-Sent Events)
     ///
     /// Authenticate with the bearer token (a `fetch`-based reader) or with `?ticket=` from
-    /// `POST /jobs/{id}/events/ticket` (`EventSource`). A used, expired or foreign ticket is a 401.
+    /// `POST /jobs/{id}/events/ticket` (`EventSource`, whose reconnections send `Last-Event-ID`
+    /// and keep working while the session lives). An expired, foreign or used ticket (other than
+    /// for a reconnection) is a 401. The stream ends within one heartbeat of its session ending
+    /// (logout, logout-all, revocation).
     #[oai(path = "/:id/events", method = "get", operation_id = "streamJobEvents")]
     async fn events(
         &self,
+        req: &Request,
         auth: StreamAuth,
         id: Path<Uuid>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> Result<Events, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
-        let owner = match auth {
-            StreamAuth::Bearer(bearer) => bearer.0.user_id,
-            StreamAuth::Ticket(TicketAuth(ticket)) => self.service.redeem(&ticket, id.0).await?,
+        let verifier = req.data::<Verifier>().cloned();
+        let (owner, session) = match auth {
+            StreamAuth::Bearer(bearer) => (bearer.0.user_id, bearer.0.session_id.to_string()),
+            StreamAuth::Ticket(TicketAuth(ticket)) => {
+                let reconnect = last_event_id.0.is_some();
+                let (owner, session) = self.service.redeem(&ticket, id.0, reconnect).await?;
+                // A ticket is worth nothing once its session has ended.
+                if let Some(verifier) = &verifier {
+                    verifier.0.check_session(owner, &session).await?;
+                }
+                (owner, session)
+            }
         };
         let after = last_event_id.0.as_deref().and_then(|v| v.trim().parse::<u64>().ok());
-        let Some(events) = self.service.events(owner, id.0, after).await? else { return Ok(Events::Finished) };
+        let alive = liveness(verifier, owner, session);
+        let Some(events) = self.service.events(owner, id.0, after, alive).await? else {
+            return Ok(Events::Finished);
+        };
         let stream = events.map(to_event).boxed();
         Ok(Events::Stream(EventStream::new(stream).keep_alive(self.heartbeat).to_event(sse_event)))
     }
+}
+
+/// Whether the stream's session still lives: `false` once the verifier refuses it (an outage of
+/// the session store is not an end).
+fn liveness(verifier: Option<Verifier>, owner: Uuid, session: String) -> Liveness {
+    let Some(verifier) = verifier else { return Arc::new(|| Box::pin(async { true })) };
+    let session: Arc<str> = session.into();
+    Arc::new(move || {
+        let (verifier, session) = (verifier.clone(), session.clone());
+        Box::pin(async move {
+            match verifier.0.check_session(owner, &session).await {
+                Ok(_) => true,
+                Err(err) => err.status() != StatusCode::UNAUTHORIZED,
+            }
+        })
+    })
 }
 
 /// `/api/v1/admin/queues/*`.
@@ -540,5 +577,90 @@ impl QueuesApi {
     ) -> Result<Done, Problems<(Unauthorized, Forbidden, NotFound, Unavailable)>> {
         self.service.set_paused(&name.0, false).await?;
         Ok(Done::NoContent)
+    }
+}
+
+/// The spec's name of a job type's request schema: `reports.build` -> `ReportsBuildJob`.
+fn request_schema_name(kind: &str) -> String {
+    let mut name: String = kind
+        .split(['.', '_', '-'])
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    name.push_str("Job");
+    name
+}
+
+/// Writes the registered job types into the spec: `POST /jobs` takes a union discriminated by
+/// `type`, each with its own `params` schema (checked at submission from this very schema);
+/// `Job.type` is their enum; `GET /jobs/{id}/result` declares each result document; the event
+/// stream is declared as what it is (text, with its events named).
+pub(crate) fn document_job_types(spec: &mut serde_json::Value, types: &[(&'static str, crate::JobDoc)]) {
+    use serde_json::{Value, json};
+    let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) else { return };
+    let mut branches = Vec::new();
+    let mut mapping = serde_json::Map::new();
+    let mut results: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (kind, doc) in types {
+        for (name, schema) in &doc.components {
+            schemas.entry(name.clone()).or_insert_with(|| schema.clone());
+        }
+        let name = request_schema_name(kind);
+        let reference = format!("#/components/schemas/{name}");
+        let params = doc.params.clone().unwrap_or_else(|| json!({ "type": "object" }));
+        let mut request = json!({
+            "type": "object",
+            "title": name,
+            "required": ["type", "params"],
+            "properties": {
+                "type": { "type": "string", "enum": [kind] },
+                "params": params,
+            },
+        });
+        if !doc.description.is_empty() {
+            request["description"] = Value::from(doc.description);
+        }
+        schemas.insert(name, request);
+        branches.push(json!({ "$ref": reference }));
+        mapping.insert((*kind).to_owned(), Value::String(reference));
+        for (media_type, schema) in &doc.results {
+            match results.iter_mut().find(|(m, _)| m == media_type) {
+                Some((_, list)) => list.push(schema.clone()),
+                None => results.push((media_type, vec![schema.clone()])),
+            }
+        }
+    }
+    schemas.insert(
+        "SubmitJob".into(),
+        json!({
+            "description": "A job to run: its `type` and the `params` that type takes.",
+            "oneOf": branches,
+            "discriminator": { "propertyName": "type", "mapping": mapping },
+        }),
+    );
+    let kinds: Vec<Value> = types.iter().map(|(kind, _)| Value::from(*kind)).collect();
+    if let Some(kind) = schemas.get_mut("Job").and_then(|job| job.pointer_mut("/properties/type")) {
+        *kind = json!({ "type": "string", "enum": kinds, "description": "The job type." });
+    }
+    if let Some(content) = spec.pointer_mut("/paths/~1api~1v1~1jobs~1{id}~1result/get/responses/200/content") {
+        let mut documents = serde_json::Map::new();
+        for (media_type, mut schemas) in results {
+            let schema = if schemas.len() == 1 { schemas.remove(0) } else { json!({ "oneOf": schemas }) };
+            documents.insert(media_type.to_owned(), json!({ "schema": schema }));
+        }
+        if !documents.is_empty() {
+            *content = Value::Object(documents);
+        }
+    }
+    if let Some(content) = spec.pointer_mut("/paths/~1api~1v1~1jobs~1{id}~1events/get/responses/200/content") {
+        *content = json!({ "text/event-stream": { "schema": {
+            "type": "string",
+            "description": "Server-Sent Events. Event names: `snapshot` (first), `progress`, then one of \
+                `completed`, `failed` or `cancelled` (last; the server then closes the stream). Every \
+                event's `data` is a `Job` (JSON, the schema `Job`); its `id` is an increasing integer, so a \
+                reconnection with `Last-Event-ID` resumes after it. Comment lines (`:`) keep an idle stream open.",
+        } } });
     }
 }

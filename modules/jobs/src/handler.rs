@@ -47,11 +47,31 @@ impl JobOutput {
     }
 }
 
+/// How a job type appears in the spec: the schema of its `params` (checked at submission, from
+/// the spec) and the documents its result may be.
+#[derive(Debug, Clone, Default)]
+pub struct JobDoc {
+    /// What the job does, for the spec.
+    pub description: &'static str,
+    /// The JSON schema of `params` (a `$ref` to one of `components`, or inline); `None`: any
+    /// object.
+    pub params: Option<serde_json::Value>,
+    /// The result documents, by media type (`application/json`, `text/csv`).
+    pub results: Vec<(&'static str, serde_json::Value)>,
+    /// The component schemas `params` and `results` refer to.
+    pub components: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A kind of job.
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     /// The job type clients submit (`reports.build`); its queue is named after it.
     fn kind(&self) -> &'static str;
+
+    /// How it appears in the spec.
+    fn doc(&self) -> JobDoc {
+        JobDoc::default()
+    }
 
     /// Checks the parameters at submission (400 with the field errors, nothing queued).
     fn validate(&self, params: &serde_json::Value) -> Result<(), Vec<FieldError>>;
@@ -164,6 +184,11 @@ impl JobRegistry {
     /// Every registered type.
     pub fn kinds(&self) -> Vec<&'static str> {
         self.handlers.read().unwrap_or_else(|p| p.into_inner()).keys().copied().collect()
+    }
+
+    /// Every registered type with its spec entry.
+    pub fn docs(&self) -> Vec<(&'static str, JobDoc)> {
+        self.handlers.read().unwrap_or_else(|p| p.into_inner()).iter().map(|(kind, h)| (*kind, h.doc())).collect()
     }
 
     /// Every queue (one per type).

@@ -32,7 +32,7 @@ mod worker;
 pub use api::{JobDto, JobsApi, QueuesApi};
 pub use config::{JobsConfig, QueueConfig};
 pub use error::JobsError;
-pub use handler::{JobContext, JobError, JobHandler, JobOutput, JobRegistry, queue_of};
+pub use handler::{JobContext, JobDoc, JobError, JobHandler, JobOutput, JobRegistry, queue_of};
 pub use model::{
     Backoff, BackoffKind, CancelOutcome, Delivery, Held, JobRecord, JobStatus, NewJob, QueueStats, Retention,
 };

@@ -77,6 +77,8 @@ impl Module for JobsModule {
                     registry: registry.clone(),
                 }),
         );
+        let documented = registry.clone();
+        ctx.patch_spec(move |spec| crate::api::document_job_types(spec, &documented.docs()));
         ctx.provide(registry);
         let service: Arc<JobsService> = container.resolve();
         ctx.controller(

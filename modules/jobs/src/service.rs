@@ -44,6 +44,19 @@ impl StreamEvent {
     }
 }
 
+/// Whether an event stream's session still lives (`false` once it ended: logout, revocation).
+pub type Liveness = Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+
+/// A live stream's state between events.
+struct Live<S> {
+    changes: S,
+    last: u64,
+    done: bool,
+    end: CancellationToken,
+    checks: tokio::time::Interval,
+    alive: Liveness,
+}
+
 /// The jobs service.
 pub struct JobsService {
     store: Arc<dyn JobStore>,
@@ -156,40 +169,50 @@ impl JobsService {
         self.store.result(&queue_of(&job.kind), id).await?.ok_or(JobsError::NotFound)
     }
 
-    /// A single-use ticket that opens the job's event stream without a bearer token (for
-    /// `EventSource`, which cannot send one); valid for `jobs.ticket_ttl`.
-    pub async fn ticket(&self, owner: Uuid, id: Uuid) -> Result<(String, Duration), JobsError> {
+    /// A ticket that opens the job's event stream without a bearer token (for `EventSource`,
+    /// which cannot send one), bound to the job and the caller's session: it opens one stream
+    /// within `jobs.ticket_ttl`, then serves that stream's reconnections while the job is kept.
+    pub async fn ticket(&self, owner: Uuid, session: &str, id: Uuid) -> Result<(String, Duration), JobsError> {
         self.get(owner, id).await?;
         let mut secret = [0u8; 32];
         rand::fill(&mut secret);
         let ticket: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        let value = format!("{owner}|{id}");
+        let value = format!("{owner}|{id}|{session}");
         self.store.put_ticket(&ticket_hash(&ticket), &value, self.config.ticket_ttl).await?;
         Ok((ticket, self.config.ticket_ttl))
     }
 
-    /// Redeems a ticket for job `id`: the owner it was issued to. Used, expired and foreign
-    /// tickets are `BadTicket` (and a ticket presented for another job is used up).
-    pub async fn redeem(&self, ticket: &str, id: Uuid) -> Result<Uuid, JobsError> {
+    /// Redeems a ticket for job `id`: the owner and the session it was issued to. A ticket opens
+    /// one stream; after that only reconnections (`reconnect`: the client resumes with
+    /// `Last-Event-ID`). Expired, foreign and used tickets are `BadTicket`; the caller checks
+    /// that the session still lives.
+    pub async fn redeem(&self, ticket: &str, id: Uuid, reconnect: bool) -> Result<(Uuid, String), JobsError> {
         if ticket.len() != 64 || !ticket.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(JobsError::BadTicket);
         }
-        let value = self.store.take_ticket(&ticket_hash(ticket)).await?.ok_or(JobsError::BadTicket)?;
-        let (owner, job) = value.split_once('|').ok_or(JobsError::BadTicket)?;
+        let keep = self.config.retention;
+        let value = self.store.use_ticket(&ticket_hash(ticket), reconnect, keep).await?.ok_or(JobsError::BadTicket)?;
+        let mut parts = value.splitn(3, '|');
+        let (Some(owner), Some(job), Some(session)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(JobsError::BadTicket);
+        };
         if job != id.to_string() {
             return Err(JobsError::BadTicket);
         }
-        owner.parse().map_err(|_| JobsError::BadTicket)
+        Ok((owner.parse().map_err(|_| JobsError::BadTicket)?, session.to_owned()))
     }
 
     /// The job's events: the current state (unless `after` shows the client has it), then each
     /// change, then the terminal event, then the end. Subscribes before reading the state, so no
-    /// change falls in between. `None` when the client already saw the terminal event.
+    /// change falls in between. The stream also ends when `alive` says its session ended (asked
+    /// every `jobs.stream_heartbeat`) or at shutdown. `None` when the client already saw the
+    /// terminal event.
     pub async fn events(
         &self,
         owner: Uuid,
         id: Uuid,
         after: Option<u64>,
+        alive: Liveness,
     ) -> Result<Option<impl Stream<Item = StreamEvent> + Send + 'static>, JobsError> {
         let changes = self.store.subscribe(id).await?;
         let snapshot = self.get(owner, id).await?;
@@ -205,28 +228,35 @@ impl JobsService {
         if done {
             first.push(StreamEvent::Terminal(snapshot.clone()));
         }
-        let last = snapshot.seq.max(seen);
-        let end = self.streams_end.clone();
-        let live =
-            futures::stream::unfold((changes, last, done, end), |(mut changes, mut last, done, end)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    let record = tokio::select! {
-                        record = changes.next() => record,
-                        () = end.cancelled() => None,
-                    }?;
-                    // Events the snapshot already covered, and repeats, are skipped.
-                    if record.seq <= last {
-                        continue;
+        let heartbeat = self.config.stream_heartbeat;
+        let mut checks = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let state = Live { changes, last: snapshot.seq.max(seen), done, end: self.streams_end.clone(), checks, alive };
+        let live = futures::stream::unfold(state, |mut state| async move {
+            if state.done {
+                return None;
+            }
+            loop {
+                let record = tokio::select! {
+                    record = state.changes.next() => record,
+                    () = state.end.cancelled() => None,
+                    _ = state.checks.tick() => {
+                        if (state.alive)().await {
+                            continue;
+                        }
+                        None
                     }
-                    last = record.seq;
-                    let terminal = record.status.is_terminal();
-                    let event = if terminal { StreamEvent::Terminal(record) } else { StreamEvent::Progress(record) };
-                    return Some((event, (changes, last, terminal, end)));
+                }?;
+                // Events the snapshot already covered, and repeats, are skipped.
+                if record.seq <= state.last {
+                    continue;
                 }
-            });
+                state.last = record.seq;
+                state.done = record.status.is_terminal();
+                let event = if state.done { StreamEvent::Terminal(record) } else { StreamEvent::Progress(record) };
+                return Some((event, state));
+            }
+        });
         Ok(Some(futures::stream::iter(first).chain(live)))
     }
 

@@ -433,3 +433,78 @@ impl LibraryApi {
         Ok(Done::NoContent)
     }
 }
+
+/// `library.import`'s params.
+#[derive(Debug, Object)]
+#[oai(rename = "LibraryImportParams", rename_all = "camelCase")]
+struct LibraryImportParams {
+    /// The items to add: 1 to 10000 (each one as `POST /library` takes it).
+    #[oai(validator(min_items = 1, max_items = 10000))]
+    items: Vec<LibraryItemInput>,
+}
+
+/// An item an import could not add.
+#[derive(Debug, Object)]
+#[oai(rename = "ImportFailure", rename_all = "camelCase")]
+struct ImportFailure {
+    /// Its position in `items` (0-based).
+    index: u64,
+    /// Why, as a problem code (`VALIDATION_FAILED`).
+    code: String,
+    /// Why, for a human.
+    message: String,
+}
+
+/// `library.import`'s result document.
+#[derive(Debug, Object)]
+#[oai(rename = "LibraryImportReport", rename_all = "camelCase")]
+struct LibraryImportReport {
+    /// Items added.
+    imported: u64,
+    /// Items not added, and why.
+    failed: Vec<ImportFailure>,
+}
+
+/// The format of an export.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename = "ExportFormat", rename_all = "lowercase")]
+enum ExportFormat {
+    /// `application/json`: the items as the API writes them.
+    Json,
+    /// `text/csv`: one row per item, every cell defused for spreadsheets.
+    Csv,
+}
+
+/// `library.export`'s params.
+#[derive(Debug, Object)]
+#[oai(rename = "LibraryExportParams", rename_all = "camelCase")]
+struct LibraryExportParams {
+    /// `json` or `csv`.
+    format: ExportFormat,
+}
+
+/// `library.import` in the spec.
+pub(crate) fn import_doc() -> app_jobs::JobDoc {
+    let (params, mut components) = app_core::openapi::schema_of::<LibraryImportParams>();
+    let (report, more) = app_core::openapi::schema_of::<LibraryImportReport>();
+    components.extend(more);
+    app_jobs::JobDoc {
+        description: "Adds items to the caller's library; its result is the import report.",
+        params: Some(params),
+        results: vec![("application/json", report)],
+        components,
+    }
+}
+
+/// `library.export` in the spec.
+pub(crate) fn export_doc() -> app_jobs::JobDoc {
+    let (params, mut components) = app_core::openapi::schema_of::<LibraryExportParams>();
+    let (items, more) = app_core::openapi::schema_of::<Vec<LibraryItemDto>>();
+    components.extend(more);
+    app_jobs::JobDoc {
+        description: "Writes the caller's whole library as one document: JSON (the items) or CSV.",
+        params: Some(params),
+        results: vec![("application/json", items), ("text/csv", serde_json::json!({ "type": "string" }))],
+        components,
+    }
+}

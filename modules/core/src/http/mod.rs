@@ -15,6 +15,8 @@ mod body_limit;
 mod normalize;
 mod request_context;
 
+use std::sync::Arc;
+
 use poem::{
     Endpoint, EndpointExt,
     endpoint::EitherEndpoint,
@@ -28,7 +30,7 @@ pub use normalize::{Normalize, normalize};
 pub use poem::http::{HeaderMap, HeaderValue};
 pub use request_context::RequestContext;
 
-use crate::{config::ServerConfig, metrics::HttpMetrics};
+use crate::{config::ServerConfig, metrics::HttpMetrics, route::AllowTable};
 
 /// The headers CORS lets an SPA on another origin send and read: the framework's own, plus what
 /// the app's operations take and answer (read off the spec by [`CorsHeaders::from_spec`], so a
@@ -93,6 +95,7 @@ pub fn stack<E>(
     server: &ServerConfig,
     metrics: HttpMetrics,
     cors_headers: &CorsHeaders,
+    allow: Arc<AllowTable>,
 ) -> impl Endpoint<Output = poem::Response> + use<E>
 where
     E: Endpoint + 'static,
@@ -100,7 +103,7 @@ where
     let limit = server.max_body_bytes;
     if server.cors_origins.is_empty() {
         // Nothing sits between the two, so the outer layer enforces the body limit itself.
-        return EitherEndpoint::A(routes.with(RequestContext::new(metrics, Some(limit))));
+        return EitherEndpoint::A(routes.with(RequestContext::new(metrics, Some(limit), allow)));
     }
     let cors = Cors::new()
         .allow_origins(server.cors_origins.iter().map(String::as_str))
@@ -110,7 +113,11 @@ where
         .expose_headers(cors_headers.exposed.iter().filter_map(|h| HeaderName::try_from(h.as_str()).ok()))
         .max_age(600);
     EitherEndpoint::B(
-        routes.with(BodyLimit::new(limit)).with(Normalize).with(cors).with(RequestContext::new(metrics, None)),
+        routes
+            .with(BodyLimit::new(limit))
+            .with(Normalize(allow.clone()))
+            .with(cors)
+            .with(RequestContext::new(metrics, None, allow)),
     )
 }
 

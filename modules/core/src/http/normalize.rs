@@ -2,31 +2,34 @@
 //! themselves (unknown route, wrong method, unparsable parameters or JSON, wrong content type,
 //! missing bearer token, panics).
 
+use std::sync::Arc;
+
 use poem::{
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
     error::{MethodNotAllowedError, NotFoundError},
-    http::{StatusCode, header},
+    http::{HeaderValue, StatusCode, header},
 };
 use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParsePathError};
 
 use super::is_json;
-use crate::{ApiError, ErrorCode, FieldError};
+use crate::{ApiError, ErrorCode, FieldError, route::AllowTable};
 
 /// Middleware that normalizes errors into problem+json answers (and so never returns `Err`).
-#[derive(Debug, Clone, Copy)]
-pub struct Normalize;
+#[derive(Debug, Clone)]
+pub struct Normalize(pub Arc<AllowTable>);
 
 impl<E: Endpoint> Middleware<E> for Normalize {
     type Output = NormalizeEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        NormalizeEndpoint { inner: ep }
+        NormalizeEndpoint { inner: ep, allow: self.0.clone() }
     }
 }
 
 /// The endpoint made by [`Normalize`].
 pub struct NormalizeEndpoint<E> {
     inner: E,
+    allow: Arc<AllowTable>,
 }
 
 impl<E: Endpoint> Endpoint for NormalizeEndpoint<E> {
@@ -36,12 +39,24 @@ impl<E: Endpoint> Endpoint for NormalizeEndpoint<E> {
         let method = req.method().clone();
         let uri = req.uri().clone();
         let result = self.inner.call(req).await.map(IntoResponse::into_response);
-        Ok(normalize(result, &method, uri.path()))
+        Ok(normalize(result, &method, uri.path(), &self.allow))
     }
 }
 
-/// Maps an endpoint's result to a response whose errors are problem+json.
-pub fn normalize(result: Result<Response>, method: &poem::http::Method, path: &str) -> Response {
+/// Maps an endpoint's result to a response whose errors are problem+json; a 405 says which
+/// methods the path takes (`Allow`, from `allow`; `GET, HEAD` for the documents).
+pub fn normalize(result: Result<Response>, method: &poem::http::Method, path: &str, allow: &AllowTable) -> Response {
+    let mut resp = problem_json(result, method, path);
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && !resp.headers().contains_key(header::ALLOW) {
+        let methods = allow.allowed(path).unwrap_or("GET, HEAD");
+        if let Ok(value) = HeaderValue::from_str(methods) {
+            resp.headers_mut().insert(header::ALLOW, value);
+        }
+    }
+    resp
+}
+
+fn problem_json(result: Result<Response>, method: &poem::http::Method, path: &str) -> Response {
     match result {
         Ok(resp) if resp.status().is_client_error() || resp.status().is_server_error() => {
             if is_json(&resp) {

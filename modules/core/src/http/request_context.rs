@@ -18,6 +18,7 @@ use super::{body_limit::enforce, normalize};
 use crate::{
     ApiError, RequestId,
     metrics::{HttpLabels, HttpMetrics, RouteLabel, method_label},
+    route::AllowTable,
 };
 
 /// The route label of requests no route matched (bounded cardinality for 404 scans).
@@ -28,13 +29,15 @@ static UNMATCHED: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unmatched"));
 pub struct RequestContext {
     metrics: HttpMetrics,
     body_limit: Option<u64>,
+    allow: Arc<AllowTable>,
 }
 
 impl RequestContext {
     /// Records into `metrics`. With `body_limit`, also enforces the body limit (saving a layer
-    /// when nothing, such as CORS, must sit between the two).
-    pub fn new(metrics: HttpMetrics, body_limit: Option<u64>) -> Self {
-        Self { metrics, body_limit }
+    /// when nothing, such as CORS, must sit between the two). `allow`: the methods each path
+    /// takes, for 405 answers.
+    pub fn new(metrics: HttpMetrics, body_limit: Option<u64>, allow: Arc<AllowTable>) -> Self {
+        Self { metrics, body_limit, allow }
     }
 }
 
@@ -42,7 +45,12 @@ impl<E: Endpoint> Middleware<E> for RequestContext {
     type Output = RequestContextEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        RequestContextEndpoint { inner: ep, metrics: self.metrics.clone(), body_limit: self.body_limit }
+        RequestContextEndpoint {
+            inner: ep,
+            metrics: self.metrics.clone(),
+            body_limit: self.body_limit,
+            allow: self.allow.clone(),
+        }
     }
 }
 
@@ -51,6 +59,7 @@ pub struct RequestContextEndpoint<E> {
     inner: E,
     metrics: HttpMetrics,
     body_limit: Option<u64>,
+    allow: Arc<AllowTable>,
 }
 
 impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
@@ -85,7 +94,7 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
                     Err(_panic) => Err(ApiError::internal("a request handler panicked").into()),
                 },
             };
-            let resp = normalize(result, &method, uri.path());
+            let resp = normalize(result, &method, uri.path(), &self.allow);
             let status = resp.status();
             // Microsecond resolution, printed as milliseconds.
             let latency_ms = started.elapsed().as_micros() as f64 / 1e3;

@@ -28,6 +28,20 @@ use crate::{
     throttle::ThrottleRule,
 };
 
+/// The JSON schema of `T` as the spec writes it (a `$ref` for named types), with the component
+/// schemas it needs: for spec details a module only learns at build time (a job type's params).
+pub fn schema_of<T: Type>() -> (Value, Map<String, Value>) {
+    let mut registry = Registry::new();
+    T::register(&mut registry);
+    let schema = serde_json::to_value(T::schema_ref()).unwrap_or_default();
+    let components = registry
+        .schemas
+        .into_iter()
+        .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap_or_default()))
+        .collect();
+    (schema, components)
+}
+
 /// What the finalizer needs to know about the app beyond its operations.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AppFacts<'a> {
@@ -172,6 +186,10 @@ fn decorate(op: &mut Value, bearer: &[(String, String)]) {
     let has_path_params = params.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("path"));
     let has_body = op.get("requestBody").is_some();
     let secured = op.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
+    if !secured && let Some(op) = op.as_object_mut() {
+        // Public: said explicitly, so linters and generated clients do not assume a default.
+        op.insert("security".into(), json!([]));
+    }
     let Some(responses) = op.as_object_mut().map(|o| o.entry("responses").or_insert_with(|| json!({}))) else {
         return;
     };

@@ -164,6 +164,7 @@ impl ApiError {
     pub fn unavailable(what: &str) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::DEPENDENCY_UNAVAILABLE)
             .with_detail(format!("{what} is temporarily unavailable; retry shortly"))
+            .with_retry_after(1)
     }
 
     /// 500 `INTERNAL_ERROR`. The cause is logged with the request id and never sent.

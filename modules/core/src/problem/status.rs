@@ -132,7 +132,8 @@ pub mod markers {
         /// 409.
         pub Conflict = 409, [ErrorCode::CONFLICT], "the request conflicts with the resource's current state";
         /// 503.
-        pub Unavailable = 503, [ErrorCode::DEPENDENCY_UNAVAILABLE], "a required dependency is down; retry shortly";
+        pub Unavailable = 503, [ErrorCode::DEPENDENCY_UNAVAILABLE], "a required dependency is down; retry shortly",
+            retry_after = "Seconds to wait before retrying";
     }
 
     /// 401 from the bearer guard, with `WWW-Authenticate: Bearer` (the spec finalizer adds the

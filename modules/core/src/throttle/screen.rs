@@ -19,6 +19,10 @@ pub async fn screen(
     verifier: Option<&Verifier>,
     throttle: Option<&ThrottleHandle>,
 ) -> poem::Result<()> {
+    if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+        // Which one would count is anyone's guess (a proxy may have added one): refuse.
+        return Err(ApiError::malformed("Send one Authorization header, not several").into());
+    }
     if let Some(verifier) = verifier {
         req.set_data(verifier.clone());
     }

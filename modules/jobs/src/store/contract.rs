@@ -275,14 +275,25 @@ pub async fn a_paused_queue_starts_nothing_until_resumed(store: Arc<dyn JobStore
     assert_eq!(fetched(&store, &q).await.job.id, new.id);
 }
 
-pub async fn tickets_work_once_and_expire(store: Arc<dyn JobStore>) {
+pub async fn tickets_open_once_then_serve_reconnections_and_expire(store: Arc<dyn JobStore>) {
     let hash = app_core::testing::unique_prefix();
+    let keep = Duration::from_secs(60);
     store.put_ticket(&hash, "user|job", Duration::from_secs(60)).await.expect("put");
-    assert_eq!(store.take_ticket(&hash).await.expect("take").as_deref(), Some("user|job"));
-    assert_eq!(store.take_ticket(&hash).await.expect("take"), None, "single use");
-    store.put_ticket(&hash, "v", Duration::from_millis(100)).await.expect("put");
+    assert_eq!(store.use_ticket(&hash, false, keep).await.expect("use").as_deref(), Some("user|job"));
+    assert_eq!(store.use_ticket(&hash, false, keep).await.expect("use"), None, "opens one stream");
+    assert_eq!(store.use_ticket(&hash, true, keep).await.expect("use").as_deref(), Some("user|job"), "a reconnection");
+    assert_eq!(store.use_ticket(&hash, true, keep).await.expect("use").as_deref(), Some("user|job"), "and another");
+    let never = app_core::testing::unique_prefix();
+    assert_eq!(store.use_ticket(&never, true, keep).await.expect("use"), None, "never issued");
+
+    let short = app_core::testing::unique_prefix();
+    store.put_ticket(&short, "v", Duration::from_millis(100)).await.expect("put");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(store.take_ticket(&hash).await.expect("take"), None, "expired");
+    assert_eq!(store.use_ticket(&short, false, keep).await.expect("use"), None, "expired unused");
+    store.put_ticket(&short, "v", Duration::from_secs(60)).await.expect("put");
+    assert!(store.use_ticket(&short, false, Duration::from_millis(100)).await.expect("use").is_some());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.use_ticket(&short, true, keep).await.expect("use"), None, "its reconnection window ended");
 }
 
 pub async fn subscribers_see_every_state_change_in_order(store: Arc<dyn JobStore>) {

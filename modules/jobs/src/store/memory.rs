@@ -591,8 +591,21 @@ impl JobStore for MemoryJobStore {
         Ok(())
     }
 
-    async fn take_ticket(&self, hash: &str) -> Result<Option<String>, RedisError> {
-        Ok(self.with(|state, now| state.tickets.remove(hash).filter(|(_, at)| *at > now).map(|(v, _)| v)).await)
+    async fn use_ticket(&self, hash: &str, reconnect: bool, keep: Duration) -> Result<Option<String>, RedisError> {
+        Ok(self
+            .with(|state, now| {
+                let (value, at) = state.tickets.get_mut(hash).filter(|(_, at)| *at > now)?;
+                match value.strip_prefix("u|") {
+                    Some(used) => reconnect.then(|| used.to_owned()),
+                    None => {
+                        let fresh = value.clone();
+                        *value = format!("u|{fresh}");
+                        *at = now + keep;
+                        Some(fresh)
+                    }
+                }
+            })
+            .await)
     }
 
     async fn subscribe(&self, id: Uuid) -> Result<JobEvents, RedisError> {

@@ -120,8 +120,11 @@ pub trait JobStore: Interface {
     /// Stores a stream ticket (by the hash of its secret) for `ttl`.
     async fn put_ticket(&self, hash: &str, value: &str, ttl: Duration) -> Result<(), RedisError>;
 
-    /// Takes a stream ticket: returns its value and deletes it (single use).
-    async fn take_ticket(&self, hash: &str) -> Result<Option<String>, RedisError>;
+    /// Uses a stream ticket: its value. The first use opens a stream and keeps the ticket for
+    /// `keep` more, during which it serves only reconnections (`reconnect`: the client resumes a
+    /// stream it had, as `EventSource` does with `Last-Event-ID`); `None` when it never existed,
+    /// expired, or was used and this is not a reconnection.
+    async fn use_ticket(&self, hash: &str, reconnect: bool, keep: Duration) -> Result<Option<String>, RedisError>;
 
     /// The job's state changes from now on.
     async fn subscribe(&self, id: Uuid) -> Result<JobEvents, RedisError>;

@@ -51,7 +51,7 @@ struct Scripts {
     forget_consumer: Script,
     take_rate: Script,
     refund_rate: Script,
-    take_ticket: Script,
+    use_ticket: Script,
 }
 
 /// Jobs in Redis, shared by every instance.
@@ -122,7 +122,7 @@ impl RedisJobStore {
             forget_consumer: r("jobs_forget_consumer", scripts::FORGET_CONSUMER),
             take_rate: r("jobs_take_rate", scripts::TAKE_RATE),
             refund_rate: r("jobs_refund_rate", scripts::REFUND_RATE),
-            take_ticket: r("jobs_take_ticket", scripts::TAKE_TICKET),
+            use_ticket: r("jobs_use_ticket", scripts::USE_TICKET),
         };
         Self {
             pubsub: RedisPubSub::new(redis.clone()),
@@ -507,8 +507,9 @@ impl JobStore for RedisJobStore {
         self.redis.set(&self.ticket_key(hash), value.as_bytes(), ttl, false).await.map(drop)
     }
 
-    async fn take_ticket(&self, hash: &str) -> Result<Option<String>, RedisError> {
-        let reply = self.redis.eval(&self.scripts.take_ticket, vec![self.ticket_key(hash)], Vec::new()).await?;
+    async fn use_ticket(&self, hash: &str, reconnect: bool, keep: Duration) -> Result<Option<String>, RedisError> {
+        let args = vec![Arg::from(if reconnect { "1" } else { "0" }), ms(keep)];
+        let reply = self.redis.eval(&self.scripts.use_ticket, vec![self.ticket_key(hash)], args).await?;
         Ok(reply.as_str().map(str::to_owned))
     }
 

@@ -366,8 +366,14 @@ return 1
 "#;
 
 /// KEYS: ticket. Returns its value and deletes it.
-pub(crate) const TAKE_TICKET: &str = r#"
+/// KEYS: ticket. ARGV: reconnect (1/0), keep ms. A used ticket's value starts with `u|`.
+pub(crate) const USE_TICKET: &str = r#"
 local v = redis.call('GET', KEYS[1])
-if v then redis.call('DEL', KEYS[1]) end
+if not v then return false end
+if string.sub(v, 1, 2) == 'u|' then
+  if ARGV[1] == '1' then return string.sub(v, 3) end
+  return false
+end
+redis.call('SET', KEYS[1], 'u|' .. v, 'PX', ARGV[2])
 return v
 "#;

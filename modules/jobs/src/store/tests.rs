@@ -35,7 +35,7 @@ app_core::contract_tests! {
         concurrent_workers_each_get_distinct_jobs,
         only_the_newest_finished_jobs_are_kept,
         pausing_and_the_rate_limit_are_shared_state,
-        tickets_work_once_and_expire,
+        tickets_open_once_then_serve_reconnections_and_expire,
         a_paused_queue_starts_nothing_until_resumed,
         a_requested_cancellation_outlives_retries_and_hand_backs,
         subscribers_see_every_state_change_in_order,

@@ -67,6 +67,10 @@ impl JobHandler for LibraryExport {
         "library.export"
     }
 
+    fn doc(&self) -> app_jobs::JobDoc {
+        crate::api::export_doc()
+    }
+
     fn validate(&self, params: &Value) -> Result<(), Vec<FieldError>> {
         match params.get("format").and_then(Value::as_str) {
             Some("json" | "csv") => Ok(()),

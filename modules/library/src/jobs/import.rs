@@ -56,6 +56,10 @@ impl JobHandler for LibraryImport {
         "library.import"
     }
 
+    fn doc(&self) -> app_jobs::JobDoc {
+        crate::api::import_doc()
+    }
+
     fn validate(&self, params: &Value) -> Result<(), Vec<FieldError>> {
         match params.get("items").and_then(Value::as_array) {
             None => Err(vec![FieldError::new("items", "must be an array of library items")]),
