@@ -225,9 +225,9 @@ async fn last_event_id_resumes_after_the_last_event_seen() {
 }
 
 #[tokio::test]
-async fn a_ticket_opens_the_stream_once_for_its_job_only() {
+async fn a_ticket_opens_one_stream_for_its_job_and_serves_its_reconnections_while_the_session_lives() {
     let app = jobs_app().await;
-    let (_, tokens) = app.user().await;
+    let (account, tokens) = app.user().await;
     let job = app.job(&tokens.access, "test.steps", json!({"steps": 3, "ms": 30})).await;
     let other = app.job(&tokens.access, "test.steps", json!({"steps": 1, "ms": 1})).await;
     let resp = app.stream_ticket(&tokens.access, &id(&job)).await;
@@ -235,9 +235,25 @@ async fn a_ticket_opens_the_stream_once_for_its_job_only() {
     let ticket: Value = resp.json().await.expect("json");
     assert_eq!(ticket["expiresIn"], 60);
     let ticket = ticket["ticket"].as_str().expect("ticket").to_owned();
-    let events = read_events(app.open_events(&id(&job), None, Some(&ticket), None).await).await;
-    assert_eq!(events.last().expect("events").event, "completed");
+    // `EventSource`'s first connection has no `Last-Event-ID`.
+    let first = app.open_events(&id(&job), None, Some(&ticket), None).await;
+    assert_eq!(first.status(), 200);
+    let snapshot = read_events(first).await.into_iter().next().expect("a first event");
+    assert_eq!(snapshot.event, "snapshot");
+    // A second stream from the same ticket is refused; the browser's reconnection to the same
+    // URL, with `Last-Event-ID`, is served (the rest of the job, or 204 once it finished).
     assert_problem(app.open_events(&id(&job), None, Some(&ticket), None).await, 401, "UNAUTHENTICATED").await;
+    let seen = snapshot.id.expect("the snapshot has an id");
+    let resumed = app.open_events(&id(&job), None, Some(&ticket), Some(seen)).await;
+    assert!(resumed.status() == 200 || resumed.status() == 204, "{}", resumed.status());
+    if resumed.status() == 200 {
+        assert_eq!(read_events(resumed).await.last().expect("events").event, "completed");
+    }
+    // Once the session has ended, the ticket is worth nothing.
+    let logout = app.authed(reqwest::Method::POST, "/api/v1/auth/logout-all", &tokens.access).send().await;
+    assert_eq!(logout.expect("sent").status(), 204);
+    assert_problem(app.open_events(&id(&job), None, Some(&ticket), Some(seen)).await, 401, "SESSION_REVOKED").await;
+    let tokens = app.logged_in(&account).await;
     let fresh: Value = app.stream_ticket(&tokens.access, &id(&job)).await.json().await.expect("json");
     let fresh = fresh["ticket"].as_str().expect("ticket").to_owned();
     assert_problem(app.open_events(&id(&other), None, Some(&fresh), None).await, 401, "UNAUTHENTICATED").await;
@@ -522,4 +538,31 @@ async fn a_stream_on_one_instance_follows_a_job_running_on_another_with_heartbea
     assert!(events.iter().filter(|e| e.event == "progress").count() >= 3, "progress crossed instances: {events:?}");
     assert_eq!(events.last().map(|e| e.event.as_str()), Some("completed"));
     assert!(text.matches("\n:\n").count() + usize::from(text.starts_with(":\n")) >= 2, "heartbeat comments: {text}");
+}
+
+#[tokio::test]
+async fn an_open_stream_ends_within_a_heartbeat_of_logout_all() {
+    let heartbeat = Duration::from_millis(400);
+    let app = app()
+        .with_test_jobs(Flaky::default())
+        .config(move |c| c.get_mut::<app_jobs::JobsConfig>().stream_heartbeat = heartbeat)
+        .spawn()
+        .await;
+    let (_, tokens) = app.user().await;
+    let job = app.job(&tokens.access, "test.steps", json!({"steps": 200, "ms": 100})).await;
+    let stream = app.open_events(&id(&job), Some(&tokens.access), None, None).await;
+    assert_eq!(stream.status(), 200);
+    let reading = tokio::spawn(read_events(stream));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logout = app.authed(reqwest::Method::POST, "/api/v1/auth/logout-all", &tokens.access).send().await;
+    assert_eq!(logout.expect("sent").status(), 204);
+    let ended = std::time::Instant::now();
+    // One heartbeat, and slack for a loaded machine; the job itself would run for 20 s.
+    let events = tokio::time::timeout(Duration::from_secs(10), reading).await.expect("the stream ended").expect("read");
+    assert!(ended.elapsed() < Duration::from_secs(10));
+    assert_eq!(events.first().expect("events").event, "snapshot");
+    assert!(
+        events.iter().all(|e| e.event == "snapshot" || e.event == "progress"),
+        "no terminal event: the job runs on"
+    );
 }

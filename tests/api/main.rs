@@ -16,4 +16,5 @@ mod openapi;
 mod rate_limit;
 mod rate_limit_rules;
 mod shutdown;
+mod spa;
 mod support;

@@ -296,8 +296,10 @@ async fn cors_allows_the_configured_spa_origin_on_answers_and_errors() {
     assert_eq!(resp.headers()["access-control-allow-origin"], "https://app.example.com");
     let exposed = resp.headers()["access-control-expose-headers"].to_str().expect("ascii").to_ascii_lowercase();
     assert!(exposed.contains("x-request-id") && exposed.contains("retry-after"), "{exposed}");
+    assert!(resp.headers().get_all("vary").iter().any(|v| v == "Origin"), "answers vary on Origin");
     problem(resp, 404, "NOT_FOUND").await;
 
+    // Another origin is served without CORS headers (the browser enforces the rest), never refused.
     let resp = h
         .http
         .get(format!("{}/items", h.base))
@@ -305,6 +307,20 @@ async fn cors_allows_the_configured_spa_origin_on_answers_and_errors() {
         .send()
         .await
         .expect("send");
+    assert!(resp.headers().get("access-control-allow-origin").is_none());
+    assert_ne!(resp.status(), 403);
+    assert!(resp.headers().get_all("vary").iter().any(|v| v == "Origin"));
+
+    // The server's own origin (Swagger UI at /docs sends `Origin` on POST) is served as usual.
+    let resp = h
+        .http
+        .post(format!("{}/echo", h.base))
+        .header("origin", h.base.as_str())
+        .json(&serde_json::json!({"name": "hi", "count": 1}))
+        .send()
+        .await
+        .expect("send");
+    assert!(resp.status().is_success(), "{}", resp.status());
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
 

@@ -12,19 +12,16 @@
 //! `src/` and the tests build the stack through the one function [`stack`].
 
 mod body_limit;
+mod cors;
 mod normalize;
 mod request_context;
 
 use std::sync::Arc;
 
-use poem::{
-    Endpoint, EndpointExt,
-    endpoint::EitherEndpoint,
-    http::{HeaderName, Method, header},
-    middleware::Cors,
-};
+use poem::{Endpoint, EndpointExt, endpoint::EitherEndpoint, http::header};
 
 pub use body_limit::BodyLimit;
+pub use cors::Cors;
 pub use normalize::{Normalize, normalize};
 /// Request headers, as the ports that read them (client address behind proxies) see them.
 pub use poem::http::{HeaderMap, HeaderValue};
@@ -105,13 +102,7 @@ where
         // Nothing sits between the two, so the outer layer enforces the body limit itself.
         return EitherEndpoint::A(routes.with(RequestContext::new(metrics, Some(limit), allow)));
     }
-    let cors = Cors::new()
-        .allow_origins(server.cors_origins.iter().map(String::as_str))
-        .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-        .allow_headers(cors_headers.request.iter().filter_map(|h| HeaderName::try_from(h.as_str()).ok()))
-        .expose_headers(cors_headers.exposed.iter().filter_map(|h| HeaderName::try_from(h.as_str()).ok()))
-        .max_age(600);
+    let cors = Cors::new(&server.cors_origins, cors_headers);
     EitherEndpoint::B(
         routes
             .with(BodyLimit::new(limit))
