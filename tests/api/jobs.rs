@@ -566,3 +566,19 @@ async fn an_open_stream_ends_within_a_heartbeat_of_logout_all() {
         "no terminal event: the job runs on"
     );
 }
+
+#[tokio::test]
+async fn on_a_fresh_redis_the_workers_take_the_first_job_at_once() {
+    // A fresh server has no stream and no consumer group yet: the workers create the group
+    // instead of backing off as from an outage (which would make a job submitted a few seconds
+    // after start wait seconds more).
+    let redis = RedisServer::start();
+    let app = app().backend(Backend::Redis(redis.url())).with_test_jobs(Flaky::default()).spawn().await;
+    let (_, tokens) = app.user().await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let submitted = std::time::Instant::now();
+    let job = app.job(&tokens.access, "test.steps", json!({"steps": 1, "ms": 1})).await;
+    let done = app.finished_job(&tokens.access, &id(&job)).await;
+    assert_eq!(done["status"], "completed");
+    assert!(submitted.elapsed() < Duration::from_secs(2), "taken after {:?}", submitted.elapsed());
+}

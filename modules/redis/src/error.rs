@@ -32,9 +32,34 @@ impl From<fred::error::Error> for RedisError {
                 RedisError::Unavailable(err.to_string())
             }
             K::Config | K::Url | K::Tls => RedisError::Config(err.to_string()),
-            // Errors raised while the client is (re)connecting or shutting down are outages too.
-            K::Unknown if !err.details().starts_with("ERR") => RedisError::Unavailable(err.to_string()),
+            K::Unknown if !is_command_error(err.details()) => RedisError::Unavailable(err.to_string()),
             _ => RedisError::Command(err.to_string()),
+        }
+    }
+}
+
+/// Whether an error's text is a Redis error reply about the command itself (`ERR ..`,
+/// `NOGROUP ..`, `WRONGTYPE ..`), as opposed to one that says the server cannot serve now
+/// (`LOADING`, `BUSY`, a failover's `READONLY`, ...) or the client's own words while it
+/// (re)connects or shuts down: those are outages.
+fn is_command_error(details: &str) -> bool {
+    const OUTAGES: &[&str] = &["LOADING", "BUSY", "MASTERDOWN", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS"];
+    let code = details.split_whitespace().next().unwrap_or_default();
+    let is_code = code.len() >= 3 && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    is_code && !OUTAGES.contains(&code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_about_the_command_is_not_an_outage() {
+        for reply in ["ERR wrong number of arguments", "NOGROUP No such key 'q' or consumer group", "WRONGTYPE x"] {
+            assert!(is_command_error(reply), "{reply}");
+        }
+        for outage in ["LOADING Redis is loading", "READONLY You can't write against a read only replica", "Canceled"] {
+            assert!(!is_command_error(outage), "{outage}");
         }
     }
 }
