@@ -49,6 +49,18 @@ fn is_command_error(details: &str) -> bool {
     is_code && !OUTAGES.contains(&code)
 }
 
+impl From<RedisError> for ApiError {
+    fn from(err: RedisError) -> Self {
+        match err {
+            RedisError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "redis unavailable");
+                ApiError::unavailable("Shared state storage")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,18 +72,6 @@ mod tests {
         }
         for outage in ["LOADING Redis is loading", "READONLY You can't write against a read only replica", "Canceled"] {
             assert!(!is_command_error(outage), "{outage}");
-        }
-    }
-}
-
-impl From<RedisError> for ApiError {
-    fn from(err: RedisError) -> Self {
-        match err {
-            RedisError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "redis unavailable");
-                ApiError::unavailable("Shared state storage")
-            }
-            other => ApiError::internal(other),
         }
     }
 }
