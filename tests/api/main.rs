@@ -5,6 +5,7 @@
 mod architecture;
 mod auth;
 mod cli;
+mod client;
 mod di;
 mod docker;
 mod errors;
