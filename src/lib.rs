@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod app;
 pub mod cli;
 pub mod config;
+mod docs;
 mod modules;
 pub mod routes;
 pub mod telemetry;

@@ -22,10 +22,12 @@ use poem::{
     error::MethodNotAllowedError,
     http::{Method, StatusCode, header},
 };
-use poem_openapi::OpenApiService;
 use serde_json::{Value, json};
 
-use crate::app::StartError;
+use crate::{
+    app::StartError,
+    docs::{Asset, Docs},
+};
 
 /// The API title in the spec.
 pub const TITLE: &str = "SPA Backend API";
@@ -141,7 +143,7 @@ struct Surface {
     /// slot).
     redis: Option<app_redis::Redis>,
     spec: Bytes,
-    swagger: Bytes,
+    docs: Docs,
     spec_pattern: PathPattern,
     docs_pattern: PathPattern,
     live_pattern: PathPattern,
@@ -177,11 +179,20 @@ impl Endpoint for Surface {
                 return Ok(resp);
             }
             "/openapi.json" => (&self.spec, "application/json", &self.spec_pattern),
-            "/docs" => (&self.swagger, "text/html; charset=utf-8", &self.docs_pattern),
             "/docs/" => {
                 return Ok(StatusCode::PERMANENT_REDIRECT.with_header(header::LOCATION, "/docs").into_response());
             }
-            _ => return self.api.call(req).await.map(IntoResponse::into_response),
+            path => match Asset::at(path) {
+                Some(asset) => {
+                    if req.method() != Method::GET && req.method() != Method::HEAD {
+                        return Err(MethodNotAllowedError.into());
+                    }
+                    let mut resp = self.docs.answer(&asset);
+                    resp.set_data(self.docs_pattern.clone());
+                    return Ok(resp);
+                }
+                None => return self.api.call(req).await.map(IntoResponse::into_response),
+            },
         };
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(MethodNotAllowedError.into());
@@ -190,12 +201,6 @@ impl Endpoint for Surface {
         resp.set_data(pattern.clone());
         Ok(resp)
     }
-}
-
-/// Swagger UI's page, embedding `spec`.
-fn swagger_ui(spec: &str) -> String {
-    let empty = OpenApiService::new((), TITLE, env!("CARGO_PKG_VERSION"));
-    empty.swagger_ui_html().replace(&empty.spec(), spec)
 }
 
 /// Every route of a built app behind the middleware stack.
@@ -214,7 +219,7 @@ pub(crate) fn routes(
         contracts: api.contracts,
         allow: allow.clone(),
         redis,
-        swagger: swagger_ui(&api.spec).into(),
+        docs: Docs::new(),
         spec: api.spec.into(),
         spec_pattern: PathPattern("/openapi.json".into()),
         docs_pattern: PathPattern("/docs".into()),

@@ -43,14 +43,26 @@ fn every_operation_declares_problem_json_errors() {
 }
 
 #[tokio::test]
-async fn swagger_ui_is_served_at_docs_with_the_finalized_spec() {
+async fn swagger_ui_is_served_at_docs_from_its_own_files_under_a_strict_policy() {
     let app = spawn_app().await;
     let resp = app.docs().await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let policy = resp.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    for directive in ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"] {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     let html = resp.text().await.expect("html");
-    assert!(html.contains("SwaggerUIBundle"), "the Swagger UI bundle is inline");
-    assert!(html.contains("application/problem+json"), "it embeds the finalized spec");
+    assert!(!html.contains("<script>") && !html.contains("<style"), "nothing inline: {html}");
+    for asset in ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/swagger-init.js"] {
+        assert!(html.contains(asset), "{asset}");
+        let resp = app.get(asset).await;
+        assert_eq!(resp.status(), 200, "{asset}");
+        assert!(resp.text().await.expect("text").len() > 40, "{asset}");
+    }
+    let init = app.get("/docs/swagger-init.js").await.text().await.expect("js");
+    assert!(init.contains("url: '/openapi.json'"), "the page reads the served spec: {init}");
     let resp = app.get("/docs/").await;
     assert_eq!(resp.status(), 308);
     assert_eq!(resp.headers()["location"], "/docs");

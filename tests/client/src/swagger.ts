@@ -39,8 +39,14 @@ try {
   });
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
+  // A Content-Security-Policy violation is a console error.
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
 
-  await page.goto(`${base}/docs`);
+  const docs = await page.goto(`${base}/docs`);
+  const policy = docs?.headers()["content-security-policy"] ?? "";
+  assert.ok(policy.includes("frame-ancestors 'none'") && policy.includes("script-src 'self'"), policy);
   await page.locator(".swagger-ui .info .title").waitFor();
 
   // Authorize with the bearer token.

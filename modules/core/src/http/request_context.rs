@@ -114,6 +114,8 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
         self.metrics.observe(&labels, started.elapsed());
         resp.headers_mut().insert(RequestId::HEADER, id.header_value().clone());
+        // No answer is to be sniffed into another type (a JSON error rendered as HTML, say).
+        resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if let Some(limits) = limits {
             limits.write_headers(resp.headers_mut());
         }
