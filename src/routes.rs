@@ -171,6 +171,12 @@ impl Endpoint for Surface {
             }
             return self.api.call(req).await.map(IntoResponse::into_response);
         }
+        // Operations outside `/api/` may look at a bearer token too (readiness details for admins).
+        if let Some(verifier) = &self.verifier
+            && req.headers().contains_key(header::AUTHORIZATION)
+        {
+            req.set_data(verifier.clone());
+        }
         let (body, content_type, pattern) = match req.uri().path() {
             "/health/live" if req.method() == Method::GET => {
                 let mut resp =

@@ -8,7 +8,12 @@ use poem_openapi::{
 };
 use shaku::HasComponent;
 
-use app_core::readiness::{Check, CheckStatus};
+use app_core::{
+    Role,
+    guard::{Verifier, bearer_token},
+    readiness::{Check, CheckStatus},
+};
+use poem::{Request, http::header};
 
 use crate::service::{HealthService, Readiness};
 
@@ -63,6 +68,18 @@ enum ReadyResponse {
 
 const NO_STORE: &str = "no-store";
 
+/// Whether the request carries an admin's valid bearer token (details are for admins only, as
+/// Spring Boot's `show-details: when-authorized`; anyone else, a bad token included, gets the
+/// statuses).
+async fn is_admin(req: &Request) -> bool {
+    let (Some(Verifier(verifier)), Some(token)) =
+        (req.data::<Verifier>(), req.headers().get(header::AUTHORIZATION).and_then(bearer_token))
+    else {
+        return false;
+    };
+    verifier.verify(token).await.is_ok_and(|principal| principal.role == Role::Admin)
+}
+
 /// `/health/*` and `/metrics`.
 pub struct HealthApi {
     service: Arc<dyn HealthService>,
@@ -89,10 +106,18 @@ impl HealthApi {
     /// Readiness
     ///
     /// 200 when shared state (Redis, or the memory backend) and the database answer; 503 naming
-    /// the failing check otherwise. Each check is bounded by `health.check_timeout`.
+    /// the failing check otherwise. Each check is bounded by `health.check_timeout`. Anyone sees
+    /// each check's status; with an admin's bearer token, the checks carry their details too
+    /// (backend, latency, version, role, memory, clients, uptime, eviction policy, why one is down).
     #[oai(path = "/health/ready", method = "get", operation_id = "healthReady")]
-    async fn ready(&self) -> ReadyResponse {
-        let report = self.service.readiness().await;
+    async fn ready(&self, req: &Request) -> ReadyResponse {
+        let mut report = self.service.readiness().await;
+        if !is_admin(req).await {
+            for check in report.checks.values_mut() {
+                *check = Check { status: check.status, ..Check::down("", "") };
+                check.backend = None;
+            }
+        }
         match report.status {
             CheckStatus::Ok => ReadyResponse::Ready(Json(report.into()), NO_STORE.to_owned()),
             CheckStatus::Down => ReadyResponse::NotReady(Json(report.into()), NO_STORE.to_owned()),

@@ -37,6 +37,12 @@ impl Module for HealthModule {
         let container =
             ctx.container(HealthContainer::builder().with_component_parameters::<HealthServiceImpl>(params));
         ctx.controller(Controller::new(HealthApi::new(&*container)));
+        // Readiness takes an optional bearer token (an admin's sees the details).
+        ctx.patch_spec(|spec| {
+            if let Some(ready) = spec.pointer_mut("/paths/~1health~1ready/get") {
+                ready["security"] = serde_json::json!([{}, { "bearer": [] }]);
+            }
+        });
         Ok(())
     }
 }

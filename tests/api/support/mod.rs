@@ -222,6 +222,11 @@ impl TestApp {
         self.get("/health/ready").await
     }
 
+    /// `GET /health/ready` with a bearer token (an admin's sees the checks' details).
+    pub async fn ready_as(&self, token: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, "/health/ready").bearer_auth(token).send().await.expect("request sent")
+    }
+
     /// `GET /metrics` as text.
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.text().await.expect("metrics text")
