@@ -75,7 +75,7 @@ fn api(mut built: Built) -> Result<Api, app_core::ModuleError> {
     let limiter = built.get::<Limiter>();
     if let Some(limiter) = &limiter {
         for rule in &composed.rules {
-            if let Some(policy) = rule.policies.iter().find(|p| !limiter.0.has_policy(p)) {
+            if let Some(policy) = rule.all_policies().find(|p| !limiter.0.has_policy(p)) {
                 return Err(error(format!(
                     "the operation `{}` names the rate-limit policy `{policy}`, which `rate_limit.policies` does not define",
                     rule.operation

@@ -217,3 +217,31 @@ async fn the_spec_names_each_operations_policies() {
         assert!(described(operation), "{operation}'s own policies are in its description");
     }
 }
+
+#[tokio::test]
+async fn bogus_refresh_tokens_from_a_neighbour_leave_the_victims_refresh_working() {
+    let app = app()
+        .config(|c| policy(c.get_mut::<app_ratelimit::RateLimitConfig>(), "auth_ip", 5, Duration::from_secs(600), None))
+        .spawn()
+        .await;
+    let (_, victim) = app.user().await; // registering and logging in spend 2 of the address's 5
+
+    // Tokens naming the victim's user and session, with secrets the neighbour made up, from
+    // the same address as the victim (the loopback).
+    let (named, _secret) = victim.refresh.rsplit_once('.').expect("a refresh token");
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let bogus = format!("{named}.{}", format!("{n}").repeat(43));
+        let resp = app.refresh(&bogus).await;
+        let status = resp.status().as_u16();
+        if status == 429 {
+            assert_problem(resp, 429, "RATE_LIMITED").await;
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "failures are counted and refused by address");
+    let resp = app.refresh(&victim.refresh).await;
+    assert_eq!(resp.status(), 200, "the victim's valid token is refused by nobody's failures");
+    let next = resp.json::<Value>().await.expect("json")["refreshToken"].as_str().expect("a token").to_owned();
+    assert_eq!(app.refresh(&next).await.status(), 200, "and keeps working");
+}

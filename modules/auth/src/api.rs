@@ -30,12 +30,13 @@ use crate::{
 // of them refuses is counted by none (see the throttle guard), so an attacker on one address
 // spends at most `auth`'s 5 of a victim's 20 per window and block, and cannot lock the victim
 // out of logging in from elsewhere; rotating addresses buys at most `auth_account`'s allowance
-// per account; `auth_ip` bounds one address trying many accounts. Refresh counts against
-// `auth` by address and the account its token names.
+// per account; `auth_ip` bounds one address trying many accounts. Refresh passes the default
+// policy alone before its token is verified (what an unverified token names keys nothing a
+// neighbour could spend), and its failures count against `auth_ip` once they are known.
 static REGISTER_LIMITS: ThrottleRule =
     ThrottleRule::new("register", &["auth", "auth_account", "auth_ip"]).account(email_of);
 static LOGIN_LIMITS: ThrottleRule = ThrottleRule::new("login", &["auth", "auth_account", "auth_ip"]).account(email_of);
-static REFRESH_LIMITS: ThrottleRule = ThrottleRule::new("refresh", &["auth"]).account(refresh_account_of);
+static REFRESH_LIMITS: ThrottleRule = ThrottleRule::new("refresh", &[]).failures("auth_ip");
 // Logging out is never refused for the default policy: a client at its limit can still end
 // its session (the route needs a live session, and revoking it is one Redis call).
 static LOGOUT_UNLIMITED: ThrottleRule = ThrottleRule::skip("logout");
@@ -47,18 +48,6 @@ pub const RULES: &[&ThrottleRule] = &[&REGISTER_LIMITS, &LOGIN_LIMITS, &REFRESH_
 fn email_of(_: &Request, body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     Some(value.get("email")?.as_str()?.trim().to_lowercase())
-}
-
-/// The user a presented refresh token names (body, else cookie); unverified, as a count key.
-fn refresh_account_of(req: &Request, body: &[u8]) -> Option<String> {
-    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let token = value
-        .as_ref()
-        .and_then(|v| v.get("refreshToken"))
-        .and_then(|t| t.as_str())
-        .map(str::to_owned)
-        .or_else(|| refresh_cookie(req))?;
-    crate::tokens::RefreshToken::parse(&token).map(|t| t.user_id.to_string())
 }
 
 /// The refresh cookie's name.
@@ -309,8 +298,9 @@ impl AuthApi {
     /// theft and revokes the session (401 `REFRESH_TOKEN_REUSED`). Two tabs racing (or a retry
     /// after a lost reply) are the exception: within `auth.refresh_race_grace` (10 s) of its
     /// rotation, the same token gets the same new refresh token again, so the session never
-    /// forks and nobody is logged out. A 401 also clears the refresh cookie. Its policy `auth`
-    /// counts the client address and the token's account.
+    /// forks and nobody is logged out. A 401 also clears the refresh cookie. A valid token is
+    /// never refused by someone else's failures: only failed refreshes count (against
+    /// `auth_ip`, by address), and only failures are answered 429 once the address spent it.
     #[oai(path = "/auth/refresh", method = "post", operation_id = "refresh")]
     async fn refresh(
         &self,
@@ -327,9 +317,12 @@ impl AuthApi {
             Ok(issued) => Ok(self.tokens(issued)),
             // A refresh token that no longer works is dropped from the browser too.
             Err(err) => {
-                let err = app_core::ApiError::from(err);
+                let mut err = app_core::ApiError::from(err);
                 if err.status() != poem::http::StatusCode::UNAUTHORIZED {
                     return Err(err.into());
+                }
+                if let Err(limited) = app_core::throttle::charge_failure(req).await {
+                    err = limited;
                 }
                 let clear = poem::http::HeaderValue::from_str(&self.cookie("", 0)).expect("a valid cookie header");
                 Err(err.with_header(header::SET_COOKIE, clear).into())

@@ -145,9 +145,12 @@ fn parse_net(s: &str) -> Option<IpNet> {
 /// What each default policy guards, for the README's table.
 const GUARDS: &[(&str, &str)] = &[
     ("api", "guards every `/api/v1` request (the default policy)"),
-    ("auth", "guards login, register (address + email) and refresh (address + the token's user)"),
+    ("auth", "guards login and register (address + email)"),
     ("auth_account", "guards login and register, by the email alone from any address (bounds address rotation)"),
-    ("auth_ip", "guards login and register by address alone (one address trying many accounts)"),
+    (
+        "auth_ip",
+        "guards login and register by address alone (one address trying many accounts); counts failed refreshes",
+    ),
     ("jobs", "guards job submission"),
 ];
 

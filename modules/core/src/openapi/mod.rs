@@ -272,6 +272,13 @@ fn describe_rate_limits(op: &mut Value, rule: Option<&ThrottleRule>) -> bool {
         (false, true) => "**Rate limits:** the default policy.".to_owned(),
         (false, false) => format!("**Rate limits:** the default policy, {}.", named.join(", ")),
     };
+    let line = match rule.and_then(|r| r.failures) {
+        Some(policy) => format!(
+            "{line} Failed attempts count against `{policy}` by client address; once it is spent, \
+             failures answer 429 (a valid credential is never refused by it)."
+        ),
+        None => line,
+    };
     if let Some(op) = op.as_object_mut() {
         let description = match op.get("description").and_then(Value::as_str) {
             Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),

@@ -21,7 +21,7 @@ mod rules;
 mod screen;
 
 pub use rules::{Entry, ThrottleRule, ThrottleTable};
-pub use screen::{client_ip, screen};
+pub use screen::{charge_failure, client_ip, screen};
 
 use std::{
     net::IpAddr,

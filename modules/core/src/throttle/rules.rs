@@ -32,17 +32,20 @@ pub struct ThrottleRule {
     /// Whether the default policy is skipped (`@SkipThrottle()`): with no policies named, the
     /// operation is not rate-limited at all, and its spec says so.
     pub skip_default: bool,
+    /// The policy the operation's failures are counted against after the fact, by address
+    /// alone (see [`charge_failure`](super::charge_failure)).
+    pub failures: Option<&'static str>,
 }
 
 impl ThrottleRule {
     /// The operation `operation` passes `policies` on top of the default one (`@Throttle(..)`).
     pub const fn new(operation: &'static str, policies: &'static [&'static str]) -> Self {
-        Self { operation, policies, account: None, skip_default: false }
+        Self { operation, policies, account: None, skip_default: false, failures: None }
     }
 
     /// The operation `operation` passes no policy, not even the default one (`@SkipThrottle()`).
     pub const fn skip(operation: &'static str) -> Self {
-        Self { operation, policies: &[], account: None, skip_default: true }
+        Self { operation, policies: &[], account: None, skip_default: true, failures: None }
     }
 
     /// Reads the account a request names with `account_of` (for subjects such as address +
@@ -50,6 +53,20 @@ impl ThrottleRule {
     pub const fn account(mut self, account_of: AccountOf) -> Self {
         self.account = Some(account_of);
         self
+    }
+
+    /// Counts the operation's failed requests against `policy`, by address alone, once the
+    /// handler knows they failed: for operations whose credential is only verified by the
+    /// handler, so what an unverified request claims never keys a count that could refuse
+    /// someone else.
+    pub const fn failures(mut self, policy: &'static str) -> Self {
+        self.failures = Some(policy);
+        self
+    }
+
+    /// Every policy the rule names.
+    pub fn all_policies(&self) -> impl Iterator<Item = &'static str> {
+        self.policies.iter().copied().chain(self.failures)
     }
 }
 

@@ -142,3 +142,23 @@ async fn settle(
 pub fn client_ip(throttler: &dyn Throttler, req: &Request) -> std::net::IpAddr {
     throttler.client_ip(req.remote_addr().as_socket_addr().map(|a| a.ip()), req.headers())
 }
+
+/// Counts a failed request of an operation whose rule declares
+/// [`failures`](super::ThrottleRule::failures) against that policy, by its client address
+/// alone; the 429 problem once the address is over the allowance. Only failures are counted
+/// and only failures answered 429, so a valid credential is never refused by this count: a
+/// neighbour behind the same address cannot lock its owner out. Without a limiter or a
+/// declared policy, or with the limiter's store down, nothing is counted.
+pub async fn charge_failure(req: &Request) -> Result<(), ApiError> {
+    let Some(handle) = req.data::<ThrottleHandle>() else { return Ok(()) };
+    let Some(entry) = handle.table.find(req.method(), req.uri().path()) else { return Ok(()) };
+    let Some(policy) = entry.rule.failures else { return Ok(()) };
+    let throttler = &*handle.throttler;
+    let subject = Subject { ip: client_ip(throttler, req), user: None, account: None };
+    let Ok(Some(state)) = throttler.check(policy, &entry.route, &subject).await else { return Ok(()) };
+    let refused = state.denied().then(|| state.problem());
+    if let Some(slot) = req.data::<LimitSlot>() {
+        slot.push(state);
+    }
+    refused.map_or(Ok(()), Err)
+}
