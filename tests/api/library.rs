@@ -504,3 +504,37 @@ async fn the_memory_backend_caches_and_locks_too() {
     assert_eq!(app.lock_item(&tokens.access, &item).await.status(), 201);
     assert_problem(app.lock_item(&tokens.access, &item).await, 423, "LOCKED").await;
 }
+
+#[tokio::test]
+async fn a_full_library_answers_409_quota_exceeded_and_other_users_are_unaffected() {
+    let app = app().config(|c| c.get_mut::<app_library::LibraryConfig>().max_items_per_user = 3).spawn().await;
+    let (_, full) = app.user().await;
+    let (_, other) = app.user().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(id(&app.song(&full.access, &format!("s{n}")).await));
+    }
+    let resp = app.create_item(&full.access, json!({"type": "song", "title": "one too many"})).await;
+    let problem = assert_problem(resp, 409, "QUOTA_EXCEEDED").await;
+    assert_eq!(problem["quota"], "library.max_items_per_user");
+    assert!(problem["detail"].as_str().expect("detail").contains('3'), "{problem}");
+    assert_eq!(app.page(&full.access, "").await["total"], 3, "nothing was added");
+    assert_eq!(app.create_item(&other.access, json!({"type": "song", "title": "mine"})).await.status(), 201);
+
+    // A delete frees a place; an import fills the library up to its quota and names the rest.
+    assert_eq!(app.delete_item(&full.access, &ids[0], None).await.status(), 204);
+    let items =
+        json!([{"type": "song", "title": "i0"}, {"type": "song", "title": " "}, {"type": "song", "title": "i2"}]);
+    let job = app.job(&full.access, "library.import", json!({"items": items})).await;
+    assert_eq!(app.finished_job(&full.access, &id(&job)).await["status"], "completed");
+    let report: Value = app.job_result(&full.access, &id(&job)).await.json().await.expect("json");
+    assert_eq!(report["imported"], 1);
+    let failed: Vec<(u64, &str)> = report["failed"]
+        .as_array()
+        .expect("failed")
+        .iter()
+        .map(|f| (f["index"].as_u64().expect("index"), f["code"].as_str().expect("code")))
+        .collect();
+    assert_eq!(failed, [(1, "VALIDATION_FAILED"), (2, "QUOTA_EXCEEDED")]);
+    assert_eq!(app.page(&full.access, "").await["total"], 3);
+}

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use app_core::{
     BearerAuth, FieldError, Nullable, Problems, Timestamp,
     pagination::Pagination,
-    problem::markers::{BadRequest, Conflict, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Conflict, NotFound, QuotaExceeded, Unauthorized, Unavailable},
 };
 use app_locks::{LockNotHeld, Locked};
 use poem_openapi::{
@@ -315,12 +315,15 @@ impl LibraryApi {
     }
 
     /// Add an item to the caller's library
+    ///
+    /// A library holds at most `library.max_items_per_user` items (10,000 by default); an item
+    /// beyond is refused with 409 `QUOTA_EXCEEDED`.
     #[oai(path = "/", method = "post", operation_id = "createLibraryItem")]
     async fn create(
         &self,
         auth: BearerAuth,
         body: Json<LibraryItemInput>,
-    ) -> Result<Created, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+    ) -> Result<Created, Problems<(BadRequest, Unauthorized, QuotaExceeded, Unavailable)>> {
         let item = body.0.to_new_item().map_err(invalid)?;
         let item = self.service.create(auth.0.user_id, item).await?;
         let location = format!("/api/v1/library/{}", item.id);
@@ -449,7 +452,8 @@ struct LibraryImportParams {
 struct ImportFailure {
     /// Its position in `items` (0-based).
     index: u64,
-    /// Why, as a problem code (`VALIDATION_FAILED`).
+    /// Why, as a problem code: `MALFORMED_REQUEST`, `VALIDATION_FAILED`, or `QUOTA_EXCEEDED`
+    /// (the library was full: `library.max_items_per_user`).
     code: String,
     /// Why, for a human.
     message: String,

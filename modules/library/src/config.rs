@@ -1,4 +1,4 @@
-//! `[library]`: cache lifetime and lock leases.
+//! `[library]`: cache lifetime, lock leases and the per-user quota.
 
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub struct LibraryConfig {
     /// The lease of the short lock a PATCH or DELETE without `X-Lock-Token` takes by itself.
     #[serde(with = "humantime_serde")]
     pub write_lock_ttl: Duration,
+    /// The most items one user's library may hold (a create or import beyond it answers 409
+    /// `QUOTA_EXCEEDED`).
+    pub max_items_per_user: u64,
 }
 
 impl Default for LibraryConfig {
@@ -26,6 +29,7 @@ impl Default for LibraryConfig {
             cache_ttl: Duration::from_secs(30 * 60),
             lock_ttl: Duration::from_secs(60),
             write_lock_ttl: Duration::from_secs(10),
+            max_items_per_user: 10_000,
         }
     }
 }
@@ -44,6 +48,10 @@ impl ConfigSection for LibraryConfig {
                 "library.write_lock_ttl",
                 "lease of the short lock a PATCH or DELETE without `X-Lock-Token` takes by itself",
             ),
+            Row::new(
+                "library.max_items_per_user",
+                "the most items one user's library may hold; a create or import beyond it answers 409 `QUOTA_EXCEEDED`",
+            ),
         ]
     }
 }
@@ -56,6 +64,9 @@ impl Validate for LibraryConfig {
         at_least_a_second("library.cache_ttl", self.cache_ttl)?;
         at_least_a_second("library.lock_ttl", self.lock_ttl)?;
         at_least_a_second("library.write_lock_ttl", self.write_lock_ttl)?;
+        if self.max_items_per_user == 0 || self.max_items_per_user > 10_000_000 {
+            return Err(ConfigIssue::new("library.max_items_per_user", "must be 1 to 10,000,000"));
+        }
         if self.lock_ttl > Duration::from_secs(3600) {
             return Err(ConfigIssue::new("library.lock_ttl", "must be at most 1h (clients extend long edits)"));
         }

@@ -16,6 +16,12 @@ pub enum LibraryError {
     /// The item has seen a newer fencing token: the caller's lock was lost meanwhile.
     #[error("a newer lock holder changed the item")]
     Stale,
+    /// The owner's library holds its maximum of items.
+    #[error("the library holds its maximum of {limit} items")]
+    QuotaExceeded {
+        /// `library.max_items_per_user`.
+        limit: u64,
+    },
     /// A lock failure (held by another, not held, lock store down).
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -38,6 +44,10 @@ impl From<LibraryError> for ApiError {
             LibraryError::Stale => ApiError::conflict(
                 ErrorCode::CONFLICT,
                 "The item was changed under a newer lock; your lock expired meanwhile. Reload it and try again",
+            ),
+            LibraryError::QuotaExceeded { limit } => ApiError::quota_exceeded(
+                "library.max_items_per_user",
+                format!("Your library holds its maximum of {limit} items; delete some to add more"),
             ),
             LibraryError::Lock(lock) => lock.into(),
             LibraryError::Db(db) => db.into(),

@@ -28,4 +28,4 @@ pub use model::{
 };
 pub use module::{LibraryContainer, LibraryModule};
 pub use service::{LibraryService, LibraryServiceComponent, LibraryServiceImpl, LibraryServiceParams, LockView};
-pub use store::{LibraryRepository, SqlLibraryRepository, Written};
+pub use store::{LibraryRepository, SqlLibraryRepository, SqlLibraryRepositoryParameters, Written};

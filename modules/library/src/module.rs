@@ -14,6 +14,7 @@ use shaku::{HasComponent, module};
 
 use crate::{
     LibraryApi, LibraryConfig, LibraryService, LibraryServiceComponent, LibraryServiceParams, SqlLibraryRepository,
+    SqlLibraryRepositoryParameters,
     jobs::{LibraryExport, LibraryImport},
 };
 
@@ -66,17 +67,27 @@ impl Module for LibraryModule {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![Migration::new(
-            20261201000001,
-            "library_items",
-            include_str!("../migrations/20261201000001_library_items.sql"),
-        )]
+        vec![
+            Migration::new(
+                20261201000001,
+                "library_items",
+                include_str!("../migrations/20261201000001_library_items.sql"),
+            ),
+            Migration::new(
+                20261204000001,
+                "library_usage",
+                include_str!("../migrations/20261204000001_library_usage.sql"),
+            ),
+        ]
     }
 
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
-        let params = LibraryServiceParams { config: ctx.config::<LibraryConfig>().clone() };
+        let config = ctx.config::<LibraryConfig>().clone();
+        let repository = SqlLibraryRepositoryParameters { max_items: config.max_items_per_user };
+        let params = LibraryServiceParams { config };
         let container = ctx.container(
             LibraryContainer::builder(ctx.get()?, ctx.get()?, ctx.get()?)
+                .with_component_parameters::<SqlLibraryRepository>(repository)
                 .with_component_parameters::<LibraryServiceComponent>(params),
         );
         let service: Arc<dyn LibraryService> = container.resolve();

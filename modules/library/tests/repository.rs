@@ -62,7 +62,7 @@ fn titled(title: &str) -> ItemChanges {
 async fn items_round_trip_page_and_stay_with_their_owner_on_every_backend() {
     for test_db in TestDatabase::all().await {
         let (database, db) = open(&test_db).await;
-        let repo = SqlLibraryRepository::new(db);
+        let repo = SqlLibraryRepository::new(db, 10_000);
         let (owner, other) = (user(&database).await, user(&database).await);
         let mut full = song("Full");
         full.artist = Some("Ada".into());
@@ -104,7 +104,7 @@ async fn items_round_trip_page_and_stay_with_their_owner_on_every_backend() {
 async fn a_write_with_an_older_fencing_token_changes_nothing_on_every_backend() {
     for test_db in TestDatabase::all().await {
         let (database, db) = open(&test_db).await;
-        let repo = SqlLibraryRepository::new(db);
+        let repo = SqlLibraryRepository::new(db, 10_000);
         let owner = user(&database).await;
         let item = repo.create(owner, song("v0")).await.expect("create");
         let Written::Done(after) = repo.update(owner, item.id, &titled("v2"), 200).await.expect("update") else {
@@ -128,7 +128,7 @@ async fn a_write_with_an_older_fencing_token_changes_nothing_on_every_backend() 
 async fn a_holder_whose_lock_expired_cannot_overwrite_the_next_holders_change() {
     let test_db = TestDatabase::sqlite();
     let (database, db) = open(&test_db).await;
-    let repo: Arc<dyn LibraryRepository> = Arc::new(SqlLibraryRepository::new(db));
+    let repo: Arc<dyn LibraryRepository> = Arc::new(SqlLibraryRepository::new(db, 10_000));
     let cache =
         Arc::new(CacheManager::new(Arc::new(MemoryCacheStore::new()), CacheConfig::default(), CacheMetrics::default()));
     let locks = Arc::new(Locks::new(Arc::new(RedisLockStore::new(app_redis::testing::redis().await))));
@@ -151,4 +151,37 @@ async fn a_holder_whose_lock_expired_cannot_overwrite_the_next_holders_change() 
     assert!(matches!(err, LibraryError::Lock(app_locks::LockError::Locked { .. })), "{err:?}");
     assert_eq!(service.get(owner, item.id).await.expect("get").title, "by B");
     database.close().await;
+}
+
+#[tokio::test]
+async fn the_item_quota_holds_exactly_under_concurrent_writers_on_every_backend() {
+    for test_db in TestDatabase::all().await {
+        let (database, db) = open(&test_db).await;
+        let backend = test_db.backend();
+        let repo = Arc::new(SqlLibraryRepository::new(db, 5));
+        let (owner, other) = (user(&database).await, user(&database).await);
+        // An item written before the quota was counted (as after an upgrade): the first write
+        // counts it.
+        repo.create(owner, song("old")).await.expect("create");
+        sqlx::query("DELETE FROM library_usage").execute(database.pool()).await.expect("forget the count");
+        let writes = (0..12).map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.create(owner, song(&format!("s{i}"))).await })
+        });
+        let results = futures::future::join_all(writes).await;
+        let created = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        let refused = results.iter().filter(|r| matches!(r, Ok(Err(LibraryError::QuotaExceeded { limit: 5 })))).count();
+        assert_eq!((created, refused), (4, 8), "{backend}: {results:?}");
+        let many = repo.create_many(owner, vec![song("x")]).await;
+        assert!(matches!(many, Err(LibraryError::QuotaExceeded { .. })), "{backend}");
+        let page = ListQuery::parse(None, None, Pagination::new(Some(1), Some(100)).expect("page")).expect("query");
+        assert_eq!(repo.list(owner, &page).await.expect("list").total, 5, "{backend}: nothing half-written");
+        assert!(repo.create(other, song("theirs")).await.is_ok(), "{backend}: another owner is unaffected");
+        let victim = repo.list(owner, &page).await.expect("list").items[0].id;
+        assert_eq!(repo.delete(owner, victim, 0).await.expect("delete"), Written::Done(()));
+        assert!(repo.create(owner, song("again")).await.is_ok(), "{backend}: a delete frees a place");
+        let ids = vec![(Uuid::now_v7(), song("a")), (Uuid::now_v7(), song("b"))];
+        assert!(matches!(repo.insert_missing(owner, ids).await, Err(LibraryError::QuotaExceeded { .. })));
+        database.close().await;
+    }
 }

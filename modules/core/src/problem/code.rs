@@ -79,6 +79,11 @@ impl ErrorCode {
     /// A rate-limit policy was exceeded.
     pub const RATE_LIMITED: ErrorCode =
         ErrorCode::new("RATE_LIMITED", "A rate-limit policy was exceeded; see `retryAfter`.");
+    /// A per-user quota is reached.
+    pub const QUOTA_EXCEEDED: ErrorCode = ErrorCode::new(
+        "QUOTA_EXCEEDED",
+        "A per-user quota is reached; `quota` names it (its configuration key) and `detail` its limit.",
+    );
     /// A required dependency is unavailable.
     pub const DEPENDENCY_UNAVAILABLE: ErrorCode = ErrorCode::new(
         "DEPENDENCY_UNAVAILABLE",
@@ -102,6 +107,7 @@ impl ErrorCode {
         Self::PAYLOAD_TOO_LARGE,
         Self::UNSUPPORTED_MEDIA_TYPE,
         Self::RATE_LIMITED,
+        Self::QUOTA_EXCEEDED,
         Self::DEPENDENCY_UNAVAILABLE,
         Self::INTERNAL_ERROR,
     ];

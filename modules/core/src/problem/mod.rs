@@ -76,6 +76,9 @@ pub struct Problem {
     /// Field-level validation errors (`VALIDATION_FAILED` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
+    /// The quota reached, by its configuration key (`QUOTA_EXCEEDED` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
 }
 
 /// An error answer: status, code, a safe detail, and optional field errors and headers.
@@ -93,13 +96,22 @@ struct Parts {
     detail: Option<Cow<'static, str>>,
     errors: Vec<FieldError>,
     retry_after: Option<u64>,
+    quota: Option<&'static str>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     /// An error with this status and code and no detail.
     pub fn new(status: StatusCode, code: ErrorCode) -> Self {
-        Self(Box::new(Parts { status, code, detail: None, errors: Vec::new(), retry_after: None, headers: Vec::new() }))
+        Self(Box::new(Parts {
+            status,
+            code,
+            detail: None,
+            errors: Vec::new(),
+            retry_after: None,
+            quota: None,
+            headers: Vec::new(),
+        }))
     }
 
     /// Adds a human-readable detail. It is sent to the client: no internals.
@@ -159,6 +171,14 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code).with_detail(detail)
     }
 
+    /// 409 `QUOTA_EXCEEDED`: the per-user quota configured under `key` is reached; `detail`
+    /// says what it allows.
+    pub fn quota_exceeded(key: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        let mut err = Self::new(StatusCode::CONFLICT, ErrorCode::QUOTA_EXCEEDED).with_detail(detail);
+        err.0.quota = Some(key);
+        err
+    }
+
     /// 503 `DEPENDENCY_UNAVAILABLE`: `what` names the dependency in words a client may see
     /// ("the session store"), never an address.
     pub fn unavailable(what: &str) -> Self {
@@ -195,6 +215,7 @@ impl ApiError {
             request_id: RequestId::current().map(|id| id.as_str().to_owned()),
             retry_after: self.0.retry_after,
             errors: (!self.0.errors.is_empty()).then(|| self.0.errors.clone()),
+            quota: self.0.quota.map(str::to_owned),
         }
     }
 }

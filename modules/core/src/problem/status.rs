@@ -131,6 +131,8 @@ pub mod markers {
         pub NotFound = 404, [ErrorCode::NOT_FOUND], "no such resource, or it belongs to someone else";
         /// 409.
         pub Conflict = 409, [ErrorCode::CONFLICT], "the request conflicts with the resource's current state";
+        /// 409 `QUOTA_EXCEEDED`.
+        pub QuotaExceeded = 409, [ErrorCode::QUOTA_EXCEEDED], "a per-user quota is reached (`quota` names it)";
         /// 503.
         pub Unavailable = 503, [ErrorCode::DEPENDENCY_UNAVAILABLE], "a required dependency is down; retry shortly",
             retry_after = "Seconds to wait before retrying";

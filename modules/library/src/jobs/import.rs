@@ -78,6 +78,8 @@ impl JobHandler for LibraryImport {
         };
         let total = items.len().max(1);
         let (mut imported, mut failed) = (0u64, Vec::new());
+        // Set once the library is full: every later item fails without a write.
+        let mut full = false;
         for (chunk_no, chunk) in items.chunks(CHUNK).enumerate() {
             if ctx.should_stop() {
                 return Err(ctx.stopped());
@@ -89,22 +91,63 @@ impl JobHandler for LibraryImport {
                     Err(err) => failed.push(failure(index, "MALFORMED_REQUEST", format!("not a library item: {err}"))),
                     Ok(input) => match input.to_new_item() {
                         Err(errors) => failed.push(failure(index, "VALIDATION_FAILED", describe(&errors))),
-                        Ok(item) => valid.push((item_id(ctx.id, ctx.created_ms, index), item)),
+                        Ok(item) => valid.push((index, item_id(ctx.id, ctx.created_ms, index), item)),
                     },
                 }
             }
-            imported += valid.len() as u64;
-            if !valid.is_empty() {
-                self.library.import(ctx.owner, valid).await.map_err(|err| {
-                    // The cause stays in the log: the job's error is shown to the client.
-                    tracing::warn!(job = %ctx.id, error = %err, "an import could not write the library");
-                    JobError::Failed("the library could not be written; the import is retried".into())
-                })?;
-            }
+            imported += self.insert(ctx, valid, &mut failed, &mut full).await?;
             let done = (chunk_no * CHUNK + chunk.len()) * 100 / total;
             ctx.progress(done.min(99) as u8).await;
         }
+        failed.sort_by_key(|f| f["index"].as_u64());
         Ok(Some(JobOutput::json(&json!({"imported": imported, "failed": failed}))))
+    }
+}
+
+impl LibraryImport {
+    /// Adds a chunk's valid items (`(index, id, item)`); how many. Once the library is full,
+    /// the items that do not fit are reported as failed with `QUOTA_EXCEEDED`, one by one, so
+    /// the import fills the library up to its quota and says which items did not make it.
+    async fn insert(
+        &self,
+        ctx: &JobContext,
+        valid: Vec<(usize, Uuid, crate::NewItem)>,
+        failed: &mut Vec<Value>,
+        full: &mut bool,
+    ) -> Result<u64, JobError> {
+        let write_failed = |err: crate::LibraryError| {
+            // The cause stays in the log: the job's error is shown to the client.
+            tracing::warn!(job = %ctx.id, error = %err, "an import could not write the library");
+            JobError::Failed("the library could not be written; the import is retried".into())
+        };
+        let quota = |index: usize| failure(index, "QUOTA_EXCEEDED", "the library holds its maximum of items".into());
+        if valid.is_empty() {
+            return Ok(0);
+        }
+        if !*full {
+            let batch = valid.iter().map(|(_, id, item)| (*id, item.clone())).collect();
+            match self.library.import(ctx.owner, batch).await {
+                Ok(_) => return Ok(valid.len() as u64),
+                Err(crate::LibraryError::QuotaExceeded { .. }) => {}
+                Err(err) => return Err(write_failed(err)),
+            }
+        }
+        let mut imported = 0;
+        for (index, id, item) in valid {
+            if *full {
+                failed.push(quota(index));
+                continue;
+            }
+            match self.library.import(ctx.owner, vec![(id, item)]).await {
+                Ok(_) => imported += 1,
+                Err(crate::LibraryError::QuotaExceeded { .. }) => {
+                    *full = true;
+                    failed.push(quota(index));
+                }
+                Err(err) => return Err(write_failed(err)),
+            }
+        }
+        Ok(imported)
     }
 }
 

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use shaku::Interface;
 use uuid::Uuid;
 
-pub use sql::SqlLibraryRepository;
+pub use sql::{SqlLibraryRepository, SqlLibraryRepositoryParameters};
 
 use crate::{ItemChanges, LibraryError, LibraryItem, ListQuery, NewItem, Page};
 

@@ -19,18 +19,22 @@ const COLUMNS: &str =
 /// lock holder racing itself); beyond that it reports a conflict.
 const UPDATE_ATTEMPTS: usize = 5;
 
-/// Library items in the SQL database.
+/// Library items in the SQL database, at most `max_items` per owner.
 #[derive(Component)]
 #[shaku(interface = LibraryRepository)]
 pub struct SqlLibraryRepository {
     #[shaku(inject)]
     db: Arc<dyn SqlDatabase>,
+    /// `library.max_items_per_user`.
+    #[shaku(default = 10_000)]
+    max_items: u64,
 }
 
 impl SqlLibraryRepository {
-    /// A repository over `db` (outside the container, e.g. tests).
-    pub fn new(db: Arc<dyn SqlDatabase>) -> Self {
-        Self { db }
+    /// A repository over `db` holding at most `max_items` per owner (outside the container, e.g.
+    /// tests).
+    pub fn new(db: Arc<dyn SqlDatabase>, max_items: u64) -> Self {
+        Self { db, max_items }
     }
 
     fn pool(&self) -> &sqlx::AnyPool {
@@ -117,6 +121,65 @@ impl SqlLibraryRepository {
         Ok(sqlx::query_as(sql).bind(id.to_string()).bind(owner.to_string()).fetch_optional(self.pool()).await?)
     }
 
+    /// Counts `added` new items (already inserted in `tx`) against the owner's quota: on
+    /// `QuotaExceeded` the caller's transaction is dropped, so nothing is written. The guarded
+    /// UPDATE is the serialization point: a concurrent writer for the same owner waits for this
+    /// transaction and then sees its count.
+    async fn charge(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        owner: Uuid,
+        added: u64,
+    ) -> Result<(), LibraryError> {
+        if added == 0 {
+            return Ok(());
+        }
+        let owner = owner.to_string();
+        let (added, max) =
+            (i64::try_from(added).unwrap_or(i64::MAX), i64::try_from(self.max_items).unwrap_or(i64::MAX));
+        let exceeded = LibraryError::QuotaExceeded { limit: self.max_items };
+        for _ in 0..2 {
+            let done =
+                sqlx::query("UPDATE library_usage SET items = items + $1 WHERE owner_id = $2 AND items + $1 <= $3")
+                    .bind(added)
+                    .bind(owner.clone())
+                    .bind(max)
+                    .execute(&mut **tx)
+                    .await?;
+            if done.rows_affected() == 1 {
+                return Ok(());
+            }
+            let known: Option<i64> = sqlx::query_scalar("SELECT items FROM library_usage WHERE owner_id = $1")
+                .bind(owner.clone())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if known.is_some() {
+                return Err(exceeded);
+            }
+            // The owner's first write since the table came: count what it holds (this
+            // transaction's items included), then charge nothing more.
+            let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM library_items WHERE owner_id = $1")
+                .bind(owner.clone())
+                .fetch_one(&mut **tx)
+                .await?;
+            if held > max {
+                return Err(exceeded);
+            }
+            let made = sqlx::query(
+                "INSERT INTO library_usage (owner_id, items) VALUES ($1, $2) ON CONFLICT (owner_id) DO NOTHING",
+            )
+            .bind(owner.clone())
+            .bind(held)
+            .execute(&mut **tx)
+            .await?;
+            if made.rows_affected() == 1 {
+                return Ok(());
+            }
+            // Another writer made the row meanwhile (and counted without these items): charge them.
+        }
+        Err(exceeded)
+    }
+
     fn insert_sql() -> &'static str {
         "INSERT INTO library_items \
          (id, owner_id, kind, title, artist, album, duration_seconds, tags, search, fence, version, created_at, updated_at) \
@@ -164,7 +227,10 @@ macro_rules! bind_insert {
 impl LibraryRepository for SqlLibraryRepository {
     async fn create(&self, owner: Uuid, item: NewItem) -> Result<LibraryItem, LibraryError> {
         let item = Self::built(owner, item, now());
-        bind_insert!(item).execute(self.pool()).await?;
+        let mut tx = self.pool().begin().await?;
+        bind_insert!(item).execute(&mut *tx).await?;
+        self.charge(&mut tx, owner, 1).await?;
+        tx.commit().await?;
         Ok(item)
     }
 
@@ -175,6 +241,7 @@ impl LibraryRepository for SqlLibraryRepository {
         for item in &items {
             bind_insert!(item).execute(&mut *tx).await?;
         }
+        self.charge(&mut tx, owner, items.len() as u64).await?;
         tx.commit().await?;
         Ok(items)
     }
@@ -202,6 +269,7 @@ impl LibraryRepository for SqlLibraryRepository {
                 .await?;
             inserted += done.rows_affected();
         }
+        self.charge(&mut tx, owner, inserted).await?;
         tx.commit().await?;
         Ok(inserted)
     }
@@ -293,15 +361,22 @@ impl LibraryRepository for SqlLibraryRepository {
     }
 
     async fn delete(&self, owner: Uuid, id: Uuid, fencing: u64) -> Result<Written<()>, LibraryError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("DELETE FROM library_items WHERE id = $1 AND owner_id = $2 AND fence <= $3")
             .bind(id.to_string())
             .bind(owner.to_string())
             .bind(fence(fencing))
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {
+            sqlx::query("UPDATE library_usage SET items = items - 1 WHERE owner_id = $1 AND items > 0")
+                .bind(owner.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
             return Ok(Written::Done(()));
         }
+        drop(tx);
         Ok(if self.fetch_row(owner, id).await?.is_some() { Written::Stale } else { Written::NotFound })
     }
 
