@@ -53,6 +53,8 @@ fn new_job(owner: Uuid) -> NewJob {
         queue: QUEUE.into(),
         params: "{}".into(),
         max_attempts: 3,
+        // As the service submits them: counted against the owner's open jobs.
+        max_open: u32::MAX,
     }
 }
 
@@ -61,7 +63,7 @@ async fn enqueue(store: &Arc<dyn JobStore>, n: usize) -> Vec<Uuid> {
     futures::stream::iter(0..n)
         .map(|_| {
             let store = store.clone();
-            async move { store.enqueue(&new_job(owner)).await.expect("enqueue").id }
+            async move { store.enqueue(&new_job(owner)).await.expect("enqueue").expect("admitted").id }
         })
         .buffer_unordered(64)
         .collect()

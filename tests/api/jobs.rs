@@ -582,3 +582,26 @@ async fn on_a_fresh_redis_the_workers_take_the_first_job_at_once() {
     assert_eq!(done["status"], "completed");
     assert!(submitted.elapsed() < Duration::from_secs(2), "taken after {:?}", submitted.elapsed());
 }
+
+#[tokio::test]
+async fn a_user_at_the_open_jobs_quota_gets_409_and_other_users_are_unaffected() {
+    let app = app()
+        .with_test_jobs(Flaky::default())
+        .config(|c| c.get_mut::<app_jobs::JobsConfig>().max_open_per_user = 2)
+        .spawn()
+        .await;
+    let (_, busy) = app.user().await;
+    let (_, other) = app.user().await;
+    let slow = json!({"steps": 40, "ms": 50});
+    let first = app.job(&busy.access, "test.steps", slow.clone()).await;
+    app.job(&busy.access, "test.steps", slow.clone()).await;
+    let problem =
+        assert_problem(app.submit_job(&busy.access, "test.steps", slow.clone()).await, 409, "QUOTA_EXCEEDED").await;
+    assert_eq!(problem["quota"], "jobs.max_open_per_user");
+    assert_eq!(app.submit_job(&other.access, "test.steps", json!({"steps": 1, "ms": 1})).await.status(), 202);
+    assert_eq!(app.submit_job(&busy.access, "test.flaky", json!({})).await.status(), 202, "another type counts apart");
+    // Once one of them ends, the user may submit again.
+    assert_eq!(app.cancel_job(&busy.access, &id(&first)).await.status(), 202);
+    app.finished_job(&busy.access, &id(&first)).await;
+    assert_eq!(app.submit_job(&busy.access, "test.steps", json!({"steps": 1, "ms": 1})).await.status(), 202);
+}

@@ -6,7 +6,7 @@ use app_core::{
     AdminAuth, BearerAuth, Problems, Timestamp,
     guard::Verifier,
     pagination::Pagination,
-    problem::markers::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable},
+    problem::markers::{BadRequest, Conflict, Forbidden, NotFound, QuotaExceeded, Unauthorized, Unavailable},
     throttle::ThrottleRule,
 };
 use futures::{StreamExt, stream::BoxStream};
@@ -384,13 +384,15 @@ impl JobsApi {
     /// Submit a job
     ///
     /// Queues the job and answers at once (202, `Location`); follow it with `GET /jobs/{id}` or
-    /// its event stream. Submissions are rate limited by the `jobs` policy.
+    /// its event stream. Submissions are rate limited by the `jobs` policy, and a user may have
+    /// at most `jobs.max_open_per_user` (10) pending and running jobs of each type: beyond, 409
+    /// `QUOTA_EXCEEDED` until one finishes.
     #[oai(path = "/", method = "post", operation_id = "submitJob")]
     async fn submit(
         &self,
         auth: BearerAuth,
         body: Json<SubmitJob>,
-    ) -> Result<Accepted, Problems<(BadRequest, Unauthorized, Unavailable)>> {
+    ) -> Result<Accepted, Problems<(BadRequest, Unauthorized, QuotaExceeded, Unavailable)>> {
         let job = self.service.submit(auth.0.user_id, &body.0.kind, body.0.params).await?;
         let location = format!("/api/v1/jobs/{}", job.id);
         Ok(Accepted::Accepted(Json(job.into()), location))

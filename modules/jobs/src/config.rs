@@ -54,6 +54,9 @@ pub struct JobsConfig {
     pub keep_completed: u32,
     /// Failed and cancelled jobs kept per queue at most.
     pub keep_failed: u32,
+    /// Pending and active jobs one user may have per job type: a submission beyond answers 409
+    /// `QUOTA_EXCEEDED`. It also bounds how many jobs of one user wait ahead of anyone else's.
+    pub max_open_per_user: u32,
     /// How long a worker may finish its running jobs after a shutdown signal before it hands
     /// them back to the queue.
     #[serde(with = "humantime_serde")]
@@ -81,6 +84,7 @@ impl Default for JobsConfig {
             retention: Duration::from_secs(24 * 3600),
             keep_completed: 1000,
             keep_failed: 1000,
+            max_open_per_user: 10,
             shutdown_timeout: Duration::from_secs(10),
             ticket_ttl: Duration::from_secs(60),
             stream_heartbeat: Duration::from_secs(15),
@@ -124,6 +128,11 @@ impl ConfigSection for JobsConfig {
             Row::new("jobs.keep_completed", "completed jobs kept per queue at most (0: removed as they complete)"),
             Row::new("jobs.keep_failed", "failed and cancelled jobs kept per queue at most"),
             Row::new(
+                "jobs.max_open_per_user",
+                "pending and active jobs one user may have per job type; a submission beyond answers 409 \
+                 `QUOTA_EXCEEDED` (so at most this many of one user's jobs wait ahead of anyone else's)",
+            ),
+            Row::new(
                 "jobs.shutdown_timeout",
                 "how long running jobs may finish after SIGTERM before they are handed back",
             ),
@@ -155,6 +164,9 @@ impl Validate for JobsConfig {
                 "jobs.backoff_max",
                 "must be at least `jobs.backoff_delay`, which must be above 0",
             ));
+        }
+        if !(1..=10_000).contains(&self.max_open_per_user) {
+            return Err(ConfigIssue::new("jobs.max_open_per_user", "must be between 1 and 10000"));
         }
         if self.visibility_timeout < Duration::from_secs(1) {
             return Err(ConfigIssue::new("jobs.visibility_timeout", "must be at least 1s"));

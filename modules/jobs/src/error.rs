@@ -19,6 +19,12 @@ pub enum JobsError {
     /// of an unfinished one).
     #[error("{0}")]
     Conflict(&'static str),
+    /// The owner has `jobs.max_open_per_user` pending and active jobs of this type already.
+    #[error("the owner has {limit} open jobs of this type")]
+    QuotaExceeded {
+        /// `jobs.max_open_per_user`.
+        limit: u32,
+    },
     /// A used, expired or foreign event-stream ticket.
     #[error("invalid ticket")]
     BadTicket,
@@ -34,6 +40,10 @@ impl From<JobsError> for ApiError {
             JobsError::QueueNotFound => ApiError::not_found("No such queue"),
             JobsError::Invalid(errors) => ApiError::validation(errors),
             JobsError::Conflict(detail) => ApiError::conflict(ErrorCode::CONFLICT, detail),
+            JobsError::QuotaExceeded { limit } => ApiError::quota_exceeded(
+                "jobs.max_open_per_user",
+                format!("You have {limit} jobs of this type pending or running; wait for one to finish"),
+            ),
             JobsError::BadTicket => ApiError::unauthenticated(
                 ErrorCode::UNAUTHENTICATED,
                 "The stream ticket is invalid, expired, already used, or for another job",

@@ -168,6 +168,9 @@ pub struct NewJob {
     pub params: String,
     /// Attempts allowed.
     pub max_attempts: u32,
+    /// How many pending and active jobs of this queue the owner may have, this one included
+    /// (0: any number).
+    pub max_open: u32,
 }
 
 /// A job handed to a worker: the record after the attempt started, and its parameters.

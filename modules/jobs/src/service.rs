@@ -121,8 +121,10 @@ impl JobsService {
             queue: queue_of(kind),
             params: params.to_string(),
             max_attempts: self.config.max_attempts,
+            max_open: self.config.max_open_per_user,
         };
-        Ok(self.store.enqueue(&job).await?)
+        let limit = self.config.max_open_per_user;
+        self.store.enqueue(&job).await?.ok_or(JobsError::QuotaExceeded { limit })
     }
 
     /// The owner's job (another owner's is `NotFound`).

@@ -25,6 +25,7 @@ fn job(queue: &str, owner: Uuid) -> NewJob {
         queue: queue.to_owned(),
         params: r#"{"n":1}"#.into(),
         max_attempts: 3,
+        max_open: 0,
     }
 }
 
@@ -35,7 +36,7 @@ async fn fetched(store: &Arc<dyn JobStore>, queue: &str) -> Delivery {
 pub async fn a_job_is_queued_run_and_completed_with_its_result(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = job(&q, owner);
-    let record = store.enqueue(&new).await.expect("enqueue");
+    let record = store.enqueue(&new).await.expect("enqueue").expect("admitted");
     assert_eq!((record.status, record.attempts, record.progress), (JobStatus::Pending, 0, 0));
     assert_eq!(store.stats(&q).await.expect("stats").waiting, 1);
     let delivery = fetched(&store, &q).await;
@@ -63,10 +64,10 @@ pub async fn a_job_is_queued_run_and_completed_with_its_result(store: Arc<dyn Jo
 pub async fn owners_list_their_jobs_newest_first(store: Arc<dyn JobStore>) {
     let (q, owner, other) = (queue(), Uuid::now_v7(), Uuid::now_v7());
     let first = job(&q, owner);
-    store.enqueue(&first).await.expect("enqueue");
+    store.enqueue(&first).await.expect("enqueue").expect("admitted");
     let second = job(&q, owner);
-    store.enqueue(&second).await.expect("enqueue");
-    store.enqueue(&job(&q, other)).await.expect("enqueue");
+    store.enqueue(&second).await.expect("enqueue").expect("admitted");
+    store.enqueue(&job(&q, other)).await.expect("enqueue").expect("admitted");
     let listed: Vec<Uuid> = store.list(owner, &[q.as_str()], 100).await.expect("list").iter().map(|r| r.id).collect();
     assert_eq!(listed, [second.id, first.id]);
     assert_eq!(store.list(owner, &["elsewhere"], 100).await.expect("list").len(), 0, "only the queues asked for");
@@ -75,7 +76,7 @@ pub async fn owners_list_their_jobs_newest_first(store: Arc<dyn JobStore>) {
 pub async fn a_failed_attempt_is_retried_after_its_delay_then_fails_for_good(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = NewJob { max_attempts: 2, ..job(&q, owner) };
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     let first = fetched(&store, &q).await;
     let retry = Some(Duration::from_millis(300));
     assert_eq!(
@@ -100,7 +101,7 @@ pub async fn a_failed_attempt_is_retried_after_its_delay_then_fails_for_good(sto
 pub async fn a_stalled_attempt_is_reclaimed_and_its_old_worker_is_fenced_off(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = job(&q, owner);
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     let old = fetched(&store, &q).await;
     assert!(
         store.reclaim(&q, "w2", Duration::from_secs(60), 10).await.expect("reclaim").is_empty(),
@@ -120,7 +121,7 @@ pub async fn a_stalled_attempt_is_reclaimed_and_its_old_worker_is_fenced_off(sto
 pub async fn heartbeats_keep_an_attempt_from_being_reclaimed(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = job(&q, owner);
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     let delivery = fetched(&store, &q).await;
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -132,7 +133,7 @@ pub async fn heartbeats_keep_an_attempt_from_being_reclaimed(store: Arc<dyn JobS
 pub async fn a_reclaimed_job_out_of_attempts_fails_for_good(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = NewJob { max_attempts: 1, ..job(&q, owner) };
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     fetched(&store, &q).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(store.reclaim(&q, "w2", Duration::from_millis(100), 10).await.expect("reclaim").is_empty());
@@ -144,13 +145,13 @@ pub async fn a_reclaimed_job_out_of_attempts_fails_for_good(store: Arc<dyn JobSt
 pub async fn cancellation_stops_pending_jobs_at_once_and_asks_running_ones(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let waiting = job(&q, owner);
-    store.enqueue(&waiting).await.expect("enqueue");
+    store.enqueue(&waiting).await.expect("enqueue").expect("admitted");
     assert!(
         matches!(store.cancel(&q, waiting.id).await.expect("cancel"), CancelOutcome::Cancelled(r) if r.status == JobStatus::Cancelled)
     );
     assert!(store.fetch(&q, "w1", BLOCK).await.expect("fetch").is_none(), "a cancelled job is never run");
     let running = job(&q, owner);
-    store.enqueue(&running).await.expect("enqueue");
+    store.enqueue(&running).await.expect("enqueue").expect("admitted");
     let delivery = fetched(&store, &q).await;
     assert!(matches!(store.cancel(&q, running.id).await.expect("cancel"), CancelOutcome::Requested(_)));
     assert_eq!(
@@ -166,7 +167,7 @@ pub async fn cancellation_stops_pending_jobs_at_once_and_asks_running_ones(store
 pub async fn a_released_attempt_is_queued_again_and_does_not_count(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = job(&q, owner);
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     let delivery = fetched(&store, &q).await;
     assert!(matches!(store.release(&q, new.id, delivery.lease()).await.expect("release"), Held::Yes { .. }));
     let record = store.get(&q, new.id).await.expect("get").expect("found");
@@ -181,7 +182,7 @@ pub async fn a_released_attempt_is_queued_again_and_does_not_count(store: Arc<dy
 pub async fn a_requested_cancellation_outlives_retries_and_hand_backs(store: Arc<dyn JobStore>) {
     let (q, owner) = (queue(), Uuid::now_v7());
     let failing = job(&q, owner);
-    store.enqueue(&failing).await.expect("enqueue");
+    store.enqueue(&failing).await.expect("enqueue").expect("admitted");
     let d = fetched(&store, &q).await;
     assert!(matches!(store.cancel(&q, failing.id).await.expect("cancel"), CancelOutcome::Requested(_)));
     store.fail(&q, failing.id, d.lease(), "boom", Some(Duration::from_millis(1))).await.expect("fail");
@@ -192,7 +193,7 @@ pub async fn a_requested_cancellation_outlives_retries_and_hand_backs(store: Arc
     );
 
     let handed_back = job(&q, owner);
-    store.enqueue(&handed_back).await.expect("enqueue");
+    store.enqueue(&handed_back).await.expect("enqueue").expect("admitted");
     let d = fetched(&store, &q).await;
     assert!(matches!(store.cancel(&q, handed_back.id).await.expect("cancel"), CancelOutcome::Requested(_)));
     store.release(&q, handed_back.id, d.lease()).await.expect("release");
@@ -206,7 +207,7 @@ pub async fn concurrent_workers_each_get_distinct_jobs(store: Arc<dyn JobStore>)
     for _ in 0..20 {
         let new = job(&q, owner);
         ids.push(new.id);
-        store.enqueue(&new).await.expect("enqueue");
+        store.enqueue(&new).await.expect("enqueue").expect("admitted");
     }
     let workers: Vec<_> = (0..4)
         .map(|w| {
@@ -234,7 +235,7 @@ pub async fn only_the_newest_finished_jobs_are_kept(store: Arc<dyn JobStore>) {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let new = job(&q, owner);
-        store.enqueue(&new).await.expect("enqueue");
+        store.enqueue(&new).await.expect("enqueue").expect("admitted");
         let d = fetched(&store, &q).await;
         store.complete(&q, new.id, d.lease(), Some(("application/json", b"{}"))).await.expect("complete");
         ids.push(new.id);
@@ -267,7 +268,7 @@ pub async fn a_paused_queue_starts_nothing_until_resumed(store: Arc<dyn JobStore
     let (q, owner) = (queue(), Uuid::now_v7());
     store.set_paused(&q, true).await.expect("pause");
     let new = job(&q, owner);
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     assert!(store.fetch(&q, "w1", BLOCK).await.expect("fetch").is_none(), "paused");
     let record = store.get(&q, new.id).await.expect("get").expect("found");
     assert_eq!((record.status, record.attempts), (JobStatus::Pending, 0), "untouched");
@@ -300,7 +301,7 @@ pub async fn subscribers_see_every_state_change_in_order(store: Arc<dyn JobStore
     let (q, owner) = (queue(), Uuid::now_v7());
     let new = job(&q, owner);
     let mut events = store.subscribe(new.id).await.expect("subscribe");
-    store.enqueue(&new).await.expect("enqueue");
+    store.enqueue(&new).await.expect("enqueue").expect("admitted");
     let d = fetched(&store, &q).await;
     store.progress(&q, new.id, d.lease(), 50).await.expect("progress");
     store.complete(&q, new.id, d.lease(), None).await.expect("complete");
@@ -313,4 +314,28 @@ pub async fn subscribers_see_every_state_change_in_order(store: Arc<dyn JobStore
         }
     }
     assert_eq!(seen, [(1, JobStatus::Active, 0), (2, JobStatus::Active, 50), (3, JobStatus::Completed, 100)]);
+}
+
+pub async fn an_owner_has_at_most_max_open_pending_and_active_jobs_per_queue(store: Arc<dyn JobStore>) {
+    let (q, owner, other) = (queue(), Uuid::now_v7(), Uuid::now_v7());
+    let capped = |owner| NewJob { max_open: 2, ..job(&q, owner) };
+    let first = capped(owner);
+    store.enqueue(&first).await.expect("enqueue").expect("admitted");
+    let second = capped(owner);
+    store.enqueue(&second).await.expect("enqueue").expect("admitted");
+    let refused = capped(owner);
+    assert_eq!(store.enqueue(&refused).await.expect("enqueue"), None, "a third open job is refused");
+    assert!(store.get(&q, refused.id).await.expect("get").is_none(), "and nothing of it was written");
+    assert_eq!(store.stats(&q).await.expect("stats").waiting, 2);
+    store.enqueue(&capped(other)).await.expect("enqueue").expect("another owner is unaffected");
+    assert!(store.enqueue(&NewJob { queue: queue(), ..capped(owner) }).await.expect("enqueue").is_some(), "per queue");
+
+    // Running still counts; finishing (completed, failed for good, cancelled) frees a place.
+    let running = fetched(&store, &q).await;
+    assert_eq!(store.enqueue(&capped(owner)).await.expect("enqueue"), None, "an active job is open");
+    store.complete(&q, running.job.id, running.lease(), None).await.expect("complete");
+    let third = capped(owner);
+    store.enqueue(&third).await.expect("enqueue").expect("a completion frees a place");
+    assert!(matches!(store.cancel(&q, third.id).await.expect("cancel"), CancelOutcome::Cancelled(_)));
+    store.enqueue(&capped(owner)).await.expect("enqueue").expect("a cancellation frees a place");
 }

@@ -241,9 +241,21 @@ impl MemoryJobStore {
 
 #[async_trait]
 impl JobStore for MemoryJobStore {
-    async fn enqueue(&self, job: &NewJob) -> Result<JobRecord, RedisError> {
+    async fn enqueue(&self, job: &NewJob) -> Result<Option<JobRecord>, RedisError> {
         let record = self
-            .with(|state, _| {
+            .with(|state, now_at| {
+                if job.max_open > 0 {
+                    let open = state
+                        .jobs
+                        .values()
+                        .filter(|j| j.record.owner == job.owner && j.queue == job.queue)
+                        .filter(|j| j.expires_at.is_none_or(|at| at > now_at))
+                        .filter(|j| matches!(j.record.status, JobStatus::Pending | JobStatus::Active))
+                        .count();
+                    if open >= job.max_open as usize {
+                        return None;
+                    }
+                }
                 let now = now_ms();
                 let record = JobRecord {
                     id: job.id,
@@ -278,10 +290,12 @@ impl JobStore for MemoryJobStore {
                 if owned.len() > OWNER_INDEX_CAP {
                     owned.remove(0);
                 }
-                record
+                Some(record)
             })
             .await;
-        self.arrivals.notify_waiters();
+        if record.is_some() {
+            self.arrivals.notify_waiters();
+        }
         Ok(record)
     }
 

@@ -32,9 +32,10 @@ pub type JobEvents = BoxStream<'static, JobRecord>;
 /// Where jobs live. Finished jobs are kept as the store's [`Retention`] says.
 #[async_trait]
 pub trait JobStore: Interface {
-    /// Creates the record (pending) and queues the job, atomically; also indexes it under its
-    /// owner for listing.
-    async fn enqueue(&self, job: &NewJob) -> Result<JobRecord, RedisError>;
+    /// Creates the record (pending) and queues the job, atomically, unless its owner has
+    /// `job.max_open` pending and active jobs of the queue already (`None`); also indexes it
+    /// under its owner for listing.
+    async fn enqueue(&self, job: &NewJob) -> Result<Option<JobRecord>, RedisError>;
 
     /// A job's record.
     async fn get(&self, queue: &str, id: Uuid) -> Result<Option<JobRecord>, RedisError>;

@@ -8,6 +8,7 @@
 //! - `q:{Q}:delayed`: jobs waiting for a retry (score: when);
 //! - `q:{Q}:completed`, `q:{Q}:failed`: finished jobs kept (score: when), for keep-last-N;
 //! - `q:{Q}:paused`, `q:{Q}:rate`: the pause flag and the rate-limit window;
+//! - `q:{Q}:open:<owner>`: the owner's pending and active jobs of the queue (their quota);
 //!
 //! and `jobs:{u:<owner>}` (the owner's jobs, newest first), `jobs:ticket:{<hash>}` (stream
 //! tickets). Every key carries a TTL; the queue's own keys are renewed by every enqueue (and
@@ -238,7 +239,7 @@ impl RedisJobStore {
 
 #[async_trait]
 impl JobStore for RedisJobStore {
-    async fn enqueue(&self, job: &NewJob) -> Result<JobRecord, RedisError> {
+    async fn enqueue(&self, job: &NewJob) -> Result<Option<JobRecord>, RedisError> {
         // The owner index first: a listed job whose enqueue then failed is simply not found.
         let member = format!("{}|{}", job.queue, job.id);
         let score = std::time::SystemTime::now()
@@ -251,6 +252,7 @@ impl JobStore for RedisJobStore {
             self.job_key(&job.queue, job.id),
             self.key(&job.queue, "stream"),
             self.key(&job.queue, &format!("params:{}", job.id)),
+            self.key(&job.queue, &format!("open:{}", job.owner)),
         ];
         let args = vec![
             Arg::Str(job.id.to_string()),
@@ -259,9 +261,14 @@ impl JobStore for RedisJobStore {
             Arg::from(job.params.as_str()),
             Arg::Int(i64::from(job.max_attempts)),
             ms(INFRA_TTL),
+            Arg::Str(self.queue_prefix(&job.queue)),
+            Arg::Int(i64::from(job.max_open)),
         ];
         let record = self.redis.eval(&self.scripts.enqueue, keys, args).await?;
-        JobRecord::from_fields(&fields(record)).ok_or_else(unexpected)
+        if record == Reply::Nil {
+            return Ok(None);
+        }
+        JobRecord::from_fields(&fields(record)).map(Some).ok_or_else(unexpected)
     }
 
     async fn get(&self, queue: &str, id: Uuid) -> Result<Option<JobRecord>, RedisError> {

@@ -43,11 +43,14 @@ local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
   end
   redis.call('PEXPIRE', set, infra_ttl)
 end
--- Ends a job for good: its status and error, its entry acknowledged, its parameters dropped, the
--- record kept for the retention (or fewer, as `keep` says). Returns the record as it ended.
+-- Ends a job for good: its status and error, its entry acknowledged, its parameters dropped, no
+-- longer one of its owner's open jobs, the record kept for the retention (or fewer, as `keep`
+-- says). Returns the record as it ended.
 local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry)
   local t = now()
   unqueue(stream, entry)
+  local owner = redis.call('HGET', job, 'owner')
+  if owner then redis.call('ZREM', prefix .. 'open:' .. owner, id) end
   redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
   redis.call('PEXPIRE', job, retention)
   redis.call('DEL', prefix .. 'params:' .. id)
@@ -60,11 +63,22 @@ end
     };
 }
 
-/// KEYS: job, stream, params. ARGV: id, owner, type, params, max, infra ttl.
-/// Creates the record, queues the job (creating the stream and its group when missing).
+/// KEYS: job, stream, params, the owner's open jobs. ARGV: id, owner, type, params, max, infra
+/// ttl, prefix, open jobs allowed (0: any number). Creates the record, queues the job (creating
+/// the stream and its group when missing) and counts it among its owner's open jobs of the
+/// queue; `false` when the owner has as many open already. (Members whose job ended without
+/// `finish`, its record expired, are dropped when the count is reached.)
 pub(crate) const ENQUEUE: &str = concat!(
     prelude!(),
     r#"
+local allowed = tonumber(ARGV[8])
+if allowed > 0 and redis.call('ZCARD', KEYS[4]) >= allowed then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+    local status = redis.call('HGET', ARGV[7] .. 'job:' .. id, 'status')
+    if status ~= 'pending' and status ~= 'active' then redis.call('ZREM', KEYS[4], id) end
+  end
+  if redis.call('ZCARD', KEYS[4]) >= allowed then return false end
+end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('XGROUP', 'CREATE', KEYS[2], 'workers', '0', 'MKSTREAM')
 end
@@ -74,8 +88,10 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'type', ARGV[3], 'm
   'status', 'pending', 'progress', 0, 'attempts', 0, 'lease', 0, 'created', t, 'updated', t, 'seq', 0,
   'cancel', 0, 'entry', entry)
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[6])
+redis.call('ZADD', KEYS[4], t, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PEXPIRE', KEYS[4], ARGV[6])
 return redis.call('HGETALL', KEYS[1])
 "#
 );

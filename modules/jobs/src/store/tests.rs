@@ -39,6 +39,7 @@ app_core::contract_tests! {
         a_paused_queue_starts_nothing_until_resumed,
         a_requested_cancellation_outlives_retries_and_hand_backs,
         subscribers_see_every_state_change_in_order,
+        an_owner_has_at_most_max_open_pending_and_active_jobs_per_queue,
     ],
 }
 
@@ -49,8 +50,16 @@ async fn every_job_key_carries_a_ttl() {
     let store = RedisJobStore::new(redis.clone(), RETENTION);
     let (owner, id) = (Uuid::now_v7(), Uuid::now_v7());
     let queue = "ttl";
-    let job = NewJob { id, owner, kind: "ttl.kind".into(), queue: queue.into(), params: "{}".into(), max_attempts: 2 };
-    store.enqueue(&job).await.expect("enqueue");
+    let job = NewJob {
+        id,
+        owner,
+        kind: "ttl.kind".into(),
+        queue: queue.into(),
+        params: "{}".into(),
+        max_attempts: 2,
+        max_open: 0,
+    };
+    store.enqueue(&job).await.expect("enqueue").expect("admitted");
     let d = store.fetch(queue, "w", Duration::from_millis(200)).await.expect("fetch").expect("job");
     store.complete(queue, id, d.lease(), Some(("text/plain", b"x"))).await.expect("complete");
     store.set_paused(queue, true).await.expect("pause");
@@ -88,8 +97,9 @@ async fn jobs_queued_before_a_restart_survive_it_on_an_aof_server() {
         queue: "durable".into(),
         params: "{}".into(),
         max_attempts: 1,
+        max_open: 0,
     };
-    store.enqueue(&job).await.expect("enqueue");
+    store.enqueue(&job).await.expect("enqueue").expect("admitted");
     server.restart();
     assert!(redis.wait_connected(Duration::from_secs(10)).await, "reconnects");
     let delivery = app_core::testing::eventually(Duration::from_secs(10), || async {
