@@ -13,14 +13,18 @@ use std::{
     time::{Duration, Instant},
 };
 
+use app_core::Module;
 use app_core::{FieldError, metrics::Metrics};
+use app_database::{Database, DatabaseConfig, DatabaseContainer, SqlDatabase};
 use app_jobs::{
     JobContext, JobError, JobHandler, JobOutput, JobRegistry, JobsConfig, NewJob, QueueConfig, Retention, Workers,
+    results::{JobResults, SqlJobResults},
     store::{JobStore, RedisJobStore},
 };
 use app_redis::{Redis, RedisConfig};
 use async_trait::async_trait;
 use futures::StreamExt;
+use shaku::HasComponent;
 use uuid::Uuid;
 
 #[global_allocator]
@@ -78,8 +82,24 @@ async fn wait_completed(store: &Arc<dyn JobStore>, total: u64) {
     }
 }
 
-fn workers(store: &Arc<dyn JobStore>, registry: &JobRegistry, config: &JobsConfig, n: usize) -> Vec<Workers> {
-    (0..n).map(|_| Workers::start(store.clone(), registry, config.clone(), &Metrics::new())).collect()
+/// Where results would go: no-op jobs write none, so the database is never touched on the hot
+/// path; the workers need one all the same.
+async fn results(dir: &std::path::Path) -> Arc<dyn JobResults> {
+    let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+    let database = Database::connect(&DatabaseConfig { url, ..DatabaseConfig::default() }).await.expect("sqlite");
+    database.migrate(&app_jobs::JobsModule.migrations()).await.expect("migrate");
+    let db: Arc<dyn SqlDatabase> = DatabaseContainer::with_database(database).build().resolve();
+    Arc::new(SqlJobResults::new(db))
+}
+
+fn workers(
+    store: &Arc<dyn JobStore>,
+    results: &Arc<dyn JobResults>,
+    registry: &JobRegistry,
+    config: &JobsConfig,
+    n: usize,
+) -> Vec<Workers> {
+    (0..n).map(|_| Workers::start(store.clone(), results.clone(), registry, config.clone(), &Metrics::new())).collect()
 }
 
 async fn stop(workers: Vec<Workers>) {
@@ -88,6 +108,7 @@ async fn stop(workers: Vec<Workers>) {
 
 async fn drain(
     store: &Arc<dyn JobStore>,
+    results: &Arc<dyn JobResults>,
     registry: &JobRegistry,
     config: &JobsConfig,
     n: usize,
@@ -96,7 +117,7 @@ async fn drain(
 ) -> f64 {
     store.set_paused(QUEUE, true).await.expect("pause");
     enqueue(store, n).await;
-    let running = workers(store, registry, config, k);
+    let running = workers(store, results, registry, config, k);
     let started = Instant::now();
     store.set_paused(QUEUE, false).await.expect("resume");
     *done += n as u64;
@@ -125,6 +146,8 @@ async fn main() {
     let store: Arc<dyn JobStore> = Arc::new(RedisJobStore::new(redis.clone(), retention));
     let registry = JobRegistry::new();
     registry.register(Noop);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let results = results(dir.path()).await;
     let mut jobs = JobsConfig::default();
     jobs.queues.insert(QUEUE.into(), QueueConfig { concurrency: 1, ..QueueConfig::default() });
 
@@ -135,19 +158,19 @@ async fn main() {
     println!("enqueue: {n} jobs at {enqueue_rate:.0} jobs/s (64 in flight)");
     let mut done = 0;
     // Those jobs, as a warm-up of Redis and the process.
-    let warm = workers(&store, &registry, &jobs, 4);
+    let warm = workers(&store, &results, &registry, &jobs, 4);
     done += n as u64;
     wait_completed(&store, done).await;
     stop(warm).await;
 
     // 2. Processing rate: N queued jobs drained by 1 worker, then N more by 4.
-    let one = drain(&store, &registry, &jobs, n, 1, &mut done).await;
+    let one = drain(&store, &results, &registry, &jobs, n, 1, &mut done).await;
     println!("processing, 1 worker: {one:.0} jobs/s");
-    let four = drain(&store, &registry, &jobs, n, 4, &mut done).await;
+    let four = drain(&store, &results, &registry, &jobs, n, 4, &mut done).await;
     println!("processing, 4 workers: {four:.0} jobs/s");
 
     // 3. Latency at about half the 4-worker rate.
-    let running = workers(&store, &registry, &jobs, 4);
+    let running = workers(&store, &results, &registry, &jobs, 4);
     // Let the workers connect their blocking reads (a few dozen ms) before the clock runs.
     enqueue(&store, 8).await;
     done += 8;

@@ -61,10 +61,13 @@ async fn an_export_runs_to_completion_and_its_result_matches_the_library() {
     assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
     let text = resp.text().await.expect("text");
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "id,type,title,artist,album,durationSeconds,tags,createdAt,updatedAt");
+    assert_eq!(
+        lines[0], r#""id","type","title","artist","album","durationSeconds","tags","createdAt","updatedAt""#,
+        "every field quoted"
+    );
     assert_eq!(lines.len(), 4);
-    assert!(text.contains("\"Two, with a comma\""), "quoted: {text}");
-    assert!(text.contains(",'=cmd,"), "formula defused: {text}");
+    assert!(text.contains(r#","Two, with a comma","#), "quoted: {text}");
+    assert!(text.contains(r#","'=cmd","#), "formula defused: {text}");
 }
 
 #[tokio::test]
@@ -604,4 +607,46 @@ async fn a_user_at_the_open_jobs_quota_gets_409_and_other_users_are_unaffected()
     assert_eq!(app.cancel_job(&busy.access, &id(&first)).await.status(), 202);
     app.finished_job(&busy.access, &id(&first)).await;
     assert_eq!(app.submit_job(&busy.access, "test.steps", json!({"steps": 1, "ms": 1})).await.status(), 202);
+}
+
+#[tokio::test]
+async fn an_export_is_streamed_from_the_database_and_redis_holds_none_of_it() {
+    let redis = RedisServer::start();
+    let app = app().backend(Backend::Redis(redis.url())).spawn().await;
+    let (_, tokens) = app.user().await;
+    let items: Vec<Value> = (0..2000)
+        .map(|i| json!({"type": "song", "title": format!("{i:04} {}", "a long title ".repeat(8)), "tags": ["x"]}))
+        .collect();
+    let import = app.job(&tokens.access, "library.import", json!({"items": items})).await;
+    assert_eq!(app.finished_job(&tokens.access, &id(&import)).await["status"], "completed");
+    let export = app.job(&tokens.access, "library.export", json!({"format": "csv"})).await;
+    assert_eq!(app.finished_job(&tokens.access, &id(&export)).await["status"], "completed");
+    let resp = app.job_result(&tokens.access, &id(&export)).await;
+    let length: usize = resp.headers()["content-length"].to_str().expect("ascii").parse().expect("a length");
+    let text = resp.text().await.expect("text");
+    assert_eq!(text.len(), length);
+    assert!(length > 256 * 1024, "more than one chunk: {length} bytes");
+    assert_eq!(text.lines().count(), 2001, "the header and every item");
+    assert!(text.contains("\"0000 a long title") && text.contains("\"1999 a long title"));
+
+    let reply = redis.command(&["SCAN", "0", "MATCH", &format!("{}*", app.prefix), "COUNT", "100000"]);
+    let keys: Vec<&str> = reply.lines().map(str::trim).filter(|l| l.starts_with(&app.prefix)).collect();
+    assert!(!keys.is_empty());
+    let held: usize =
+        keys.iter().map(|key| redis.command(&["MEMORY", "USAGE", key]).trim().parse::<usize>().unwrap_or(0)).sum();
+    assert!(held < length / 4, "Redis holds {held} bytes over {} keys for a {length}-byte export", keys.len());
+}
+
+#[tokio::test]
+async fn a_result_larger_than_the_limit_fails_the_job_for_good() {
+    let app = app().config(|c| c.get_mut::<app_jobs::JobsConfig>().max_result_bytes = 1024).spawn().await;
+    let (_, tokens) = app.user().await;
+    for n in 0..20 {
+        app.song(&tokens.access, &format!("song number {n} with a title")).await;
+    }
+    let job = app.job(&tokens.access, "library.export", json!({"format": "json"})).await;
+    let done = app.finished_job(&tokens.access, &id(&job)).await;
+    assert_eq!((done["status"].as_str(), done["attempts"].as_u64()), (Some("failed"), Some(1)), "{done}");
+    assert!(done["error"].as_str().expect("error").contains("jobs.max_result_bytes"), "{done}");
+    assert_problem(app.job_result(&tokens.access, &id(&job)).await, 409, "CONFLICT").await;
 }

@@ -298,10 +298,9 @@ enum Events {
     Finished,
 }
 
-/// A completed job's result document.
+/// A completed job's result document, streamed from the database as the client reads it.
 pub struct ResultDocument {
-    content_type: String,
-    body: Vec<u8>,
+    download: crate::ResultDownload,
     filename: String,
 }
 
@@ -309,9 +308,10 @@ impl IntoResponse for ResultDocument {
     fn into_response(self) -> Response {
         Response::builder()
             .status(StatusCode::OK)
-            .content_type(self.content_type)
+            .content_type(self.download.content_type)
+            .header(header::CONTENT_LENGTH, self.download.size)
             .header(header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", self.filename))
-            .body(self.body)
+            .body(poem::Body::from_bytes_stream(self.download.body))
     }
 }
 
@@ -457,9 +457,9 @@ impl JobsApi {
         auth: BearerAuth,
         id: Path<Uuid>,
     ) -> Result<ResultDocument, Problems<(BadRequest, Unauthorized, NotFound, Conflict, Unavailable)>> {
-        let (content_type, body) = self.service.result(auth.0.user_id, id.0).await?;
-        let extension = if content_type.starts_with("text/csv") { "csv" } else { "json" };
-        Ok(ResultDocument { content_type, body, filename: format!("job-{}.{extension}", id.0) })
+        let download = self.service.result(auth.0.user_id, id.0).await?;
+        let extension = if download.content_type.starts_with("text/csv") { "csv" } else { "json" };
+        Ok(ResultDocument { download, filename: format!("job-{}.{extension}", id.0) })
     }
 
     /// A ticket for the job's event stream

@@ -57,6 +57,9 @@ pub struct JobsConfig {
     /// Pending and active jobs one user may have per job type: a submission beyond answers 409
     /// `QUOTA_EXCEEDED`. It also bounds how many jobs of one user wait ahead of anyone else's.
     pub max_open_per_user: u32,
+    /// The largest result document a job may write (bytes); a job whose result would be larger
+    /// fails for good. Results live in the SQL database, not in Redis.
+    pub max_result_bytes: u64,
     /// How long a worker may finish its running jobs after a shutdown signal before it hands
     /// them back to the queue.
     #[serde(with = "humantime_serde")]
@@ -85,6 +88,7 @@ impl Default for JobsConfig {
             keep_completed: 1000,
             keep_failed: 1000,
             max_open_per_user: 10,
+            max_result_bytes: 64 * 1024 * 1024,
             shutdown_timeout: Duration::from_secs(10),
             ticket_ttl: Duration::from_secs(60),
             stream_heartbeat: Duration::from_secs(15),
@@ -128,6 +132,11 @@ impl ConfigSection for JobsConfig {
             Row::new("jobs.keep_completed", "completed jobs kept per queue at most (0: removed as they complete)"),
             Row::new("jobs.keep_failed", "failed and cancelled jobs kept per queue at most"),
             Row::new(
+                "jobs.max_result_bytes",
+                "the largest result document a job may write, in bytes (results live in the SQL database, not in \
+                 Redis); a larger one fails the job",
+            ),
+            Row::new(
                 "jobs.max_open_per_user",
                 "pending and active jobs one user may have per job type; a submission beyond answers 409 \
                  `QUOTA_EXCEEDED` (so at most this many of one user's jobs wait ahead of anyone else's)",
@@ -167,6 +176,9 @@ impl Validate for JobsConfig {
         }
         if !(1..=10_000).contains(&self.max_open_per_user) {
             return Err(ConfigIssue::new("jobs.max_open_per_user", "must be between 1 and 10000"));
+        }
+        if !(1024..=(1 << 34)).contains(&self.max_result_bytes) {
+            return Err(ConfigIssue::new("jobs.max_result_bytes", "must be between 1024 and 17179869184 (16 GiB)"));
         }
         if self.visibility_timeout < Duration::from_secs(1) {
             return Err(ConfigIssue::new("jobs.visibility_timeout", "must be at least 1s"));

@@ -31,6 +31,9 @@ pub enum JobsError {
     /// The job store cannot be reached; submissions and reads answer 503.
     #[error("job store unavailable: {0}")]
     Unavailable(#[from] RedisError),
+    /// The database holding result documents failed.
+    #[error(transparent)]
+    Database(app_database::DbError),
 }
 
 impl From<JobsError> for ApiError {
@@ -48,6 +51,7 @@ impl From<JobsError> for ApiError {
                 ErrorCode::UNAUTHENTICATED,
                 "The stream ticket is invalid, expired, already used, or for another job",
             ),
+            JobsError::Database(db) => db.into(),
             JobsError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "the job store is unavailable");
                 ApiError::unavailable("The job service")

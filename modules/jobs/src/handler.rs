@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::store::JobStore;
+use crate::{results::JobResults, store::JobStore};
 
 /// Why a run did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -31,20 +31,85 @@ pub enum JobError {
     Cancelled,
 }
 
-/// A finished run's result document: what `GET /jobs/{id}/result` serves.
+/// A finished run's result document, written through [`JobContext::result`] (or
+/// [`JobContext::json_result`]): what `GET /jobs/{id}/result` serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobOutput {
-    /// Its content type (`application/json`, `text/csv`).
-    pub content_type: String,
-    /// The document.
-    pub body: Vec<u8>,
+    pub(crate) content_type: String,
+    pub(crate) size: u64,
 }
 
 impl JobOutput {
-    /// A JSON document.
-    pub fn json(value: &serde_json::Value) -> Self {
-        Self { content_type: "application/json".into(), body: serde_json::to_vec(value).unwrap_or_default() }
+    /// Its content type (`application/json`, `text/csv`).
+    pub fn content_type(&self) -> &str {
+        &self.content_type
     }
+
+    /// Its length in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A result document written as it is made: bytes are buffered and stored a chunk at a time
+/// (in the SQL database, under this attempt), so a handler that writes page by page holds one
+/// chunk, whatever the document's size. At most `jobs.max_result_bytes` in all: beyond, the
+/// write fails the job for good.
+pub struct ResultWriter<'a> {
+    ctx: &'a JobContext,
+    content_type: String,
+    buffer: Vec<u8>,
+    seq: u32,
+    size: u64,
+}
+
+impl ResultWriter<'_> {
+    /// Appends `bytes`; stores every full chunk.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), JobError> {
+        self.size += bytes.len() as u64;
+        if self.size > self.ctx.limits.max_result_bytes {
+            return Err(JobError::Permanent(format!(
+                "the result is larger than the {} bytes a result may have (`jobs.max_result_bytes`)",
+                self.ctx.limits.max_result_bytes
+            )));
+        }
+        self.buffer.extend_from_slice(bytes);
+        while self.buffer.len() >= crate::results::CHUNK_BYTES {
+            let rest = self.buffer.split_off(crate::results::CHUNK_BYTES);
+            let chunk = std::mem::replace(&mut self.buffer, rest);
+            self.store(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores what is left; the document, for the handler to return.
+    pub async fn finish(mut self) -> Result<JobOutput, JobError> {
+        if !self.buffer.is_empty() || self.seq == 0 {
+            let last = std::mem::take(&mut self.buffer);
+            self.store(&last).await?;
+        }
+        Ok(JobOutput { content_type: self.content_type, size: self.size })
+    }
+
+    async fn store(&mut self, chunk: &[u8]) -> Result<(), JobError> {
+        let ctx = self.ctx;
+        let expires = crate::results::now_ms() + ctx.limits.kept_ms;
+        ctx.results.write_chunk(ctx.id, ctx.lease, self.seq, chunk, expires).await.map_err(|err| {
+            tracing::warn!(job = %ctx.id, error = %err, "could not store a result chunk");
+            JobError::Failed("the result could not be stored; the job is retried".into())
+        })?;
+        self.seq += 1;
+        Ok(())
+    }
+}
+
+/// What bounds a run's result.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResultLimits {
+    /// `jobs.max_result_bytes`.
+    pub max_result_bytes: u64,
+    /// How long unsealed chunks are kept (`jobs.retention`), in ms.
+    pub kept_ms: i64,
 }
 
 /// How a job type appears in the spec: the schema of its `params` (checked at submission, from
@@ -101,6 +166,8 @@ pub struct JobContext {
     pub created_ms: i64,
     pub(crate) queue: String,
     pub(crate) store: Arc<dyn JobStore>,
+    pub(crate) results: Arc<dyn JobResults>,
+    pub(crate) limits: ResultLimits,
     /// Cancelled when the job should stop: cancellation requested, or the attempt taken over.
     pub(crate) stop: CancellationToken,
     pub(crate) cancel_requested: CancellationToken,
@@ -110,6 +177,18 @@ pub struct JobContext {
 }
 
 impl JobContext {
+    /// Starts the run's result document, of `content_type`.
+    pub fn result(&self, content_type: &str) -> ResultWriter<'_> {
+        ResultWriter { ctx: self, content_type: content_type.to_owned(), buffer: Vec::new(), seq: 0, size: 0 }
+    }
+
+    /// A small JSON result document (a report), written at once.
+    pub async fn json_result(&self, value: &serde_json::Value) -> Result<JobOutput, JobError> {
+        let mut out = self.result("application/json");
+        out.write(&serde_json::to_vec(value).unwrap_or_default()).await?;
+        out.finish().await
+    }
+
     /// Reports progress (0-100). Only changes are written (and published); a job that is no
     /// longer this attempt's learns it here too ([`should_stop`](Self::should_stop)).
     pub async fn progress(&self, percent: u8) {

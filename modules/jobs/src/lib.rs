@@ -14,10 +14,13 @@
 //!   (finish or hand back), pause and resume by themselves while Redis is away.
 //! - Job types are one [`JobHandler`] impl each, registered in the [`JobRegistry`] by the module
 //!   that owns the work (this crate knows no job type).
+//! - Result documents live in the SQL database ([`results`]), written in chunks while the job
+//!   runs and streamed to the client, so Redis holds none of their bytes and no process holds
+//!   one whole.
 //! - `JobsApi` (`/api/v1/jobs`, progress as Server-Sent Events with bearer or single-use
 //!   tickets) and `QueuesApi` (`/api/v1/admin/queues`).
 //!
-//! Depends on `core` and `redis`; names no feature.
+//! Depends on `core`, `redis` and `database`; names no feature.
 
 mod api;
 mod config;
@@ -25,6 +28,7 @@ mod error;
 mod handler;
 mod model;
 mod module;
+pub mod results;
 mod service;
 pub mod store;
 mod worker;
@@ -32,10 +36,10 @@ mod worker;
 pub use api::{JobDto, JobsApi, QueuesApi};
 pub use config::{JobsConfig, QueueConfig};
 pub use error::JobsError;
-pub use handler::{JobContext, JobDoc, JobError, JobHandler, JobOutput, JobRegistry, queue_of};
+pub use handler::{JobContext, JobDoc, JobError, JobHandler, JobOutput, JobRegistry, ResultWriter, queue_of};
 pub use model::{
     Backoff, BackoffKind, CancelOutcome, Delivery, Held, JobRecord, JobStatus, NewJob, QueueStats, Retention,
 };
 pub use module::{JobStoreBinding, JobsContainer, JobsModule, JobsServiceComponent, JobsServiceParams};
-pub use service::{JobPage, JobsService, StreamEvent};
+pub use service::{JobPage, JobsService, ResultDownload, StreamEvent};
 pub use worker::Workers;

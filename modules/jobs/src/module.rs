@@ -3,13 +3,17 @@
 
 use std::sync::{Arc, Mutex};
 
-use app_core::{Context, Controller, Lifecycle, Mode, Module, ModuleError, config::Section};
+use app_core::{Context, Controller, Lifecycle, Migration, Mode, Module, ModuleError, config::Section};
+use app_database::{DatabaseContainer, DatabaseModule, SqlDatabase};
 use app_redis::{RedisModule, SharedState};
 use async_trait::async_trait;
+use prometheus_client::metrics::gauge::Gauge;
 use shaku::{HasComponent, module};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     JobRegistry, JobsApi, JobsConfig, JobsService, QueuesApi, Retention, Workers,
+    results::{JobResults, SqlJobResults},
     store::{JobStore, MemoryJobStore, RedisJobStore},
 };
 
@@ -31,16 +35,21 @@ pub struct JobsServiceParams {
 }
 
 app_core::component! {
-    /// The [`JobsService`] over the bound store.
+    /// The [`JobsService`] over the bound store and the result documents.
     pub JobsServiceComponent: JobsService,
-    inject(store: dyn JobStore),
-    params(p: JobsServiceParams) => Box::new(JobsService::new(store, p.registry, p.config))
+    inject(store: dyn JobStore, results: dyn JobResults),
+    params(p: JobsServiceParams) => Box::new(JobsService::new(store, results, p.registry, p.config))
 }
 
 module! {
     pub JobsContainer {
-        components = [JobStoreBinding, JobsServiceComponent],
-        providers = []
+        components = [JobStoreBinding, SqlJobResults, JobsServiceComponent],
+        providers = [],
+
+        use DatabaseContainer {
+            components = [dyn SqlDatabase],
+            providers = []
+        }
     }
 }
 
@@ -57,11 +66,18 @@ impl Module for JobsModule {
     }
 
     fn imports(&self) -> Vec<Box<dyn Module>> {
-        vec![Box::new(RedisModule)]
+        vec![Box::new(RedisModule), Box::new(DatabaseModule)]
     }
 
     fn config(&self) -> Option<Section> {
         Some(Section::of::<JobsConfig>())
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![
+            Migration::new(20261204000002, "job_results", include_str!("../migrations/20261204000002_job_results.sql"))
+                .postgres(include_str!("../migrations/20261204000002_job_results.postgres.sql")),
+        ]
     }
 
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
@@ -70,7 +86,7 @@ impl Module for JobsModule {
         let registry = JobRegistry::new();
         let store = app_redis::Bound { state: state.clone(), params: config.retention() };
         let container = ctx.container(
-            JobsContainer::builder()
+            JobsContainer::builder(ctx.get()?)
                 .with_component_parameters::<JobStoreBinding>(store)
                 .with_component_parameters::<JobsServiceComponent>(JobsServiceParams {
                     config: config.clone(),
@@ -85,18 +101,68 @@ impl Module for JobsModule {
             Controller::new(JobsApi::new(service.clone(), config.stream_heartbeat)).throttled(crate::api::RULES),
         );
         ctx.controller(Controller::new(QueuesApi::new(service.clone())));
-        ctx.lifecycle(JobsLifecycle { service, state, metrics: ctx.metrics().clone(), workers: Mutex::new(None) });
+        let usage = ResultGauges::register(ctx.metrics());
+        ctx.lifecycle(JobsLifecycle {
+            service,
+            state,
+            metrics: ctx.metrics().clone(),
+            workers: Mutex::new(None),
+            usage,
+            sweeper: CancellationToken::new(),
+        });
         Ok(())
     }
 }
 
-/// Checks the queue settings against the registered types, runs the workers, ends the event
-/// streams at the shutdown signal, and stops the workers after the server.
+/// How often expired result documents are deleted and their usage measured.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the stored result documents take, on `/metrics`.
+#[derive(Clone, Default)]
+struct ResultGauges {
+    results: Gauge,
+    bytes: Gauge,
+}
+
+impl ResultGauges {
+    fn register(metrics: &app_core::metrics::Metrics) -> Self {
+        let this = Self::default();
+        metrics.register("jobs_results_stored", "Job result documents kept in the database", this.results.clone());
+        metrics.register("jobs_results_stored_bytes", "Bytes of the job result documents kept", this.bytes.clone());
+        this
+    }
+}
+
+/// Checks the queue settings against the registered types, runs the workers and the sweep of
+/// expired results, ends the event streams at the shutdown signal, and stops the workers after
+/// the server.
 struct JobsLifecycle {
     service: Arc<JobsService>,
     state: SharedState,
     metrics: app_core::metrics::Metrics,
     workers: Mutex<Option<Workers>>,
+    usage: ResultGauges,
+    sweeper: CancellationToken,
+}
+
+/// Deletes expired result documents every [`SWEEP_EVERY`] (every instance does; the deletes are
+/// idempotent) and measures what is kept.
+async fn sweep(results: Arc<dyn JobResults>, usage: ResultGauges, stop: CancellationToken) {
+    loop {
+        match results.sweep(crate::results::now_ms()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(rows = deleted, "expired job results deleted"),
+            Err(err) => tracing::warn!(error = %err, "could not delete expired job results; retrying later"),
+        }
+        if let Ok(kept) = results.usage().await {
+            usage.results.set(i64::try_from(kept.results).unwrap_or(i64::MAX));
+            usage.bytes.set(i64::try_from(kept.bytes).unwrap_or(i64::MAX));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+            () = stop.cancelled() => return,
+        }
+    }
 }
 
 #[async_trait]
@@ -110,6 +176,15 @@ impl Lifecycle for JobsLifecycle {
                 queues.join(", ")
             )));
         }
+        tracing::info!(
+            max_open_per_user = config.max_open_per_user,
+            max_result_bytes = config.max_result_bytes,
+            retention = ?config.retention,
+            keep_completed = config.keep_completed,
+            keep_failed = config.keep_failed,
+            "job bounds: open jobs per user and type, result size (results in the database, not Redis), retention"
+        );
+        tokio::spawn(sweep(self.service.results().clone(), self.usage.clone(), self.sweeper.clone()));
         let run = match mode {
             Mode::Serve => config.workers,
             Mode::Worker if self.state.redis().is_none() => {
@@ -120,8 +195,13 @@ impl Lifecycle for JobsLifecycle {
             Mode::Worker => true,
         };
         if run {
-            let workers =
-                Workers::start(self.service.store().clone(), self.service.registry(), config.clone(), &self.metrics);
+            let workers = Workers::start(
+                self.service.store().clone(),
+                self.service.results().clone(),
+                self.service.registry(),
+                config.clone(),
+                &self.metrics,
+            );
             *self.workers.lock().unwrap_or_else(|p| p.into_inner()) = Some(workers);
         }
         Ok(())
@@ -133,6 +213,7 @@ impl Lifecycle for JobsLifecycle {
     }
 
     async fn stop(&self) {
+        self.sweeper.cancel();
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(workers) = workers {
             workers.stop().await;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     CancelOutcome, JobRecord, JobRegistry, JobStatus, JobsConfig, JobsError, NewJob, QueueStats,
     handler::queue_of,
+    results::JobResults,
     store::{JobStore, OWNER_INDEX_CAP},
 };
 
@@ -57,9 +58,20 @@ struct Live<S> {
     alive: Liveness,
 }
 
+/// A completed job's result document, ready to stream.
+pub struct ResultDownload {
+    /// Its content type.
+    pub content_type: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its bytes, a chunk at a time.
+    pub body: futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+}
+
 /// The jobs service.
 pub struct JobsService {
     store: Arc<dyn JobStore>,
+    results: Arc<dyn JobResults>,
     registry: JobRegistry,
     config: JobsConfig,
     /// Cancelled at shutdown: open event streams end, so they do not hold the server's drain.
@@ -72,8 +84,18 @@ fn ticket_hash(ticket: &str) -> String {
 
 impl JobsService {
     /// The service over `store`, with the registered job types.
-    pub fn new(store: Arc<dyn JobStore>, registry: JobRegistry, config: JobsConfig) -> Self {
-        Self { store, registry, config, streams_end: CancellationToken::new() }
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        results: Arc<dyn JobResults>,
+        registry: JobRegistry,
+        config: JobsConfig,
+    ) -> Self {
+        Self { store, results, registry, config, streams_end: CancellationToken::new() }
+    }
+
+    /// Where result documents live.
+    pub fn results(&self) -> &Arc<dyn JobResults> {
+        &self.results
     }
 
     /// The store (for the workers).
@@ -162,13 +184,20 @@ impl JobsService {
         }
     }
 
-    /// The completed job's result document: (content type, bytes).
-    pub async fn result(&self, owner: Uuid, id: Uuid) -> Result<(String, Vec<u8>), JobsError> {
+    /// The completed job's result document, streamed from the database.
+    pub async fn result(&self, owner: Uuid, id: Uuid) -> Result<ResultDownload, JobsError> {
         let job = self.get(owner, id).await?;
         if job.status != JobStatus::Completed {
             return Err(JobsError::Conflict("The job has not completed; its result is not available"));
         }
-        self.store.result(&queue_of(&job.kind), id).await?.ok_or(JobsError::NotFound)
+        if job.result_type.is_none() {
+            return Err(JobsError::NotFound);
+        }
+        let meta = self.results.meta(id, crate::results::now_ms()).await.map_err(JobsError::Database)?;
+        // Only the completing attempt's document (the record's lease) is the result.
+        let meta = meta.filter(|m| m.lease == job.lease).ok_or(JobsError::NotFound)?;
+        let body = crate::results::stream(self.results.clone(), id, &meta).boxed();
+        Ok(ResultDownload { content_type: meta.content_type, size: meta.size, body })
     }
 
     /// A ticket that opens the job's event stream without a bearer token (for `EventSource`,

@@ -29,7 +29,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     Delivery, Held, JobContext, JobError, JobRegistry, JobsConfig, QueueConfig,
-    handler::{JobHandler, queue_of},
+    handler::{JobHandler, ResultLimits, queue_of},
+    results::JobResults,
     store::JobStore,
 };
 
@@ -62,6 +63,7 @@ struct QueueWorker {
     queue: String,
     handler: Arc<dyn JobHandler>,
     store: Arc<dyn JobStore>,
+    results: Arc<dyn JobResults>,
     config: JobsConfig,
     queue_config: QueueConfig,
     consumer: String,
@@ -89,7 +91,13 @@ fn consumer_name() -> String {
 
 impl Workers {
     /// Starts workers for every registered job type.
-    pub fn start(store: Arc<dyn JobStore>, registry: &JobRegistry, config: JobsConfig, metrics: &Metrics) -> Workers {
+    pub fn start(
+        store: Arc<dyn JobStore>,
+        results: Arc<dyn JobResults>,
+        registry: &JobRegistry,
+        config: JobsConfig,
+        metrics: &Metrics,
+    ) -> Workers {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let consumer = consumer_name();
@@ -108,6 +116,7 @@ impl Workers {
                 queue,
                 handler,
                 store: store.clone(),
+                results: results.clone(),
                 config: config.clone(),
                 queue_config,
                 consumer: consumer.clone(),
@@ -293,6 +302,11 @@ impl QueueWorker {
             created_ms: job.created_ms,
             queue: self.queue.clone(),
             store: self.store.clone(),
+            results: self.results.clone(),
+            limits: ResultLimits {
+                max_result_bytes: self.config.max_result_bytes,
+                kept_ms: i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX),
+            },
             stop: CancellationToken::new(),
             cancel_requested: CancellationToken::new(),
             lost: AtomicBool::new(false),
@@ -316,19 +330,27 @@ impl QueueWorker {
         if ctx.lost.load(Ordering::Relaxed) {
             tracing::info!(queue, job = %id, lease, "the job was taken over by another worker; this attempt's outcome is dropped");
             self.count("lost");
+            self.results.discard(id, lease).await;
             return;
         }
+        let mut completed = false;
         let settled = match outcome {
             None => {
                 tracing::info!(queue, job = %id, "shutting down: handing the job back to the queue");
                 self.count("released");
                 self.settle(|| store.release(queue, id, lease)).await
             }
-            Some(Ok(Ok(output))) => {
-                self.count("completed");
-                let result = output.as_ref().map(|o| (o.content_type.as_str(), o.body.as_slice()));
-                self.settle(|| store.complete(queue, id, lease, result)).await
-            }
+            Some(Ok(Ok(output))) => match self.seal(id, lease, output.as_ref()).await {
+                Ok(true) => {
+                    self.count("completed");
+                    let result_type = output.as_ref().map(|o| o.content_type.as_str());
+                    let settled = self.settle(|| store.complete(queue, id, lease, result_type)).await;
+                    completed = settled.is_some_and(|held| held != Held::Lost);
+                    settled
+                }
+                Ok(false) => Some(Held::Lost),
+                Err(message) => self.failed(id, lease, job.attempts, job.max_attempts, message).await,
+            },
             Some(Ok(Err(JobError::Cancelled))) if ctx.cancellation_requested() => {
                 self.count("cancelled");
                 self.settle(|| store.cancelled(queue, id, lease)).await
@@ -345,6 +367,22 @@ impl QueueWorker {
         if settled == Some(Held::Lost) {
             self.count("lost");
         }
+        if !completed {
+            // Whatever the attempt wrote is not the result: drop it now rather than at expiry.
+            self.results.discard(id, lease).await;
+        }
+    }
+
+    /// Makes the attempt's result chunks the job's result, kept as long as the job.
+    /// `false` when a newer attempt sealed its own (this one was taken over).
+    async fn seal(&self, id: uuid::Uuid, lease: u32, output: Option<&crate::JobOutput>) -> Result<bool, &'static str> {
+        let Some(output) = output else { return Ok(true) };
+        let retention = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let expires = crate::results::now_ms().saturating_add(retention);
+        self.results.seal(id, lease, &output.content_type, output.size, expires).await.map_err(|err| {
+            tracing::warn!(queue = %self.queue, job = %id, error = %err, "could not seal a job's result");
+            "the result could not be stored"
+        })
     }
 
     async fn failed(&self, id: uuid::Uuid, lease: u32, attempt: u32, max_attempts: u32, message: &str) -> Option<Held> {

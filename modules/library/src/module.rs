@@ -83,6 +83,7 @@ impl Module for LibraryModule {
 
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
         let config = ctx.config::<LibraryConfig>().clone();
+        tracing::info!(max_items_per_user = config.max_items_per_user, "library bounds: items per user");
         let repository = SqlLibraryRepositoryParameters { max_items: config.max_items_per_user };
         let params = LibraryServiceParams { config };
         let container = ctx.container(

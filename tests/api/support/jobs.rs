@@ -196,7 +196,7 @@ impl JobHandler for Steps {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             ctx.progress((step * 100 / steps).min(99) as u8).await;
         }
-        Ok(Some(JobOutput::json(&json!({"steps": steps}))))
+        Ok(Some(ctx.json_result(&json!({"steps": steps})).await?))
     }
 }
 

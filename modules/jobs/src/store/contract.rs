@@ -47,7 +47,7 @@ pub async fn a_job_is_queued_run_and_completed_with_its_result(store: Arc<dyn Jo
     assert_eq!((stats.waiting, stats.active), (0, 1));
     assert_eq!(store.progress(&q, new.id, 1, 40).await.expect("progress"), Held::Yes { cancel_requested: false });
     assert_eq!(store.get(&q, new.id).await.expect("get").expect("found").progress, 40);
-    let done = store.complete(&q, new.id, 1, Some(("text/csv", b"a,b\n"))).await.expect("complete");
+    let done = store.complete(&q, new.id, 1, Some("text/csv")).await.expect("complete");
     assert_eq!(done, Held::Yes { cancel_requested: false });
     assert_eq!(store.complete(&q, new.id, 1, None).await.expect("again"), done, "a retried completion is harmless");
     let record = store.get(&q, new.id).await.expect("get").expect("kept");
@@ -56,7 +56,6 @@ pub async fn a_job_is_queued_run_and_completed_with_its_result(store: Arc<dyn Jo
         (JobStatus::Completed, 100, Some("text/csv"))
     );
     assert!(record.finished_ms.is_some());
-    assert_eq!(store.result(&q, new.id).await.expect("result"), Some(("text/csv".into(), b"a,b\n".to_vec())));
     let stats = store.stats(&q).await.expect("stats");
     assert_eq!((stats.waiting, stats.active, stats.completed), (0, 0, 1));
 }
@@ -237,11 +236,10 @@ pub async fn only_the_newest_finished_jobs_are_kept(store: Arc<dyn JobStore>) {
         let new = job(&q, owner);
         store.enqueue(&new).await.expect("enqueue").expect("admitted");
         let d = fetched(&store, &q).await;
-        store.complete(&q, new.id, d.lease(), Some(("application/json", b"{}"))).await.expect("complete");
+        store.complete(&q, new.id, d.lease(), Some("application/json")).await.expect("complete");
         ids.push(new.id);
     }
     assert_eq!(store.get(&q, ids[0]).await.expect("get"), None, "keep_completed = 2 drops the oldest");
-    assert_eq!(store.result(&q, ids[0]).await.expect("result"), None);
     assert!(store.get(&q, ids[2]).await.expect("get").is_some());
     assert_eq!(store.stats(&q).await.expect("stats").completed, 2);
 }

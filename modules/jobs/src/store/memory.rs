@@ -19,7 +19,6 @@ struct Job {
     record: JobRecord,
     queue: String,
     params: String,
-    result: Option<(String, Vec<u8>)>,
     /// The job's current queue entry, while it has one.
     entry: Option<u64>,
     /// Finished jobs are forgotten after the retention.
@@ -280,7 +279,6 @@ impl JobStore for MemoryJobStore {
                     record: record.clone(),
                     queue: job.queue.clone(),
                     params: job.params.clone(),
-                    result: None,
                     entry: Some(entry),
                     expires_at: None,
                 };
@@ -374,13 +372,7 @@ impl JobStore for MemoryJobStore {
             .map_or(Held::Lost, |cancel_requested| Held::Yes { cancel_requested }))
     }
 
-    async fn complete(
-        &self,
-        queue: &str,
-        id: Uuid,
-        lease: u32,
-        result: Option<(&str, &[u8])>,
-    ) -> Result<Held, RedisError> {
+    async fn complete(&self, queue: &str, id: Uuid, lease: u32, result_type: Option<&str>) -> Result<Held, RedisError> {
         let retention = self.retention;
         let done = self
             .with(|state, now| {
@@ -399,9 +391,8 @@ impl JobStore for MemoryJobStore {
                 job.record.error = None;
                 job.record.finished_ms = Some(now_ms());
                 job.expires_at = Some(now + retention.ttl);
-                if let Some((content_type, body)) = result {
+                if let Some(content_type) = result_type {
                     job.record.result_type = Some(content_type.to_owned());
-                    job.result = Some((content_type.to_owned(), body.to_vec()));
                 }
                 state.unqueue(queue, id);
                 state.changed(id);
@@ -524,17 +515,6 @@ impl JobStore for MemoryJobStore {
                     .into_iter()
                     .filter_map(|(entry, id)| state.start(queue, entry, id, consumer, &retention, now))
                     .collect()
-            })
-            .await)
-    }
-
-    async fn result(&self, queue: &str, id: Uuid) -> Result<Option<(String, Vec<u8>)>, RedisError> {
-        Ok(self
-            .with(|state, now| {
-                state
-                    .live_job(id, now)
-                    .filter(|j| j.queue == queue && j.record.status == JobStatus::Completed)
-                    .and_then(|j| j.result.clone())
             })
             .await)
     }

@@ -53,16 +53,11 @@ pub trait JobStore: Interface {
     /// Records progress (0-100) and publishes it, if the worker still holds the attempt.
     async fn progress(&self, queue: &str, id: Uuid, lease: u32, progress: u8) -> Result<Held, RedisError>;
 
-    /// Completes the attempt with an optional result document (content type, bytes). Applying it
-    /// twice (a retry after a lost reply) is harmless: the second call finds the job completed by
-    /// this lease and reports `Yes`.
-    async fn complete(
-        &self,
-        queue: &str,
-        id: Uuid,
-        lease: u32,
-        result: Option<(&str, &[u8])>,
-    ) -> Result<Held, RedisError>;
+    /// Completes the attempt, with the content type of its result document if it has one (the
+    /// document itself is in the [`JobResults`](crate::results::JobResults), never here). Applying
+    /// it twice (a retry after a lost reply) is harmless: the second call finds the job completed
+    /// by this lease and reports `Yes`.
+    async fn complete(&self, queue: &str, id: Uuid, lease: u32, result_type: Option<&str>) -> Result<Held, RedisError>;
 
     /// Fails the attempt: with `retry_in`, the job waits that long and is queued again;
     /// without, it fails for good (dead letter).
@@ -98,9 +93,6 @@ pub trait JobStore: Interface {
         idle: Duration,
         max: usize,
     ) -> Result<Vec<Delivery>, RedisError>;
-
-    /// The completed job's result document: (content type, bytes).
-    async fn result(&self, queue: &str, id: Uuid) -> Result<Option<(String, Vec<u8>)>, RedisError>;
 
     /// The queue's counts.
     async fn stats(&self, queue: &str) -> Result<QueueStats, RedisError>;

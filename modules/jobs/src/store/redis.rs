@@ -4,7 +4,7 @@
 //! Keys (under the configured prefix), per queue `Q`:
 //! - `q:{Q}:stream`: the queue (entries `id=<job id>`), consumer group `workers`;
 //! - `q:{Q}:job:<id>`: the record (a hash), `q:{Q}:params:<id>`: its parameters (apart, so
-//!   events and listings stay small), `q:{Q}:result:<id>`: its result document;
+//!   events and listings stay small); result documents are not here but in the SQL database;
 //! - `q:{Q}:delayed`: jobs waiting for a retry (score: when);
 //! - `q:{Q}:completed`, `q:{Q}:failed`: finished jobs kept (score: when), for keep-last-N;
 //! - `q:{Q}:paused`, `q:{Q}:rate`: the pause flag and the rate-limit window;
@@ -45,7 +45,6 @@ struct Scripts {
     cancel: Script,
     promote: Script,
     claim: Script,
-    result: Script,
     stats: Script,
     ensure_group: Script,
     drop_entry: Script,
@@ -116,7 +115,6 @@ impl RedisJobStore {
             cancel: r("jobs_cancel", scripts::CANCEL),
             promote: r("jobs_promote", scripts::PROMOTE),
             claim: r("jobs_claim", scripts::CLAIM),
-            result: r("jobs_result", scripts::RESULT),
             stats: r("jobs_stats", scripts::STATS),
             ensure_group: r("jobs_ensure_group", scripts::ENSURE_GROUP),
             drop_entry: r("jobs_drop_entry", scripts::DROP_ENTRY),
@@ -339,26 +337,10 @@ impl JobStore for RedisJobStore {
         held(self.redis.eval(&self.scripts.progress, vec![self.job_key(queue, id)], args).await?)
     }
 
-    async fn complete(
-        &self,
-        queue: &str,
-        id: Uuid,
-        lease: u32,
-        result: Option<(&str, &[u8])>,
-    ) -> Result<Held, RedisError> {
-        let retention = &self.retention;
-        let keys = vec![
-            self.job_key(queue, id),
-            self.key(queue, "stream"),
-            self.key(queue, "completed"),
-            self.key(queue, &format!("result:{id}")),
-        ];
-        let (has, content_type, body) = match result {
-            Some((t, b)) => ("1", t, b),
-            None => ("0", "", &[][..]),
-        };
-        let mut args = self.worker_args(queue, id, lease, retention.keep_completed);
-        args.extend([Arg::from(has), Arg::from(content_type), Arg::from(body)]);
+    async fn complete(&self, queue: &str, id: Uuid, lease: u32, result_type: Option<&str>) -> Result<Held, RedisError> {
+        let keys = vec![self.job_key(queue, id), self.key(queue, "stream"), self.key(queue, "completed")];
+        let mut args = self.worker_args(queue, id, lease, self.retention.keep_completed);
+        args.push(Arg::from(result_type.unwrap_or_default()));
         Ok(applied(&self.redis.eval(&self.scripts.complete, keys, args).await?))
     }
 
@@ -453,21 +435,6 @@ impl JobStore for RedisJobStore {
             }
         }
         Ok(out)
-    }
-
-    async fn result(&self, queue: &str, id: Uuid) -> Result<Option<(String, Vec<u8>)>, RedisError> {
-        let keys = vec![self.job_key(queue, id), self.key(queue, &format!("result:{id}"))];
-        let reply = self.redis.eval(&self.scripts.result, keys, Vec::new()).await?;
-        let mut parts = match reply {
-            Reply::Nil => return Ok(None),
-            other => other.into_array().into_iter(),
-        };
-        let content_type = parts.next().and_then(|r| r.as_str().map(str::to_owned)).ok_or_else(unexpected)?;
-        let body = match parts.next() {
-            Some(Reply::Bytes(b)) => b,
-            _ => return Err(unexpected()),
-        };
-        Ok(Some((content_type, body)))
     }
 
     async fn stats(&self, queue: &str) -> Result<QueueStats, RedisError> {

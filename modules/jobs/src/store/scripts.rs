@@ -29,15 +29,15 @@ local function unqueue(stream, entry)
     redis.call('XDEL', stream, entry)
   end
 end
--- Records a finished job in `set` and keeps at most `keep` of them (older ones, with their
--- results, are deleted early); entries past the retention are dropped (their keys expired).
+-- Records a finished job in `set` and keeps at most `keep` of them (older ones are deleted
+-- early); entries past the retention are dropped (their keys expired).
 local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
   redis.call('ZADD', set, t, id)
   redis.call('ZREMRANGEBYSCORE', set, '-inf', t - retention)
   local excess = redis.call('ZCARD', set) - keep_n
   if excess > 0 then
     for _, old in ipairs(redis.call('ZRANGE', set, 0, excess - 1)) do
-      redis.call('DEL', prefix .. 'job:' .. old, prefix .. 'result:' .. old, prefix .. 'params:' .. old)
+      redis.call('DEL', prefix .. 'job:' .. old, prefix .. 'params:' .. old)
     end
     redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
   end
@@ -190,8 +190,8 @@ return {1, tonumber(st[3])}
 "#
 );
 
-/// KEYS: job, stream, completed, result. ARGV: lease, channel, id, prefix, retention, keep
-/// completed, infra ttl, has result ('1'/'0'), content type, result bytes.
+/// KEYS: job, stream, completed. ARGV: lease, channel, id, prefix, retention, keep completed,
+/// infra ttl, the result's content type ('' for none).
 /// Returns 1 when completed by this lease (now or before: a retried call), 0 when not held.
 pub(crate) const COMPLETE: &str = concat!(
     prelude!(),
@@ -200,10 +200,7 @@ local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry')
 if st[2] ~= ARGV[1] then return 0 end
 if st[1] == 'completed' then return 1 end
 if st[1] ~= 'active' then return 0 end
-if ARGV[8] == '1' then
-  redis.call('SET', KEYS[4], ARGV[10], 'PX', ARGV[5])
-  redis.call('HSET', KEYS[1], 'rtype', ARGV[9])
-end
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'rtype', ARGV[8]) end
 redis.call('HSET', KEYS[1], 'progress', 100)
 finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
 return 1
@@ -333,15 +330,6 @@ pub(crate) const FORGET_CONSUMER: &str = r#"
 local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], 'workers', '-', '+', 1, ARGV[1])
 if ok and #p == 0 then pcall(redis.call, 'XGROUP', 'DELCONSUMER', KEYS[1], 'workers', ARGV[1]) end
 return 1
-"#;
-
-/// KEYS: job, result. Returns {content type, bytes} or nil.
-pub(crate) const RESULT: &str = r#"
-local rtype = redis.call('HGET', KEYS[1], 'rtype')
-if not rtype or redis.call('HGET', KEYS[1], 'status') ~= 'completed' then return false end
-local body = redis.call('GET', KEYS[2])
-if not body then return false end
-return {rtype, body}
 "#;
 
 /// KEYS: stream, delayed, completed, failed, paused.

@@ -100,7 +100,7 @@ impl JobHandler for LibraryImport {
             ctx.progress(done.min(99) as u8).await;
         }
         failed.sort_by_key(|f| f["index"].as_u64());
-        Ok(Some(JobOutput::json(&json!({"imported": imported, "failed": failed}))))
+        Ok(Some(ctx.json_result(&json!({"imported": imported, "failed": failed})).await?))
     }
 }
 
