@@ -10,15 +10,13 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use app_core::{
     config::{Config, ServerConfig},
-    metrics::{HttpMetrics, Metrics},
+    http::ConnectionLimits,
+    metrics::{Gauge, HttpMetrics, Metrics},
     module::{Customizers, ModuleSet, Values},
     {Lifecycle, Mode, ModuleError},
 };
 use futures::future::BoxFuture;
-use poem::{
-    Server,
-    listener::{Acceptor, AcceptorExt, BoxAcceptor, Listener, TcpListener},
-};
+use tokio::net::TcpListener;
 
 use crate::routes;
 
@@ -38,16 +36,16 @@ pub enum StartError {
     },
 }
 
-/// Runs the server on the acceptor until the signal resolves, with the drain timeout.
+/// Runs the server on the listener until the signal resolves, with the drain timeout.
 type Serve =
-    Box<dyn FnOnce(BoxAcceptor, BoxFuture<'static, ()>, Duration) -> BoxFuture<'static, io::Result<()>> + Send>;
+    Box<dyn FnOnce(TcpListener, BoxFuture<'static, ()>, Duration) -> BoxFuture<'static, io::Result<()>> + Send>;
 
 /// The modules' lifecycles, in build order.
 type Lifecycles = Vec<(&'static str, Arc<dyn Lifecycle>)>;
 
 /// A built application: listening, its modules started, not yet serving.
 pub struct Application {
-    acceptor: BoxAcceptor,
+    listener: TcpListener,
     addr: SocketAddr,
     serve: Serve,
     lifecycles: Lifecycles,
@@ -79,6 +77,12 @@ impl AppBuilder {
         let config = Arc::new(config);
         let metrics = Metrics::new();
         let http_metrics = HttpMetrics::new(&metrics);
+        let open = Gauge::default();
+        metrics.register(
+            "http_connections_open",
+            "Open HTTP connections (at most `server.max_connections`)",
+            open.clone(),
+        );
         let mut built = modules.build(config.clone(), metrics, customizers).await?;
         let lifecycles = std::mem::take(&mut built.lifecycles);
         let values = built.values();
@@ -90,28 +94,40 @@ impl AppBuilder {
                 return Err(err.into());
             }
         };
-        // The server boxes the endpoint once itself; keeping the concrete type here (inside a
-        // closure) avoids boxing every request's future twice.
-        let serve: Serve = Box::new(move |acceptor, signal, timeout| {
-            Box::pin(async move {
-                Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(endpoint, signal, Some(timeout)).await
-            })
+        let limits = ConnectionLimits {
+            header_read_timeout: server.header_read_timeout,
+            idle_timeout: server.idle_timeout,
+            max_connections: server.max_connections,
+        };
+        tracing::info!(
+            header_read_timeout = ?limits.header_read_timeout,
+            idle_timeout = ?limits.idle_timeout,
+            max_connections = limits.max_connections,
+            max_body_bytes = server.max_body_bytes,
+            "connection bounds"
+        );
+        // The endpoint keeps its concrete type (inside a closure): no request's future is boxed.
+        let serve: Serve = Box::new(move |listener, signal, timeout| {
+            Box::pin(app_core::http::serve(listener, endpoint, limits, open, signal, timeout))
         });
         let addr = format!("{}:{}", server.bind_host(config.profile), server.port);
-        let bound = match TcpListener::bind(addr.clone()).into_acceptor().await {
-            Ok(acceptor) => acceptor,
+        let bound = match TcpListener::bind(addr.clone()).await {
+            Ok(listener) => listener,
             Err(source) => {
                 stop(&lifecycles).await;
                 return Err(StartError::Bind { addr, source });
             }
         };
-        let Some(local) = bound.local_addr().into_iter().find_map(|a| a.as_socket_addr().copied()) else {
-            stop(&lifecycles).await;
-            return Err(StartError::Bind { addr, source: io::Error::other("no local address") });
+        let local = match bound.local_addr() {
+            Ok(local) => local,
+            Err(source) => {
+                stop(&lifecycles).await;
+                return Err(StartError::Bind { addr, source });
+            }
         };
         start(&lifecycles, Mode::Serve).await?;
         Ok(Application {
-            acceptor: bound.boxed(),
+            listener: bound,
             addr: local,
             serve,
             lifecycles,
@@ -145,7 +161,7 @@ impl Application {
     /// Serves until `shutdown` resolves; then the modules hear the signal, in-flight requests
     /// finish within `server.shutdown_timeout`, and the modules stop in reverse order.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
-        let Application { acceptor, serve, lifecycles, shutdown_timeout, addr, .. } = self;
+        let Application { listener, serve, lifecycles, shutdown_timeout, addr, .. } = self;
         tracing::info!(%addr, "serving");
         let signalled = lifecycles.clone();
         let shutdown = async move {
@@ -154,7 +170,7 @@ impl Application {
                 lifecycle.shutting_down();
             }
         };
-        let result = serve(acceptor, Box::pin(shutdown), shutdown_timeout).await;
+        let result = serve(listener, Box::pin(shutdown), shutdown_timeout).await;
         stop(&lifecycles).await;
         tracing::info!("stopped");
         result

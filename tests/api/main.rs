@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod cli;
 mod client;
+mod connections;
 mod di;
 mod docker;
 mod errors;

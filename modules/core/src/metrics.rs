@@ -18,6 +18,9 @@ use prometheus_client::{
     registry::{Metric, Registry},
 };
 
+/// A value that goes up and down (open connections, stored bytes).
+pub use prometheus_client::metrics::gauge::Gauge;
+
 /// The metrics registry of one application instance.
 #[derive(Clone, Default)]
 pub struct Metrics {

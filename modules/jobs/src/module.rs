@@ -82,6 +82,14 @@ impl Module for JobsModule {
 
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
         let config = ctx.config::<JobsConfig>().clone();
+        let idle = ctx.config::<app_core::config::ServerConfig>().idle_timeout;
+        if config.stream_heartbeat >= idle {
+            return Err(ModuleError::new(format!(
+                "`jobs.stream_heartbeat` ({:?}) must be shorter than `server.idle_timeout` ({idle:?}), or idle event \
+                 streams would be cut",
+                config.stream_heartbeat
+            )));
+        }
         let state = (*ctx.get::<SharedState>()?).clone();
         let registry = JobRegistry::new();
         let store = app_redis::Bound { state: state.clone(), params: config.retention() };

@@ -183,6 +183,15 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after SIGTERM/SIGINT before they are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How long a request's headers may take to arrive whole, from the connection's opening or
+    /// its previous response (so it also closes idle keep-alive connections).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which nothing is read or written for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Open connections at most; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
     /// SPA origins allowed by CORS (`https://app.example.com`). Empty: no CORS headers at all.
     /// In the environment, a comma-separated list.
     #[serde(deserialize_with = "string_list")]
@@ -196,6 +205,9 @@ impl Default for ServerConfig {
             port: 3000,
             max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
             cors_origins: Vec::new(),
         }
     }
@@ -223,6 +235,21 @@ impl ConfigSection for ServerConfig {
             Row::new("server.port", "TCP port (`0`: any free port)"),
             Row::new("server.max_body_bytes", "largest request body, with or without `Content-Length` (413 beyond)"),
             Row::new("server.shutdown_timeout", "how long in-flight requests may finish after SIGTERM/SIGINT"),
+            Row::new(
+                "server.header_read_timeout",
+                "a request's headers must arrive whole within this long of the connection opening or of the previous \
+                 response, so it also closes idle keep-alive connections (behind a load balancer, set it above the \
+                 balancer's idle timeout: AWS ALB's is 60s)",
+            ),
+            Row::new(
+                "server.idle_timeout",
+                "a connection on which nothing is read or written for this long is closed (event streams write a \
+                 heartbeat well inside it)",
+            ),
+            Row::new(
+                "server.max_connections",
+                "open connections at most; at the cap new ones wait in the kernel's backlog (keep `ulimit -n` above it)",
+            ),
             Row::new("server.cors_origins", "SPA origins allowed by CORS (comma-separated); none: no CORS headers"),
         ]
     }
@@ -243,6 +270,15 @@ impl Validate for ServerConfig {
         }
         if self.shutdown_timeout.is_zero() {
             return Err(ConfigIssue::new("server.shutdown_timeout", "must be longer than 0s"));
+        }
+        if self.header_read_timeout < Duration::from_millis(100) {
+            return Err(ConfigIssue::new("server.header_read_timeout", "must be at least 100ms"));
+        }
+        if self.idle_timeout < Duration::from_millis(100) {
+            return Err(ConfigIssue::new("server.idle_timeout", "must be at least 100ms"));
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(ConfigIssue::new("server.max_connections", "must be between 1 and 1000000"));
         }
         for origin in &self.cors_origins {
             let ok = (origin.starts_with("http://") || origin.starts_with("https://"))

@@ -15,6 +15,7 @@ mod body_limit;
 mod cors;
 mod normalize;
 mod request_context;
+mod serve;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub use normalize::{Normalize, normalize};
 /// Request headers, as the ports that read them (client address behind proxies) see them.
 pub use poem::http::{HeaderMap, HeaderValue};
 pub use request_context::RequestContext;
+pub use serve::{ConnectionLimits, serve};
 
 use crate::{config::ServerConfig, metrics::HttpMetrics, route::AllowTable};
 

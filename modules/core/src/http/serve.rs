@@ -1,0 +1,257 @@
+//! The accept loop and the connections, with the limits poem's `Server` does not set: a
+//! header-read timeout, an idle timeout and a cap on open connections, so a client that
+//! trickles its headers or sends nothing cannot hold a connection (and a file descriptor) for
+//! long, and a flood of them cannot exhaust the process.
+//!
+//! - **Header read** (`server.header_read_timeout`): a request's headers must arrive whole within
+//!   this long of the connection opening, or of the previous response on a keep-alive
+//!   connection (hyper's HTTP/1 timer), so it also bounds an idle keep-alive connection.
+//! - **Idle** (`server.idle_timeout`): a connection on which nothing is read or written for this
+//!   long is dropped (a body trickling slower than that, a client that stopped reading its
+//!   response). An event stream writes a heartbeat well inside it, so streams are never cut.
+//! - **Connections** (`server.max_connections`): at the cap, the loop stops accepting until one
+//!   closes; new connections wait in the kernel's backlog, as nginx's `worker_connections` does.
+//!
+//! At shutdown the loop stops accepting, every connection finishes its in-flight requests (idle
+//! ones close at once) within the drain timeout, and what is left is dropped.
+
+use std::{
+    convert::Infallible,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use poem::{
+    Addr, Endpoint, Request,
+    web::{LocalAddr, RemoteAddr},
+};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+/// What bounds the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `server.header_read_timeout`.
+    pub header_read_timeout: Duration,
+    /// `server.idle_timeout`.
+    pub idle_timeout: Duration,
+    /// `server.max_connections`.
+    pub max_connections: usize,
+}
+
+/// Serves `endpoint` on `listener` until `signal` resolves; then drains the connections for up
+/// to `drain`. `open` counts the open connections (for `/metrics`).
+pub async fn serve<E>(
+    listener: TcpListener,
+    endpoint: E,
+    limits: ConnectionLimits,
+    open: Gauge,
+    signal: impl Future<Output = ()>,
+    drain: Duration,
+) -> io::Result<()>
+where
+    E: Endpoint + 'static,
+{
+    let local = LocalAddr(listener.local_addr().map(Addr::SocketAddr).unwrap_or_default());
+    let endpoint = Arc::new(endpoint);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stopping, cut) = (CancellationToken::new(), CancellationToken::new());
+    let connections = TaskTracker::new();
+    let saturated = AtomicBool::new(false);
+    tokio::pin!(signal);
+    loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if !saturated.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "at the connection cap (`server.max_connections`); new connections wait"
+                    );
+                }
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                    () = &mut signal => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a moment instead of spinning.
+                    tracing::warn!(error = %err, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        if slots.available_permits() > 0 {
+            saturated.store(false, Ordering::Relaxed);
+        }
+        let _ = stream.set_nodelay(true);
+        let (endpoint, local, open) = (endpoint.clone(), local.clone(), open.clone());
+        let (stopping, cut) = (stopping.clone(), cut.clone());
+        connections.spawn(async move {
+            open.inc();
+            connection(stream, peer, local, endpoint, limits, stopping, cut).await;
+            open.dec();
+            drop(permit);
+        });
+    }
+    drop(listener);
+    stopping.cancel();
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+        tracing::warn!(drain = ?drain, "requests still running after the shutdown timeout are cut");
+        cut.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
+    }
+    Ok(())
+}
+
+/// Serves one connection until it ends, idles out, or the server stops.
+async fn connection<E: Endpoint + 'static>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: LocalAddr,
+    endpoint: Arc<E>,
+    limits: ConnectionLimits,
+    stopping: CancellationToken,
+    cut: CancellationToken,
+) {
+    let remote = RemoteAddr(Addr::SocketAddr(peer));
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (endpoint, local, remote) = (endpoint.clone(), local.clone(), remote.clone());
+        async move {
+            let req = Request::from((req, local, remote, poem::http::uri::Scheme::HTTP));
+            let resp = endpoint.get_response(req).await;
+            Ok::<_, Infallible>(hyper::Response::<http_body_util::combinators::BoxBody<Bytes, io::Error>>::from(resp))
+        }
+    });
+    let activity = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let io = TokioIo::new(Watched { inner: stream, activity: activity.clone(), started });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let idle = idle_out(&activity, started, limits.idle_timeout);
+    tokio::pin!(idle);
+    // hyper reads the first bytes to tell HTTP/1 from HTTP/2 before its header timer runs: a
+    // client that sends nothing at all is closed here instead.
+    let silent = async {
+        tokio::time::sleep(limits.header_read_timeout).await;
+        if activity.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = &mut idle => {
+            tracing::debug!(%peer, "closing a connection idle for `server.idle_timeout`");
+            return;
+        }
+        () = silent => {
+            tracing::debug!(%peer, "closing a connection that sent nothing within `server.header_read_timeout`");
+            return;
+        }
+        () = stopping.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        _ = conn => {}
+        () = cut.cancelled() => {}
+        () = idle => {}
+    }
+}
+
+/// Resolves once nothing was read or written for `timeout`.
+async fn idle_out(activity: &AtomicU64, started: Instant, timeout: Duration) {
+    loop {
+        let last = Duration::from_millis(activity.load(Ordering::Relaxed).saturating_sub(1));
+        let quiet = started.elapsed().saturating_sub(last);
+        if quiet >= timeout {
+            return;
+        }
+        tokio::time::sleep(timeout - quiet).await;
+    }
+}
+
+/// A stream that records when bytes last moved (ms since `started`, plus 1: 0 means never).
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl Watched {
+    fn touch(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.activity.store(now + 1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
