@@ -26,7 +26,7 @@ for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && brea
 
 db="$workdir/app.db"
 APP_SERVER__PORT="$PORT" APP_SERVER__HOST=127.0.0.1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" DATABASE_URL="sqlite://$db?mode=rwc" \
-  APP_LIBRARY__MAX_ITEMS_PER_USER="$ITEMS" APP_LOG__LEVEL=warn ./target/release/app >"$workdir/app.log" 2>&1 &
+  APP_LIBRARY__MAX_ITEMS_PER_USER="$ITEMS" APP_RATE_LIMIT__ENABLED=false APP_JOBS__MAX_RESULT_BYTES=4294967296 APP_LOG__LEVEL=warn ./target/release/app >"$workdir/app.log" 2>&1 &
 app_pid=$!
 pids+=("$app_pid")
 wait_for "$PORT"

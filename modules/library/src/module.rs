@@ -78,6 +78,11 @@ impl Module for LibraryModule {
                 "library_usage",
                 include_str!("../migrations/20261204000001_library_usage.sql"),
             ),
+            Migration::new(
+                20261204000003,
+                "library_items_scan",
+                include_str!("../migrations/20261204000003_library_items_scan.sql"),
+            ),
         ]
     }
 
