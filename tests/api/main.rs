@@ -10,6 +10,7 @@ mod connections;
 mod di;
 mod docker;
 mod errors;
+mod faults;
 mod health;
 mod jobs;
 mod library;

@@ -44,15 +44,29 @@ impl FillLock {
         Self { store: store.clone(), key, generation, token: Some(token) }
     }
 
-    async fn release(&mut self) {
+    /// Stores `bytes` (when the scope is still at the lock's generation), then releases the
+    /// lock, in a task of their own; the caller waits for it at most [`WRITE_WAIT`], so a store
+    /// that froze while the database was read delays the answer by no more than that. The order
+    /// holds: other instances polling for the value see it before the lock goes.
+    async fn store_and_release(mut self, bytes: Option<Arc<Vec<u8>>>, ttl: Duration) {
         let Some(token) = self.token.take() else { return };
-        let key =
-            EntryKey { namespace: &self.key.0, scope: &self.key.1, item: &self.key.2, generation_ttl: self.key.3 };
-        if let Err(err) = self.store.unlock(key, self.generation, &token).await {
-            tracing::debug!(error = %err, "could not release a cache fill lock; it expires by itself");
-        }
+        let (store, key, generation) = (self.store.clone(), self.key.clone(), self.generation);
+        let task = tokio::spawn(async move {
+            let entry = EntryKey { namespace: &key.0, scope: &key.1, item: &key.2, generation_ttl: key.3 };
+            if let Some(bytes) = bytes
+                && let Err(err) = store.write(entry, &bytes, ttl, Some(generation)).await
+            {
+                tracing::debug!(error = %err, "could not store a loaded cache entry");
+            }
+            let _ = store.unlock(entry, generation, &token).await;
+        });
+        let _ = tokio::time::timeout(WRITE_WAIT, task).await;
     }
 }
+
+/// How long an answer waits for its cache fill to be written before it goes without (the write
+/// carries on): a request meets at most one full store timeout, and this.
+const WRITE_WAIT: Duration = Duration::from_secs(1);
 
 impl Drop for FillLock {
     fn drop(&mut self) {
@@ -370,24 +384,25 @@ impl CacheManager {
                 None => return self.load(ns, load).await.map(|v| (v, None)),
                 Some(true) => {
                     // Released even if this future is dropped midway (the request went away).
-                    let mut held = FillLock::new(&self.store, key, generation, token.clone());
+                    let held = FillLock::new(&self.store, key, generation, token.clone());
                     // Another instance may have filled the entry and let go of its lock between
                     // our miss and our lock: look once more before querying.
-                    if let Some(read) = self.observe(self.store.read(key).await)
+                    let reread = self.observe(self.store.read(key).await);
+                    if let Some(read) = &reread
                         && read.generation == generation
-                        && let Some(bytes) = read.value
-                        && let Some(value) = decode(&bytes)
+                        && let Some(bytes) = &read.value
+                        && let Some(value) = decode(bytes)
                     {
-                        held.release().await;
-                        return Ok((value, Some(Arc::new(bytes))));
+                        held.store_and_release(None, Duration::ZERO).await;
+                        return Ok((value, Some(Arc::new(bytes.clone()))));
                     }
                     let loaded = self.load(ns, load).await;
-                    let stored = match &loaded {
-                        Ok(value) => self.store_loaded(ns, key, generation, value).await,
-                        Err(_) => None,
-                    };
-                    held.release().await;
-                    return loaded.map(|v| (v, stored));
+                    let bytes = loaded.as_ref().ok().and_then(encode).map(Arc::new);
+                    // After a failed read the store is not written to (it is likely down); the
+                    // lock goes in the background either way.
+                    let write = if reread.is_some() { bytes.clone() } else { None };
+                    held.store_and_release(write, self.jittered(ns.0.ttl)).await;
+                    return loaded.map(|v| (v, bytes));
                 }
                 Some(false) => {
                     tokio::time::sleep(self.config.fill_poll_interval).await;
@@ -422,8 +437,8 @@ impl CacheManager {
         load().await
     }
 
-    /// Stores a loaded value if the scope is still at `generation`; the encoded value for
-    /// followers.
+    /// Stores a loaded value if the scope is still at `generation` (waiting at most
+    /// [`WRITE_WAIT`] for it); the encoded value for followers.
     async fn store_loaded<T: Serialize>(
         &self,
         ns: &Namespace,
@@ -431,10 +446,17 @@ impl CacheManager {
         generation: u64,
         value: &T,
     ) -> Option<Arc<Vec<u8>>> {
-        let bytes = encode(value)?;
-        let written = self.store.write(key, &bytes, self.jittered(ns.0.ttl), Some(generation)).await;
-        self.observe(written);
-        Some(Arc::new(bytes))
+        let bytes = Arc::new(encode(value)?);
+        let (store, ttl, written) = (self.store.clone(), self.jittered(ns.0.ttl), bytes.clone());
+        let owned = (key.namespace.to_owned(), key.scope.to_owned(), key.item.to_owned(), key.generation_ttl);
+        let task = tokio::spawn(async move {
+            let key = EntryKey { namespace: &owned.0, scope: &owned.1, item: &owned.2, generation_ttl: owned.3 };
+            if let Err(err) = store.write(key, &written, ttl, Some(generation)).await {
+                tracing::debug!(error = %err, "could not store a loaded cache entry");
+            }
+        });
+        let _ = tokio::time::timeout(WRITE_WAIT, task).await;
+        Some(bytes)
     }
 
     /// One read, or `None` when the cache is off or unreachable (then the caller loads).

@@ -248,3 +248,76 @@ async fn a_cancelled_filler_does_not_hold_other_readers_up() {
     assert_eq!(b.get_or_load(&ns_b, "s", "p", || loader(&calls, "Ada")).await.expect("load").name, "Ada");
     assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
 }
+
+/// The real Redis store, except that writes and lock releases hang for `hang` and then fail, as
+/// on a Redis that froze right after the read and the lock (the command timeout ends them).
+struct FreezesAfterTheLock {
+    inner: RedisCacheStore,
+    hang: Duration,
+}
+
+#[async_trait::async_trait]
+impl CacheStore for FreezesAfterTheLock {
+    async fn read(&self, key: crate::store::EntryKey<'_>) -> Result<crate::store::Read, app_redis::RedisError> {
+        self.inner.read(key).await
+    }
+    async fn write(
+        &self,
+        _: crate::store::EntryKey<'_>,
+        _: &[u8],
+        _: Duration,
+        _: Option<u64>,
+    ) -> Result<bool, app_redis::RedisError> {
+        tokio::time::sleep(self.hang).await;
+        Err(app_redis::RedisError::Unavailable("timed out".into()))
+    }
+    async fn delete(&self, key: crate::store::EntryKey<'_>) -> Result<bool, app_redis::RedisError> {
+        self.inner.delete(key).await
+    }
+    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, app_redis::RedisError> {
+        self.inner.bump(namespace, scope, ttl).await
+    }
+    async fn try_lock(
+        &self,
+        key: crate::store::EntryKey<'_>,
+        generation: u64,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, app_redis::RedisError> {
+        self.inner.try_lock(key, generation, token, ttl).await
+    }
+    async fn unlock(&self, _: crate::store::EntryKey<'_>, _: u64, _: &str) -> Result<(), app_redis::RedisError> {
+        tokio::time::sleep(self.hang).await;
+        Err(app_redis::RedisError::Unavailable("timed out".into()))
+    }
+    async fn tag(
+        &self,
+        tag: &str,
+        key: crate::store::EntryKey<'_>,
+        ttl: Duration,
+    ) -> Result<(), app_redis::RedisError> {
+        self.inner.tag(tag, key, ttl).await
+    }
+    async fn invalidate_tag(&self, tag: &str) -> Result<u64, app_redis::RedisError> {
+        self.inner.invalidate_tag(tag).await
+    }
+    fn is_available(&self) -> bool {
+        self.inner.is_available()
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_freezes_after_the_lock_delays_a_miss_by_at_most_a_second() {
+    let redis = client().await;
+    let hang = Duration::from_secs(3);
+    let cache = manager(Arc::new(FreezesAfterTheLock { inner: RedisCacheStore::new(redis.clone()), hang }));
+    let ns = cache.namespace("profile", 1, Duration::from_secs(60));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let value = cache.get_or_load(&ns, "s", "p", || loader(&calls, "Ada")).await.expect("loaded from the database");
+    let took = started.elapsed();
+    assert_eq!(value.name, "Ada");
+    // The read and the lock answered; the write and the release hang: the answer waits for them
+    // one second at most (not 2 x 3 s), and they go on in the background.
+    assert!(took < Duration::from_millis(1900), "{took:?}");
+}
