@@ -13,6 +13,7 @@ use app_core::{
     openapi::{AppFacts, BodyContracts, finalize},
     route::AllowTable,
     throttle::{Limiter, ThrottleHandle, ThrottleTable, screen},
+    validators::UserValidators,
 };
 use app_redis::SharedState;
 use bytes::Bytes;
@@ -142,6 +143,8 @@ struct Surface {
     /// request's policies in one script call (or one pipeline, where their keys do not share a
     /// slot).
     redis: Option<app_redis::Redis>,
+    /// The per-user validators modules registered, read with the default policy's count.
+    validators: Option<Arc<UserValidators>>,
     spec: Bytes,
     docs: Docs,
     spec_pattern: PathPattern,
@@ -165,11 +168,17 @@ impl Endpoint for Surface {
         if req.uri().path().starts_with("/api/") {
             self.contracts.check(&mut req).await?;
             let (verifier, throttle) = (self.verifier.as_ref(), self.throttle.as_ref());
-            match &self.redis {
-                Some(redis) => redis.batched(screen(&mut req, verifier, throttle)).await?,
-                None => screen(&mut req, verifier, throttle).await?,
+            let validators = self.validators.as_deref();
+            let validated = match &self.redis {
+                Some(redis) => redis.batched(screen(&mut req, verifier, throttle, validators)).await?,
+                None => screen(&mut req, verifier, throttle, validators).await?,
+            };
+            let call = self.api.call(req);
+            return match validated {
+                Some(validated) => app_core::validators::scope(Some(validated), call).await,
+                None => call.await,
             }
-            return self.api.call(req).await.map(IntoResponse::into_response);
+            .map(IntoResponse::into_response);
         }
         // Operations outside `/api/` may look at a bearer token too (readiness details for admins).
         if let Some(verifier) = &self.verifier
@@ -216,6 +225,8 @@ pub(crate) fn routes(
     metrics: HttpMetrics,
 ) -> Result<impl Endpoint<Output = Response> + use<>, app_core::ModuleError> {
     let redis = built.get::<SharedState>().and_then(|s| s.redis().cloned());
+    // Validators are read by the limiter's script: only where modules registered some.
+    let validators = built.get::<UserValidators>().filter(|v| !v.is_empty());
     let api = api(built)?;
     let (cors, allow) = (api.cors, api.allow);
     let surface = Surface {
@@ -225,6 +236,7 @@ pub(crate) fn routes(
         contracts: api.contracts,
         allow: allow.clone(),
         redis,
+        validators,
         docs: Docs::new(),
         spec: api.spec.into(),
         spec_pattern: PathPattern("/openapi.json".into()),

@@ -359,7 +359,9 @@ async fn a_corrupt_cache_entry_is_replaced_with_the_right_answer() {
     let generation = generation.lines().nth(1).unwrap_or("0").trim().to_owned();
     for garbage in [format!("{generation}:\u{1}\u{2}not msgpack"), "no header".to_owned()] {
         server.command(&["SET", &format!("{scope}:profile"), &garbage, "EX", "60"]);
-        let me: Value = app.me(&tokens.access).await.json().await.expect("json");
+        // A fresh instance: it has no copy of the entry in process, so it reads the garbage.
+        let other = crate::support::app().instance_of(&app).spawn().await;
+        let me: Value = other.me(&tokens.access).await.json().await.expect("json");
         assert_eq!(me["email"], account.email.as_str(), "{garbage:?}");
     }
     let stored = server.command(&["GET", &format!("{scope}:profile")]);

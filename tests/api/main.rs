@@ -12,6 +12,7 @@ mod docker;
 mod errors;
 mod faults;
 mod health;
+mod hot_path;
 mod jobs;
 mod library;
 mod modules;

@@ -28,7 +28,9 @@ pub use api::{AuthApi, REFRESH_COOKIE};
 pub use config::{AuthConfig, DEV_JWT_SECRET, DEV_SESSION_KEY};
 pub use error::{AuthError, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSED, SESSION_REVOKED, TOKEN_EXPIRED};
 pub use module::{AuthContainer, AuthModule, SessionStoreBinding};
-pub use service::{AuthService, AuthServiceComponent, AuthServiceImpl, AuthVerifier, ClientInfo, SessionInfo};
+pub use service::{
+    AuthService, AuthServiceComponent, AuthServiceImpl, AuthServiceParams, AuthVerifier, ClientInfo, SessionInfo,
+};
 pub use store::SessionPolicy;
 pub use tokens::AccessClaims;
 

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use shaku::{HasComponent, module};
 
 use crate::{
-    AuthApi, AuthConfig, AuthService, AuthServiceComponent, AuthVerifier,
+    AuthApi, AuthConfig, AuthService, AuthServiceComponent, AuthServiceParams, AuthVerifier,
     store::{MemorySessionStore, RedisSessionStore, SessionPolicy, SessionStore},
 };
 
@@ -62,12 +62,18 @@ impl Module for AuthModule {
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
         let config = ctx.config::<AuthConfig>().clone();
         let state = (*ctx.get::<SharedState>()?).clone();
+        // On Redis, the users' session epochs are validators: checked sessions are kept in
+        // process while the epoch read with each request's rate-limit count is unchanged.
+        let epoch = state
+            .redis()
+            .cloned()
+            .map(|redis| ctx.validators().add(move |user| RedisSessionStore::epoch_key(&redis, user)));
         let store = app_redis::Bound { state, params: config.session_policy() };
         let secure_cookie = config.cookie_secure(ctx.profile());
         let container = ctx.container(
             AuthContainer::builder(ctx.get()?)
                 .with_component_parameters::<SessionStoreBinding>(store)
-                .with_component_parameters::<AuthServiceComponent>(config),
+                .with_component_parameters::<AuthServiceComponent>(AuthServiceParams { config, epoch }),
         );
         let service: Arc<dyn AuthService> = container.resolve();
         ctx.provide(Verifier(Arc::new(AuthVerifier(service))));

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use app_core::{
     ApiError, ErrorCode, Principal, Role,
     guard::{SessionCheck, SessionVerifier},
+    validators::Slot,
 };
 use app_users::{Email, NewUser, User, UserName, UserRepository, UsersError};
 use async_trait::async_trait;
@@ -125,12 +126,75 @@ pub struct AuthServiceImpl {
     config: AuthConfig,
     /// Built from `config` on first use.
     keys: OnceLock<Keys>,
+    /// Sessions this instance checked, served again while the user's session epoch (read with
+    /// the request's rate-limit count) is unchanged: see [`SessionCopies`].
+    copies: Option<SessionCopies>,
+}
+
+/// Checked sessions kept in process. A copy is served only when the request read the user's
+/// session epoch (a validator, [`app_core::validators`]) and it equals the epoch the copy was
+/// made under, and only until the session's store record is due for its next touch (at most
+/// 1 s): every change that ends a session early moves the epoch on first, so logout and
+/// revocation refuse the next request on every instance, while a busy session costs no
+/// session read. Bounded: at most [`SessionCopies::CAPACITY`] sessions.
+struct SessionCopies {
+    epoch: Slot,
+    copies: quick_cache::sync::Cache<(Uuid, Arc<str>), SessionCopy>,
+}
+
+#[derive(Clone)]
+struct SessionCopy {
+    principal: Principal,
+    epoch: i64,
+    /// When the store must be asked again (instant on this host).
+    until: std::time::Instant,
+}
+
+impl SessionCopies {
+    const CAPACITY: usize = 100_000;
+
+    fn new(epoch: Slot) -> Self {
+        Self { epoch, copies: quick_cache::sync::Cache::new(Self::CAPACITY) }
+    }
+
+    /// The copy of the session, when the request's epoch says it is current.
+    fn get(&self, user: Uuid, session: &str) -> Option<Principal> {
+        let Some(Some(epoch)) = app_core::validators::current(self.epoch, user) else { return None };
+        let copy = self.copies.get(&(user, Arc::from(session)))?;
+        (copy.epoch == epoch && std::time::Instant::now() < copy.until).then_some(copy.principal)
+    }
+
+    fn keep(&self, principal: &Principal, stored: &StoredSession, policy_idle: std::time::Duration) {
+        let Some(epoch) = stored.epoch else { return };
+        // As the store's touch: written at most every min(1 s, idle / 4), so the copy lives until
+        // the record is next due (and never past the session's end).
+        let every = (policy_idle / 4).min(std::time::Duration::from_secs(1)).as_millis() as i64;
+        let left = (stored.last_seen_ms + every).min(stored.expires_at_ms) - stored.last_seen_ms;
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        let copy = SessionCopy { principal: principal.clone(), epoch, until };
+        self.copies.insert((principal.user_id, principal.session_id.clone()), copy);
+    }
+}
+
+/// The service's parameters.
+#[derive(Debug, Clone, Default)]
+pub struct AuthServiceParams {
+    /// `[auth]`.
+    pub config: AuthConfig,
+    /// The validator slot of the users' session epochs (on Redis; `None`: no in-process copies).
+    pub epoch: Option<Slot>,
 }
 
 impl AuthServiceImpl {
     /// The service over `users` and `store`.
     pub fn new(users: Arc<dyn UserRepository>, store: Arc<dyn SessionStore>, config: AuthConfig) -> Self {
-        Self { users, store, config, keys: OnceLock::new() }
+        Self { users, store, config, keys: OnceLock::new(), copies: None }
+    }
+
+    /// Keeps checked sessions in process, validated by the epochs in `slot` (see [`SessionCopies`]).
+    pub fn with_session_copies(mut self, epoch: Option<Slot>) -> Self {
+        self.copies = epoch.map(SessionCopies::new);
+        self
     }
 }
 
@@ -138,7 +202,7 @@ app_core::component! {
     /// The [`AuthService`] over the user repository and the session store.
     pub AuthServiceComponent: dyn AuthService,
     inject(users: dyn UserRepository, store: dyn SessionStore),
-    params(config: AuthConfig) => Box::new(AuthServiceImpl::new(users, store, config))
+    params(p: AuthServiceParams) => Box::new(AuthServiceImpl::new(users, store, p.config).with_session_copies(p.epoch))
 }
 
 fn secs_until(deadline_ms: i64, now_ms: i64) -> u64 {
@@ -258,9 +322,17 @@ impl AuthService for AuthServiceImpl {
     }
 
     async fn check_session(&self, claims: AccessClaims) -> Result<Principal, AuthError> {
+        if let Some(principal) = self.copies.as_ref().and_then(|c| c.get(claims.user_id, &claims.session_id)) {
+            return Ok(principal);
+        }
         let session = self.store.touch(claims.user_id, &claims.session_id).await?.ok_or(AuthError::SessionRevoked)?;
         let data = self.open(claims.user_id, &session)?;
-        Ok(Principal { user_id: claims.user_id, session_id: Arc::from(claims.session_id), role: data.role })
+        let principal =
+            Principal { user_id: claims.user_id, session_id: Arc::from(claims.session_id), role: data.role };
+        if let Some(copies) = &self.copies {
+            copies.keep(&principal, &session, self.config.session_idle_timeout);
+        }
+        Ok(principal)
     }
 
     async fn revoke_session(&self, user: Uuid, session_id: &str) -> Result<(), AuthError> {

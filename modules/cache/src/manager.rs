@@ -14,13 +14,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app_core::metrics::Metrics;
+use app_core::{
+    metrics::Metrics,
+    validators::{Slot, UserValidators},
+};
 use app_redis::RedisError;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
 };
 use serde::{Serialize, de::DeserializeOwned};
+
+use uuid::Uuid;
 
 use crate::{
     CacheConfig,
@@ -64,6 +69,15 @@ impl FillLock {
     }
 }
 
+/// An entry's key among the copies of its namespace.
+fn copy_key(scope: &str, item: &str) -> String {
+    let mut key = String::with_capacity(scope.len() + item.len() + 1);
+    key.push_str(scope);
+    key.push('\u{0}');
+    key.push_str(item);
+    key
+}
+
 /// How long an answer waits for its cache fill to be written before it goes without (the write
 /// carries on): a request meets at most one full store timeout, and this.
 const WRITE_WAIT: Duration = Duration::from_secs(1);
@@ -105,7 +119,27 @@ struct NamespaceInner {
     loads: Counter,
     /// Invalidations that failed (their scope's entries lived on until their TTL).
     lost_invalidations: Counter,
+    /// For a namespace whose scopes are users' (`u:<id>`), on the shared-state Redis: the slot
+    /// of its scopes' generations among the request's validators (see [`Copies`]).
+    validator: Option<Slot>,
 }
+
+/// Entries of users' scopes kept in process: an entry read or filled at a scope's generation is
+/// served again while the request's validators (read with its rate-limit count, in the user's
+/// hash tag) say the scope is still at that generation. Every write bumps the generation before
+/// it answers, so a request that starts after a write on any instance never gets a copy from
+/// before it. Bounded: at most [`Copies::CAPACITY`] entries.
+struct Copies {
+    validators: Arc<UserValidators>,
+    entries: quick_cache::sync::Cache<CopyKey, (u64, Arc<Vec<u8>>)>,
+}
+
+impl Copies {
+    const CAPACITY: usize = 100_000;
+}
+
+/// A copy's namespace and entry (scope and item).
+type CopyKey = (&'static str, String);
 
 impl Namespace {
     /// The namespace's name (`user`, `lib`).
@@ -177,6 +211,8 @@ impl CacheMetrics {
 /// The cache manager (one per app instance).
 pub struct CacheManager {
     store: Arc<dyn CacheStore>,
+    /// In-process copies of users' entries, validated per request (the shared-state Redis only).
+    copies: Option<Copies>,
     config: CacheConfig,
     metrics: CacheMetrics,
     flights: Arc<Flights>,
@@ -190,6 +226,7 @@ impl CacheManager {
     pub fn new(store: Arc<dyn CacheStore>, config: CacheConfig, metrics: CacheMetrics) -> Self {
         Self {
             store,
+            copies: None,
             config,
             metrics,
             flights: Arc::default(),
@@ -198,18 +235,50 @@ impl CacheManager {
         }
     }
 
+    /// Keeps users' entries in process, validated by the generations read with each request
+    /// (see [`Copies`]): only for a store on the shared-state Redis, whose keys the request's
+    /// script can read.
+    pub fn with_copies(mut self, validators: Arc<UserValidators>) -> Self {
+        self.copies = Some(Copies { validators, entries: quick_cache::sync::Cache::new(Copies::CAPACITY) });
+        self
+    }
+
+    /// Declares a namespace whose scopes are users (`u:<id>`): as [`namespace`](Self::namespace),
+    /// and its entries are served from in-process copies while the user's scope generation,
+    /// read with each request, is unchanged.
+    pub fn user_namespace(&self, name: &'static str, version: u32, ttl: Duration) -> Namespace {
+        self.declare(name, version, ttl, true)
+    }
+
     /// Declares a namespace: entries of one type, `version` bumped whenever that type changes
     /// shape, living `ttl` (plus jitter). Declaring the same name again returns the same one.
     pub fn namespace(&self, name: &'static str, version: u32, ttl: Duration) -> Namespace {
+        self.declare(name, version, ttl, false)
+    }
+
+    fn declare(&self, name: &'static str, version: u32, ttl: Duration, per_user: bool) -> Namespace {
         let mut namespaces = self.namespaces.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ns) = namespaces.iter().find(|ns| ns.0.name == name) {
             return ns.clone();
         }
         let counter =
             |result| self.metrics.requests.get_or_create(&RequestLabel { namespace: name.into(), result }).clone();
+        let key = format!("{name}.v{version}");
+        let validator = match (&self.copies, per_user) {
+            (Some(copies), true) => {
+                let (store, ns_key) = (self.store.clone(), key.clone());
+                store.generation_key(&ns_key, "u:").map(|_| {
+                    copies
+                        .validators
+                        .add(move |user| store.generation_key(&ns_key, &format!("u:{user}")).unwrap_or_default())
+                })
+            }
+            _ => None,
+        };
         let ns = Namespace(Arc::new(NamespaceInner {
             name,
-            key: format!("{name}.v{version}"),
+            validator,
+            key,
             ttl,
             hits: counter("hit"),
             misses: counter("miss"),
@@ -328,12 +397,22 @@ impl CacheManager {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let validated = self.validated_generation(ns, scope);
+        if let Some(value) = validated.and_then(|generation| self.copy(ns, scope, item, generation)) {
+            ns.0.hits.inc();
+            return Ok(value);
+        }
         let Some(read) = self.read(ns, scope, item).await else {
             ns.0.misses.inc();
             return self.load(ns, load).await;
         };
-        if let Some(value) = read.value.as_deref().and_then(decode) {
+        if let Some(bytes) = read.value.as_deref()
+            && let Some(value) = decode(bytes)
+        {
             ns.0.hits.inc();
+            if validated.is_some() {
+                self.keep_copy(ns, scope, item, read.generation, Arc::new(bytes.to_vec()));
+            }
             return Ok(value);
         }
         ns.0.misses.inc();
@@ -352,7 +431,13 @@ impl CacheManager {
             },
             Role::Leader(leader) => {
                 let filled = self.fill(ns, scope, item, read.generation, load).await;
-                leader.land(filled.as_ref().ok().and_then(|(_, bytes)| bytes.clone()));
+                let bytes = filled.as_ref().ok().and_then(|(_, bytes)| bytes.clone());
+                if validated.is_some()
+                    && let Some(bytes) = &bytes
+                {
+                    self.keep_copy(ns, scope, item, read.generation, bytes.clone());
+                }
+                leader.land(bytes);
                 filled.map(|(v, _)| v)
             }
         }
@@ -457,6 +542,30 @@ impl CacheManager {
         });
         let _ = tokio::time::timeout(WRITE_WAIT, task).await;
         Some(bytes)
+    }
+
+    /// The generation this request read for `scope` of `ns` (a user's scope, `u:<id>`, of a
+    /// namespace with copies), if it did.
+    fn validated_generation(&self, ns: &Namespace, scope: &str) -> Option<u64> {
+        let slot = ns.0.validator?;
+        if !self.config.enabled {
+            return None;
+        }
+        let user = scope.strip_prefix("u:")?.parse::<Uuid>().ok()?;
+        u64::try_from(app_core::validators::current(slot, user)??).ok()
+    }
+
+    /// The in-process copy of an entry, if it was made at `generation`.
+    fn copy<T: DeserializeOwned>(&self, ns: &Namespace, scope: &str, item: &str, generation: u64) -> Option<T> {
+        let copies = self.copies.as_ref()?;
+        let (at, bytes) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
+        if at == generation { decode(&bytes) } else { None }
+    }
+
+    fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, generation: u64, bytes: Arc<Vec<u8>>) {
+        if let Some(copies) = &self.copies {
+            copies.entries.insert((ns.0.name, copy_key(scope, item)), (generation, bytes));
+        }
     }
 
     /// One read, or `None` when the cache is off or unreachable (then the caller loads).

@@ -1,6 +1,8 @@
 //! The cache module: the store binding, the manager, and the admin route.
 
-use app_core::{Context, Controller, Lifecycle, Module, ModuleError, config::Section};
+use std::sync::Arc;
+
+use app_core::{Context, Controller, Lifecycle, Module, ModuleError, config::Section, validators::UserValidators};
 use app_redis::{Redis, RedisConfig, RedisModule, SharedState};
 use async_trait::async_trait;
 use shaku::module;
@@ -24,7 +26,13 @@ app_core::component! {
     /// The manager over the bound store.
     pub CacheManagerComponent: CacheManager,
     inject(store: dyn CacheStore),
-    params(p: CacheParams) => Box::new(CacheManager::new(store, p.config, p.metrics))
+    params(p: CacheParams) => {
+        let manager = CacheManager::new(store, p.config, p.metrics);
+        Box::new(match p.validators {
+            Some(validators) => manager.with_copies(validators),
+            None => manager,
+        })
+    }
 }
 
 /// The manager's parameters.
@@ -34,6 +42,9 @@ pub struct CacheParams {
     pub config: CacheConfig,
     /// Its counters.
     pub metrics: CacheMetrics,
+    /// The app's validators, when the cache is on the shared-state Redis (users' entries are
+    /// then kept in process, validated per request).
+    pub validators: Option<Arc<UserValidators>>,
 }
 
 module! {
@@ -64,6 +75,8 @@ impl Module for CacheModule {
 
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
         let config = ctx.config::<CacheConfig>().clone();
+        let validators =
+            (config.separate_url().is_none() && ctx.get::<SharedState>()?.redis().is_some()).then(|| ctx.validators());
         let backend = match config.separate_url() {
             Some(url) => {
                 let own = RedisConfig { url: Some(url.to_owned()), host: None, ..ctx.config::<RedisConfig>().clone() };
@@ -78,7 +91,7 @@ impl Module for CacheModule {
         let container = ctx.container(
             CacheContainer::builder()
                 .with_component_parameters::<CacheStoreBinding>(backend)
-                .with_component_parameters::<CacheManagerComponent>(CacheParams { config, metrics }),
+                .with_component_parameters::<CacheManagerComponent>(CacheParams { config, metrics, validators }),
         );
         ctx.controller(Controller::new(CacheApi::new(&*container)));
         Ok(())

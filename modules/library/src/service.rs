@@ -91,7 +91,7 @@ impl LibraryServiceImpl {
         config: LibraryConfig,
     ) -> Self {
         // Bump the version when `LibraryItem` or `Page` change shape.
-        let ns = cache.namespace("lib", 1, config.cache_ttl);
+        let ns = cache.user_namespace("lib", 1, config.cache_ttl);
         Self { repo, cache, locks, config, ns }
     }
 

@@ -263,6 +263,34 @@ impl Throttler for RateLimiter {
         }
     }
 
+    async fn check_reading(
+        &self,
+        policy: &str,
+        route: &str,
+        subject: &Subject,
+        read: &[String],
+    ) -> Result<(Option<LimitState>, Option<Vec<Option<i64>>>), ApiError> {
+        let counted = self.policies.get(policy).filter(|_| self.enabled).and_then(|p| {
+            let key = Self::key(p, route, subject)?;
+            // One script only when the state's key shares the read keys' slot: the user's.
+            let user = subject.user?;
+            key.contains(&format!("{{u:{user}}}")).then_some((p, key))
+        });
+        let Some((policy, key)) = counted else { return Ok((self.check(policy, route, subject).await?, None)) };
+        match self.store.hit_reading(&key, &policy.compiled, read).await {
+            Ok((outcome, values)) => {
+                self.store_ok();
+                if outcome.allowed {
+                    policy.allowed.inc()
+                } else {
+                    policy.limited.inc()
+                };
+                Ok((Some(Self::state(policy, &outcome)), values))
+            }
+            Err(err) => Ok((self.store_failed(policy, &err)?, None)),
+        }
+    }
+
     async fn refund(&self, policy: &str, route: &str, subject: &Subject) {
         let Some(policy) = self.policies.get(policy).filter(|_| self.enabled) else { return };
         let Some(key) = Self::key(policy, route, subject) else { return };

@@ -77,6 +77,8 @@ pub struct StoredSession {
     pub last_seen_ms: i64,
     /// When it ends unless used again: the earlier of the idle and the absolute deadline.
     pub expires_at_ms: i64,
+    /// The user's session epoch when it was read (a session check on Redis; `None` elsewhere).
+    pub epoch: Option<i64>,
 }
 
 /// The outcome of presenting a refresh token.

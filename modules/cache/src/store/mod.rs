@@ -91,6 +91,13 @@ pub trait CacheStore: Interface {
     /// Deletes every entry tagged `tag`, and the tag; returns how many entries were deleted.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64, RedisError>;
 
+    /// The key of the scope's generation counter, for a store whose keys a request's validators
+    /// can read (the Redis adapter); `None` elsewhere.
+    fn generation_key(&self, namespace: &str, scope: &str) -> Option<String> {
+        let _ = (namespace, scope);
+        None
+    }
+
     /// Whether the store can be reached right now (checked before each use, so an outage
     /// costs nothing instead of a command timeout per read).
     fn is_available(&self) -> bool;

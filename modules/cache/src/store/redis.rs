@@ -155,6 +155,10 @@ fn split(stored: Vec<u8>) -> Option<(u64, Vec<u8>)> {
 
 #[async_trait]
 impl CacheStore for RedisCacheStore {
+    fn generation_key(&self, namespace: &str, scope: &str) -> Option<String> {
+        Some(self.generation(namespace, scope))
+    }
+
     async fn read(&self, key: EntryKey<'_>) -> Result<Read, RedisError> {
         let keys = vec![self.entry(key), self.generation(key.namespace, key.scope)];
         let args = vec![ms(key.generation_ttl)];

@@ -14,6 +14,7 @@ use crate::{
     config::{Config, ConfigSection, Profile},
     metrics::Metrics,
     readiness::ReadinessCheck,
+    validators::UserValidators,
 };
 
 /// Changes to containers' builders before they are built (tests override components), by the
@@ -99,11 +100,13 @@ impl Context {
         migrations: Arc<[Migration]>,
         customizers: Customizers,
     ) -> Self {
+        let mut values: HashMap<TypeId, Arc<dyn Any + Send + Sync>> = HashMap::new();
+        values.insert(TypeId::of::<UserValidators>(), Arc::new(UserValidators::default()));
         Self {
             config,
             metrics,
             migrations,
-            values: HashMap::new(),
+            values,
             customizers,
             controllers: Vec::new(),
             readiness: Vec::new(),
@@ -136,6 +139,12 @@ impl Context {
     /// The app's metrics registry, to register the module's metrics in.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The per-user validators (see [`crate::validators`]): a module that keeps copies of a
+    /// user's shared state in process registers the counter that says when they went stale.
+    pub fn validators(&self) -> Arc<UserValidators> {
+        self.try_get::<UserValidators>().unwrap_or_default()
     }
 
     /// Every module's migrations, in version order (for the database module).

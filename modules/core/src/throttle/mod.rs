@@ -131,6 +131,20 @@ pub trait Throttler: Send + Sync + 'static {
     /// the store is down and the policy fails open); `Err` for a fail-closed outage (503).
     async fn check(&self, policy: &str, route: &str, subject: &Subject) -> Result<Option<LimitState>, ApiError>;
 
+    /// As [`check`](Self::check), and reads `read` (integer keys in the subject's hash tag when
+    /// it counts a user) in the same round trip where it can: the request's validators. `None`
+    /// for the values when they were not read (then nothing in process is trusted).
+    async fn check_reading(
+        &self,
+        policy: &str,
+        route: &str,
+        subject: &Subject,
+        read: &[String],
+    ) -> Result<(Option<LimitState>, Option<Vec<Option<i64>>>), ApiError> {
+        let _ = read;
+        Ok((self.check(policy, route, subject).await?, None))
+    }
+
     /// Takes back one request that [`check`](Self::check) admitted under `policy` (when
     /// another policy refused it). Best effort: a store outage only counts in the metrics.
     async fn refund(&self, policy: &str, route: &str, subject: &Subject);

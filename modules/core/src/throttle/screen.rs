@@ -1,12 +1,15 @@
 //! Counting a request before routing: the default policy and the operation's declared ones,
 //! with the session check.
 
+use std::sync::Arc;
+
 use poem::{Request, http::header};
 
 use super::{LimitSlot, LimitState, Subject, ThrottleHandle, Throttler};
 use crate::{
     ApiError,
     guard::{PreVerified, Verifier, bearer_token},
+    validators::{UserValidators, Validated},
 };
 
 /// Screens an `/api/` request before routing: installs the session verifier and the
@@ -18,7 +21,8 @@ pub async fn screen(
     req: &mut Request,
     verifier: Option<&Verifier>,
     throttle: Option<&ThrottleHandle>,
-) -> poem::Result<()> {
+    validators: Option<&UserValidators>,
+) -> poem::Result<Option<Arc<Validated>>> {
     if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
         // Which one would count is anyone's guess (a proxy may have added one): refuse.
         return Err(ApiError::malformed("Send one Authorization header, not several").into());
@@ -26,14 +30,14 @@ pub async fn screen(
     if let Some(verifier) = verifier {
         req.set_data(verifier.clone());
     }
-    let Some(handle) = throttle else { return Ok(()) };
+    let Some(handle) = throttle else { return Ok(None) };
     req.set_data(handle.clone());
     let throttler = &*handle.throttler;
     let entry = handle.table.find(req.method(), req.uri().path());
     let default = throttler.default_policy().filter(|_| !entry.is_some_and(|e| e.rule.skip_default));
     let named = entry.map_or(&[][..], |e| e.rule.policies);
     if default.is_none() && named.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let account = match entry.and_then(|e| e.rule.account) {
         Some(account_of) => read_account(req, account_of).await?,
@@ -41,13 +45,36 @@ pub async fn screen(
     };
     let slot = req.data::<LimitSlot>().cloned();
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
-    let begun = authorization.as_ref().and_then(bearer_token).zip(verifier).and_then(|(t, v)| v.0.begin(t));
+    let mut begun = authorization.as_ref().and_then(bearer_token).zip(verifier).and_then(|(t, v)| v.0.begin(t));
     let user = begun.as_ref().map(|(user, _)| *user);
     let subject = Subject { ip: client_ip(throttler, req), user, account };
     let Some(entry) = entry else {
+        let policy = default.unwrap_or_default();
+        let validating = validators.filter(|v| !v.is_empty()).filter(|_| authorization.is_some() && begun.is_some());
+        if let (Some(validators), Some(authorization), Some((user, session))) =
+            (validating, &authorization, if validating.is_some() { begun.take() } else { None })
+        {
+            // The hot path: one script counts the request and reads the user's validators;
+            // the session check then runs with them, from what this instance keeps when they
+            // say it is current (no second round trip).
+            let (state, values) = throttler.check_reading(policy, "", &subject, &validators.keys(user)).await?;
+            let validated = values.map(|values| Arc::new(Validated { user, values }));
+            if let Some(state) = state {
+                let refused = state.denied().then(|| state.problem());
+                if let Some(slot) = slot {
+                    slot.push(state);
+                }
+                if let Some(problem) = refused {
+                    return Err(problem.into());
+                }
+            }
+            let result = crate::validators::scope(validated.clone(), session).await;
+            req.set_data(PreVerified { authorization: authorization.clone(), user, result });
+            return Ok(validated);
+        }
         // The common case, kept lean: the default policy alone (global by configuration, so no
         // route), next to the session check.
-        let limit = throttler.check(default.unwrap_or_default(), "", &subject);
+        let limit = throttler.check(policy, "", &subject);
         let state = match (authorization, begun) {
             (Some(authorization), Some((user, session))) => {
                 let (verified, state) = futures::join!(session, limit);
@@ -65,7 +92,7 @@ pub async fn screen(
                 return Err(problem.into());
             }
         }
-        return Ok(());
+        return Ok(None);
     };
     let policies: Vec<&str> = default.into_iter().chain(named.iter().copied()).collect();
     let checks = futures::future::join_all(policies.iter().map(|p| throttler.check(p, &entry.route, &subject)));
@@ -77,7 +104,8 @@ pub async fn screen(
         }
         _ => checks.await,
     };
-    settle(throttler, &policies, &entry.route, &subject, results, slot.as_ref()).await.map_err(Into::into)
+    settle(throttler, &policies, &entry.route, &subject, results, slot.as_ref()).await?;
+    Ok(None)
 }
 
 /// The account a request names, read by `account_of` from its body (buffered, within the

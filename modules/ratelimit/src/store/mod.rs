@@ -62,6 +62,8 @@ pub struct CompiledLimit {
 struct RedisForm {
     /// The script with the numbers written in.
     script: app_redis::Script,
+    /// The same, then an `MGET` of the keys after the first (a request's validators).
+    reading: app_redis::Script,
     /// What follows the key (see [`RedisRateLimitStore`]), made once.
     suffix: String,
 }
@@ -97,6 +99,18 @@ pub trait RateLimitStore: Interface {
 
     /// Counts one request under `key` and decides.
     async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError>;
+
+    /// As [`hit`](Self::hit), and reads the integers at `read` (keys in `key`'s hash tag) in
+    /// the same script; `None` for them where the store cannot.
+    async fn hit_reading(
+        &self,
+        key: &str,
+        limit: &CompiledLimit,
+        read: &[String],
+    ) -> Result<(Outcome, Option<Vec<Option<i64>>>), RedisError> {
+        let _ = read;
+        Ok((self.hit(key, limit).await?, None))
+    }
 
     /// The current state under `key`, counting nothing (`allowed`: whether a request now would pass).
     async fn peek(&self, key: &str, limit: &Limit) -> Result<Outcome, RedisError>;

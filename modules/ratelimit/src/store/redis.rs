@@ -34,37 +34,15 @@ use super::{CompiledLimit, Limit, Outcome, RateLimitStore, RedisForm, admitted};
 /// {allowed, remaining, retry ms, reset ms, blocked}. The new arrival time goes to Redis as
 /// text made with `%d`: a Lua number would be written by Redis 7.0 with `%.17g`, which costs
 /// several times as much.
-const HIT: &str = r#"
-local now = math.floor(server_ms() * 1000 + 0.5)
-local tat = redis.call('INCRBY', KEYS[1], step)
-local before = tat - interval
-if before >= now then
-  local debt = tat - now
-  if debt <= span then
-    if tat % span < interval then redis.call('PEXPIRE', KEYS[1], ttl) end
-    return debt
-  end
-  redis.call('DECRBY', KEYS[1], step)
-  if block > 0 then
-    -- The block replaces the count: once it ends, the subject starts afresh.
-    redis.call('SET', KEYS[1], -(now + block * 1000), 'PX', block)
-    return {0, 0, block, block, 1}
-  end
-  return {0, 0, math.max(1, math.ceil((debt - span) / 1000)), math.ceil((before - now) / 1000), 0}
-end
-if -before > now then
-  redis.call('DECRBY', KEYS[1], step)
-  local left = math.ceil((-before - now) / 1000)
-  return {0, 0, left, left, 1}
-end
-if before > 0 then
-  redis.call('INCRBY', KEYS[1], string.format('%d', now - before))
-  if math.floor((now + interval) / span) ~= math.floor(before / span) then redis.call('PEXPIRE', KEYS[1], ttl) end
-else
-  redis.call('SET', KEYS[1], string.format('%d', now + interval), 'PX', ttl)
-end
-return interval
-"#;
+const HIT: &str = include_str!("hit.lua");
+
+/// [`HIT`], then the values of the keys after the first (integers in the same hash tag: the
+/// request's validators) in one `MGET`: {decision, {values}}.
+const HIT_READING: &str = concat!(
+    "local function hit()\n",
+    include_str!("hit.lua"),
+    "end\nreturn {hit(), redis.call('MGET', unpack(KEYS, 2))}\n"
+);
 
 /// The generic script's header. ARGV: interval µs, limit, block ms.
 const HIT_ARGS: &str = "local step, block = ARGV[1], ARGV[3] + 0\nlocal interval = step + 0\n\
@@ -167,8 +145,26 @@ impl RateLimitStore for RedisRateLimitStore {
         let header =
             format!("local step, interval, span, block, ttl = '{interval}', {interval}, {span}, {block}, '{ttl}'\n");
         let name = format!("ratelimit_hit_{interval}_{span}_{block}");
-        let script = self.redis.register_generated_script(name, format!("{header}{HIT}"));
-        CompiledLimit { limit, redis: Some(RedisForm { script, suffix: suffix(&limit) }) }
+        let script = self.redis.register_generated_script(name.clone(), format!("{header}{HIT}"));
+        let reading = self.redis.register_generated_script(format!("{name}_read"), format!("{header}{HIT_READING}"));
+        CompiledLimit { limit, redis: Some(RedisForm { script, reading, suffix: suffix(&limit) }) }
+    }
+
+    async fn hit_reading(
+        &self,
+        key: &str,
+        limit: &CompiledLimit,
+        read: &[String],
+    ) -> Result<(Outcome, Option<Vec<Option<i64>>>), RedisError> {
+        let Some(form) = limit.redis.as_ref().filter(|_| !read.is_empty()) else {
+            return Ok((self.hit(key, limit).await?, None));
+        };
+        let mut keys = self.keys(key, &form.suffix);
+        keys.extend(read.iter().cloned());
+        let mut reply = self.redis.eval(&form.reading, keys, Vec::new()).await?.into_array().into_iter();
+        let decided = outcome(reply.next().unwrap_or(Reply::Nil), &limit.limit)?;
+        let values = reply.next().map(|v| v.into_array().iter().map(Reply::as_i64).collect());
+        Ok((decided, values))
     }
 
     async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError> {

@@ -33,7 +33,7 @@ impl CachedUserRepository {
     /// The repository over `db`, cached in `cache` for `ttl`.
     pub fn new(db: Arc<dyn SqlDatabase>, cache: Arc<CacheManager>, ttl: std::time::Duration) -> Self {
         // Bump the version when `User` changes shape.
-        let ns = cache.namespace("user", 1, ttl);
+        let ns = cache.user_namespace("user", 1, ttl);
         Self { sql: SqlUserRepository::new(db), cache, ns }
     }
 
