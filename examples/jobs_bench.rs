@@ -106,7 +106,57 @@ async fn stop(workers: Vec<Workers>) {
     futures::future::join_all(workers.into_iter().map(Workers::stop)).await;
 }
 
+/// CPU seconds this process has used (utime + stime).
+fn own_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the command name: state is field 3, utime field 14, stime field 15 (clock ticks; 100 Hz).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Redis's CPU seconds and commands executed so far (those called from scripts included).
+async fn redis_counters(redis: &Redis) -> (f64, u64) {
+    let info = redis.info().await.unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+            .unwrap_or("0")
+            .trim()
+            .to_owned()
+    };
+    let cpu =
+        field("used_cpu_sys").parse::<f64>().unwrap_or(0.0) + field("used_cpu_user").parse::<f64>().unwrap_or(0.0);
+    (cpu, field("total_commands_processed").parse().unwrap_or(0))
+}
+
+/// What a drain cost: jobs/s, and per 1000 jobs the CPU ms of Redis and of this process, and
+/// Redis commands per job (the 5 ms progress poll included, as in BullMQ's bench).
+struct Drained {
+    rate: f64,
+    redis_ms: f64,
+    app_ms: f64,
+    commands: f64,
+}
+
+impl std::fmt::Display for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} jobs/s; CPU per 1000 jobs: {:.0} ms (Redis {:.0} + workers {:.0}); {:.1} Redis commands per job",
+            self.rate,
+            self.redis_ms + self.app_ms,
+            self.redis_ms,
+            self.app_ms,
+            self.commands
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // a benchmark's plumbing, called twice
 async fn drain(
+    redis: &Redis,
     store: &Arc<dyn JobStore>,
     results: &Arc<dyn JobResults>,
     registry: &JobRegistry,
@@ -114,17 +164,29 @@ async fn drain(
     n: usize,
     k: usize,
     done: &mut u64,
-) -> f64 {
+) -> Drained {
     store.set_paused(QUEUE, true).await.expect("pause");
     enqueue(store, n).await;
     let running = workers(store, results, registry, config, k);
+    // Let the workers connect and wait on the paused queue.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (redis_cpu, commands) = redis_counters(redis).await;
+    let app_cpu = own_cpu();
     let started = Instant::now();
     store.set_paused(QUEUE, false).await.expect("resume");
     *done += n as u64;
     wait_completed(store, *done).await;
     let rate = n as f64 / started.elapsed().as_secs_f64();
+    let (redis_after, commands_after) = redis_counters(redis).await;
+    let per_1000 = 1000.0 * 1000.0 / n as f64;
+    let drained = Drained {
+        rate,
+        redis_ms: (redis_after - redis_cpu) * per_1000,
+        app_ms: (own_cpu() - app_cpu) * per_1000,
+        commands: commands_after.saturating_sub(commands) as f64 / n as f64,
+    };
     stop(running).await;
-    rate
+    drained
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -164,10 +226,11 @@ async fn main() {
     stop(warm).await;
 
     // 2. Processing rate: N queued jobs drained by 1 worker, then N more by 4.
-    let one = drain(&store, &results, &registry, &jobs, n, 1, &mut done).await;
-    println!("processing, 1 worker: {one:.0} jobs/s");
-    let four = drain(&store, &results, &registry, &jobs, n, 4, &mut done).await;
-    println!("processing, 4 workers: {four:.0} jobs/s");
+    let one = drain(&redis, &store, &results, &registry, &jobs, n, 1, &mut done).await;
+    println!("processing, 1 worker: {one}");
+    let four = drain(&redis, &store, &results, &registry, &jobs, n, 4, &mut done).await;
+    println!("processing, 4 workers: {four}");
+    let four = four.rate;
 
     // 3. Latency at about half the 4-worker rate.
     let running = workers(&store, &results, &registry, &jobs, 4);

@@ -74,7 +74,8 @@ struct QueueWorker {
     /// Whether the store is known to be failing (one warning per outage).
     outage: AtomicBool,
     /// The pause flag as last read, and when: read at most twice a second (the start of an
-    /// attempt checks it atomically anyway, so a stale `false` only costs one bounced delivery).
+    /// attempt checks it atomically anyway, so a stale `false` only costs one bounced delivery;
+    /// a paused worker waits for the resume itself and reads the flag afresh after it).
     paused: std::sync::Mutex<(bool, Option<tokio::time::Instant>)>,
 }
 
@@ -229,7 +230,11 @@ impl QueueWorker {
 
     async fn next(&self) -> Result<Option<Delivery>, RedisError> {
         if self.is_paused().await? {
-            self.pause(Duration::from_millis(500)).await;
+            tokio::select! {
+                waited = self.store.wait_resumed(&self.queue, Duration::from_secs(1)) => waited?,
+                () = self.shutdown.cancelled() => {}
+            }
+            self.paused.lock().unwrap_or_else(|p| p.into_inner()).1 = None;
             return Ok(None);
         }
         let limited = self.queue_config.rate_max > 0;
@@ -291,8 +296,30 @@ impl QueueWorker {
         }
     }
 
-    /// Runs one attempt, heartbeating, and settles its outcome.
+    /// Runs attempts in one slot: the delivered one, then each next one its completion started.
     async fn run(self: Arc<Self>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+        let mut next = Some(delivery);
+        while let Some(delivery) = next.take() {
+            if self.shutdown.is_cancelled() {
+                // Started by a completion while the shutdown began: straight back to the queue.
+                let (id, lease) = (delivery.job.id, delivery.lease());
+                self.count("released");
+                let _ = self.settle(|| self.store.release(&self.queue, id, lease)).await;
+                return;
+            }
+            next = self.attempt(delivery).await;
+        }
+    }
+
+    /// Whether a completion may start the slot's next job too: not under a rate limit (each
+    /// start takes from it first) nor once shutdown began.
+    fn chains(&self) -> bool {
+        self.queue_config.rate_max == 0 && !self.shutdown.is_cancelled()
+    }
+
+    /// Runs one attempt, heartbeating, and settles its outcome; the next attempt when its
+    /// completion started one.
+    async fn attempt(self: &Arc<Self>, delivery: Delivery) -> Option<Delivery> {
         let job = &delivery.job;
         let ctx = Arc::new(JobContext {
             id: job.id,
@@ -331,9 +358,10 @@ impl QueueWorker {
             tracing::info!(queue, job = %id, lease, "the job was taken over by another worker; this attempt's outcome is dropped");
             self.count("lost");
             self.results.discard(id, lease).await;
-            return;
+            return None;
         }
         let mut completed = false;
+        let mut next = None;
         let settled = match outcome {
             None => {
                 tracing::info!(queue, job = %id, "shutting down: handing the job back to the queue");
@@ -344,7 +372,17 @@ impl QueueWorker {
                 Ok(true) => {
                     self.count("completed");
                     let result_type = output.as_ref().map(|o| o.content_type.as_str());
-                    let settled = self.settle(|| store.complete(queue, id, lease, result_type)).await;
+                    let settled = if self.chains() {
+                        let consumer = &self.consumer;
+                        let settled =
+                            self.settle(|| store.complete_and_next(queue, id, lease, result_type, consumer)).await;
+                        settled.map(|(held, started)| {
+                            next = started;
+                            held
+                        })
+                    } else {
+                        self.settle(|| store.complete(queue, id, lease, result_type)).await
+                    };
                     completed = settled.is_some_and(|held| held != Held::Lost);
                     settled
                 }
@@ -371,6 +409,10 @@ impl QueueWorker {
             // Whatever the attempt wrote is not the result: drop it now rather than at expiry.
             self.results.discard(id, lease).await;
         }
+        if next.is_some() {
+            self.store_ok();
+        }
+        next
     }
 
     /// Makes the attempt's result chunks the job's result, kept as long as the job.
@@ -394,10 +436,10 @@ impl QueueWorker {
 
     /// Retries a final write until it lands (or, shutting down, for a few seconds: `stop` waits
     /// only so long; an attempt left unsettled is taken over after the visibility timeout).
-    async fn settle<F, Fut>(&self, write: F) -> Option<Held>
+    async fn settle<T, F, Fut>(&self, write: F) -> Option<T>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<Held, RedisError>>,
+        Fut: Future<Output = Result<T, RedisError>>,
     {
         let mut delay = Duration::from_millis(100);
         let started = tokio::time::Instant::now();

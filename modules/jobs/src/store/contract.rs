@@ -274,6 +274,67 @@ pub async fn a_paused_queue_starts_nothing_until_resumed(store: Arc<dyn JobStore
     assert_eq!(fetched(&store, &q).await.job.id, new.id);
 }
 
+pub async fn a_paused_worker_is_woken_by_the_resume(store: Arc<dyn JobStore>) {
+    let q = queue();
+    store.set_paused(&q, true).await.expect("pause");
+    let started = tokio::time::Instant::now();
+    // Waits its whole time while the queue stays paused.
+    store.wait_resumed(&q, Duration::from_millis(300)).await.expect("wait");
+    assert!(started.elapsed() >= Duration::from_millis(300), "still paused: waited it out");
+    let waiting = tokio::spawn({
+        let (store, q) = (store.clone(), q.clone());
+        async move {
+            store.wait_resumed(&q, Duration::from_secs(60)).await.expect("wait");
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "waits while paused");
+    store.set_paused(&q, false).await.expect("resume");
+    tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("woken by the resume, not the 60 s")
+        .expect("task");
+    // Not paused: returns at once.
+    tokio::time::timeout(Duration::from_secs(20), store.wait_resumed(&q, Duration::from_secs(60)))
+        .await
+        .expect("not paused")
+        .expect("wait");
+}
+
+pub async fn a_completion_starts_the_workers_next_job_in_the_same_call(store: Arc<dyn JobStore>) {
+    let (q, owner) = (queue(), Uuid::now_v7());
+    let (first, second, third) = (job(&q, owner), job(&q, owner), job(&q, owner));
+    for new in [&first, &second, &third] {
+        store.enqueue(new).await.expect("enqueue").expect("admitted");
+    }
+    let delivery = fetched(&store, &q).await;
+    assert_eq!(delivery.job.id, first.id);
+    let (held, next) =
+        store.complete_and_next(&q, first.id, delivery.lease(), Some("text/csv"), "w1").await.expect("complete");
+    assert_eq!(held, Held::Yes { cancel_requested: false });
+    let next = next.expect("the next job, started");
+    assert_eq!((next.job.id, next.job.status, next.lease()), (second.id, JobStatus::Active, 1));
+    assert_eq!(next.params, second.params);
+    let record = store.get(&q, first.id).await.expect("get").expect("kept");
+    assert_eq!((record.status, record.result_type.as_deref()), (JobStatus::Completed, Some("text/csv")));
+    let stats = store.stats(&q).await.expect("stats");
+    assert_eq!((stats.waiting, stats.active, stats.completed), (1, 1, 1));
+    // A cancelled job in the way is skipped.
+    assert!(matches!(store.cancel(&q, third.id).await.expect("cancel"), CancelOutcome::Cancelled(_)));
+    let (held, after) = store.complete_and_next(&q, second.id, 1, None, "w1").await.expect("complete");
+    assert_eq!((held, after.is_none()), (Held::Yes { cancel_requested: false }, true), "nothing left to start");
+    // A fenced-off completion still reports Lost; a paused queue starts nothing.
+    let fourth = job(&q, owner);
+    store.enqueue(&fourth).await.expect("enqueue").expect("admitted");
+    store.set_paused(&q, true).await.expect("pause");
+    let (held, none) = store.complete_and_next(&q, fourth.id, 7, None, "w1").await.expect("complete");
+    assert_eq!((held, none.is_none()), (Held::Lost, true));
+    let record = store.get(&q, fourth.id).await.expect("get").expect("found");
+    assert_eq!((record.status, record.attempts), (JobStatus::Pending, 0), "a paused queue starts nothing");
+    store.set_paused(&q, false).await.expect("resume");
+    assert_eq!(fetched(&store, &q).await.job.id, fourth.id);
+}
+
 pub async fn tickets_open_once_then_serve_reconnections_and_expire(store: Arc<dyn JobStore>) {
     let hash = app_core::testing::unique_prefix();
     let keep = Duration::from_secs(60);

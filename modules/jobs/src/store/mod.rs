@@ -59,6 +59,18 @@ pub trait JobStore: Interface {
     /// by this lease and reports `Yes`.
     async fn complete(&self, queue: &str, id: Uuid, lease: u32, result_type: Option<&str>) -> Result<Held, RedisError>;
 
+    /// [`complete`](Self::complete), then starts `consumer`'s next job of the queue if one is
+    /// waiting (and the queue is not paused), without waiting for one: while a queue has work, a
+    /// worker needs one call per job.
+    async fn complete_and_next(
+        &self,
+        queue: &str,
+        id: Uuid,
+        lease: u32,
+        result_type: Option<&str>,
+        consumer: &str,
+    ) -> Result<(Held, Option<Delivery>), RedisError>;
+
     /// Fails the attempt: with `retry_in`, the job waits that long and is queued again;
     /// without, it fails for good (dead letter).
     async fn fail(
@@ -103,6 +115,10 @@ pub trait JobStore: Interface {
     /// Whether the queue is paused.
     async fn is_paused(&self, queue: &str) -> Result<bool, RedisError>;
 
+    /// Returns once `queue` is not paused, or after `at_most`: a paused worker waits here, so a
+    /// resume (on any instance) starts it at once.
+    async fn wait_resumed(&self, queue: &str, at_most: Duration) -> Result<(), RedisError>;
+
     /// Counts one job start against the queue's rate limit (`max` per `per`, shared by every
     /// worker): `None` when it may start, else how long to wait.
     async fn take_rate(&self, queue: &str, max: u32, per: Duration) -> Result<Option<Duration>, RedisError>;
@@ -144,7 +160,18 @@ pub(crate) fn record_events(subscription: app_redis::Subscription) -> JobEvents 
 
 /// The channel a job's events are published on.
 pub(crate) fn events_channel(id: Uuid) -> String {
-    format!("jobs:ev:{id}")
+    format!("{}{id}", events_channel_prefix())
+}
+
+/// The channel a resume is announced on, so paused workers start at once.
+pub(crate) fn resumed_channel(queue: &str) -> String {
+    format!("q:{{{queue}}}:resumed")
+}
+
+/// What every job's events channel starts with (scripts that start a job they found build its
+/// channel from it).
+pub(crate) const fn events_channel_prefix() -> &'static str {
+    "jobs:ev:"
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{JobEvents, JobStore, events_channel, record_events, scripts};
+use super::{JobEvents, JobStore, events_channel, events_channel_prefix, record_events, resumed_channel, scripts};
 use crate::{CancelOutcome, Delivery, Held, JobRecord, NewJob, QueueStats, Retention};
 
 /// How long a queue's keys (stream, sets, flags) and an unfinished job's record live without
@@ -40,6 +40,7 @@ struct Scripts {
     heartbeat: Script,
     progress: Script,
     complete: Script,
+    complete_next: Script,
     fail: Script,
     release: Script,
     cancel: Script,
@@ -93,6 +94,14 @@ fn held(reply: Reply) -> Result<Held, RedisError> {
     Ok(if flag(0)? == 1 { Held::Yes { cancel_requested: flag(1)? == 1 } } else { Held::Lost })
 }
 
+/// The record and parameters of an attempt a script started.
+fn started(mut reply: impl Iterator<Item = Reply>) -> Result<Delivery, RedisError> {
+    let record = fields(reply.next().ok_or_else(unexpected)?);
+    let params = reply.next().and_then(|p| p.as_str().map(str::to_owned)).unwrap_or_default();
+    let job = JobRecord::from_fields(&record).ok_or_else(unexpected)?;
+    Ok(Delivery { job, params })
+}
+
 fn applied(reply: &Reply) -> Held {
     if reply.as_i64() == Some(1) { Held::Yes { cancel_requested: false } } else { Held::Lost }
 }
@@ -110,6 +119,7 @@ impl RedisJobStore {
             heartbeat: r("jobs_heartbeat", scripts::HEARTBEAT),
             progress: r("jobs_progress", scripts::PROGRESS),
             complete: r("jobs_complete", scripts::COMPLETE),
+            complete_next: r("jobs_complete_next", scripts::COMPLETE_NEXT),
             fail: r("jobs_fail", scripts::FAIL),
             release: r("jobs_release", scripts::RELEASE),
             cancel: r("jobs_cancel", scripts::CANCEL),
@@ -193,10 +203,7 @@ impl RedisJobStore {
         if reply.next().and_then(|r| r.as_i64()) != Some(1) {
             return Ok(None);
         }
-        let record = fields(reply.next().ok_or_else(unexpected)?);
-        let params = reply.next().and_then(|p| p.as_str().map(str::to_owned)).unwrap_or_default();
-        let job = JobRecord::from_fields(&record).ok_or_else(unexpected)?;
-        Ok(Some(Delivery { job, params }))
+        started(reply).map(Some)
     }
 
     /// The ARGV every worker write starts with: lease, channel, id, prefix, retention, keep, infra.
@@ -344,6 +351,32 @@ impl JobStore for RedisJobStore {
         Ok(applied(&self.redis.eval(&self.scripts.complete, keys, args).await?))
     }
 
+    async fn complete_and_next(
+        &self,
+        queue: &str,
+        id: Uuid,
+        lease: u32,
+        result_type: Option<&str>,
+        consumer: &str,
+    ) -> Result<(Held, Option<Delivery>), RedisError> {
+        let keys = vec![
+            self.job_key(queue, id),
+            self.key(queue, "stream"),
+            self.key(queue, "completed"),
+            self.key(queue, "failed"),
+            self.key(queue, "paused"),
+        ];
+        let mut args = self.worker_args(queue, id, lease, self.retention.keep_completed);
+        args.push(Arg::from(result_type.unwrap_or_default()));
+        args.push(Arg::from(consumer));
+        args.push(Arg::Int(i64::from(self.retention.keep_failed)));
+        args.push(Arg::Str(self.redis.key(events_channel_prefix())));
+        let mut reply = self.redis.eval(&self.scripts.complete_next, keys, args).await?.into_array().into_iter();
+        let held = applied(&reply.next().ok_or_else(unexpected)?);
+        let next = if reply.len() > 0 { Some(started(reply)?) } else { None };
+        Ok((held, next))
+    }
+
     async fn fail(
         &self,
         queue: &str,
@@ -456,12 +489,22 @@ impl JobStore for RedisJobStore {
         if paused {
             self.redis.set(&key, b"1", INFRA_TTL, false).await.map(drop)
         } else {
-            self.redis.del(vec![key]).await.map(drop)
+            self.redis.del(vec![key]).await?;
+            self.pubsub.publish(&resumed_channel(queue), b"1").await
         }
     }
 
     async fn is_paused(&self, queue: &str) -> Result<bool, RedisError> {
         Ok(self.redis.get(&self.key(queue, "paused")).await?.is_some())
+    }
+
+    async fn wait_resumed(&self, queue: &str, at_most: Duration) -> Result<(), RedisError> {
+        // Subscribed first, the flag read after: a resume between the two is not missed.
+        let mut resumed = self.pubsub.subscribe(&resumed_channel(queue)).await?;
+        if self.is_paused(queue).await? {
+            let _ = tokio::time::timeout(at_most, resumed.recv()).await;
+        }
+        Ok(())
     }
 
     async fn take_rate(&self, queue: &str, max: u32, per: Duration) -> Result<Option<Duration>, RedisError> {

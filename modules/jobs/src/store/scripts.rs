@@ -19,9 +19,12 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- Returns the record it published.
 local function publish(job, channel)
   redis.call('HINCRBY', job, 'seq', 1)
-  redis.call('PUBLISH', channel, cjson.encode(redis.call('HGETALL', job)))
+  local record = redis.call('HGETALL', job)
+  redis.call('PUBLISH', channel, cjson.encode(record))
+  return record
 end
 local function unqueue(stream, entry)
   if entry and entry ~= '' then
@@ -54,8 +57,7 @@ local function finish(job, stream, set, status, err, id, prefix, retention, keep
   redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
   redis.call('PEXPIRE', job, retention)
   redis.call('DEL', prefix .. 'params:' .. id)
-  publish(job, channel)
-  local record = redis.call('HGETALL', job)
+  local record = publish(job, channel)
   keep(set, id, t, tonumber(keep_n), tonumber(retention), prefix, infra_ttl)
   return record
 end
@@ -116,52 +118,67 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
 return out
 "#;
 
+/// The start of an attempt, shared by START and COMPLETE_NEXT: `start(job, stream, failed,
+/// paused, params, entry, consumer, channel, retention, keep failed, id, prefix, infra ttl, now)`
+/// starts an attempt of the job behind a delivered (or reclaimed) stream entry. Returns {1,
+/// record, params} when started; {0} when the entry was stale (acknowledged and dropped), or the
+/// job ended instead: cancelled (cancellation was requested while it ran) or failed (a reclaimed
+/// job out of attempts); {3} when the queue is paused (the job goes back to the queue: a read
+/// that was already waiting when the pause came must not start it). A caller that has just
+/// read the pause flag and the clock passes `false` and the time instead.
+macro_rules! starter {
+    () => {
+        r#"
+local function start(job, stream, failed, paused, params, entry, consumer, channel, retention, keep_n, id, prefix,
+    infra_ttl, t)
+  local st = redis.call('HMGET', job, 'status', 'attempts', 'max', 'entry', 'cancel')
+  local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '1')
+  -- Only the job's current entry counts: a missing record, a finished or cancelled job, or an
+  -- entry that is not the job's any more is acknowledged and dropped.
+  if not status or st[4] ~= entry or (status ~= 'pending' and status ~= 'active') then
+    unqueue(stream, entry)
+    return {0}
+  end
+  if st[5] == '1' then
+    finish(job, stream, failed, 'cancelled', 'cancelled while running', id, prefix, retention, keep_n, infra_ttl,
+      channel, entry)
+    return {0}
+  end
+  if status == 'active' and attempts >= max then
+    -- The worker running the last attempt stopped (died, or stalled past the visibility timeout).
+    finish(job, stream, failed, 'failed', 'the worker running the last attempt stopped', id, prefix, retention,
+      keep_n, infra_ttl, channel, entry)
+    return {0}
+  end
+  if paused and redis.call('EXISTS', paused) == 1 then
+    unqueue(stream, entry)
+    redis.call('HSET', job, 'entry', redis.call('XADD', stream, '*', 'id', id))
+    if status == 'active' then
+      redis.call('HSET', job, 'status', 'pending', 'updated', now())
+      publish(job, channel)
+    end
+    return {3}
+  end
+  t = t or now()
+  redis.call('HINCRBY', job, 'lease', 1)
+  redis.call('HSET', job, 'status', 'active', 'attempts', attempts + 1, 'started', t, 'updated', t,
+    'worker', consumer, 'beat', t)
+  redis.call('PEXPIRE', job, infra_ttl)
+  redis.call('PEXPIRE', params, infra_ttl)
+  return {1, publish(job, channel), redis.call('GET', params) or ''}
+end
+"#
+    };
+}
+
 /// KEYS: job, stream, failed, paused, params. ARGV: entry, consumer, channel, retention, keep
-/// failed, id, prefix, infra ttl. Starts an attempt of the job behind a delivered (or reclaimed)
-/// stream entry. Returns {1, record, params} when started; {0} when the entry was stale
-/// (acknowledged and dropped), or the job ended instead: cancelled (cancellation was requested
-/// while it ran) or failed (a reclaimed job out of attempts); {3} when the queue is paused (the
-/// job goes back to the queue: a read that was already waiting when the pause came must not
-/// start it).
+/// failed, id, prefix, infra ttl. `start` for one entry.
 pub(crate) const START: &str = concat!(
     prelude!(),
+    starter!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'attempts', 'max', 'entry', 'cancel')
-local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '1')
--- Only the job's current entry counts: a missing record, a finished or cancelled job, or an
--- entry that is not the job's any more is acknowledged and dropped.
-if not status or st[4] ~= ARGV[1] or (status ~= 'pending' and status ~= 'active') then
-  unqueue(KEYS[2], ARGV[1])
-  return {0}
-end
-if st[5] == '1' then
-  finish(KEYS[1], KEYS[2], KEYS[3], 'cancelled', 'cancelled while running', ARGV[6], ARGV[7], ARGV[4], ARGV[5],
-    ARGV[8], ARGV[3], ARGV[1])
-  return {0}
-end
-if status == 'active' and attempts >= max then
-  -- The worker running the last attempt stopped (died, or stalled past the visibility timeout).
-  finish(KEYS[1], KEYS[2], KEYS[3], 'failed', 'the worker running the last attempt stopped', ARGV[6], ARGV[7],
-    ARGV[4], ARGV[5], ARGV[8], ARGV[3], ARGV[1])
-  return {0}
-end
-if redis.call('EXISTS', KEYS[4]) == 1 then
-  unqueue(KEYS[2], ARGV[1])
-  redis.call('HSET', KEYS[1], 'entry', redis.call('XADD', KEYS[2], '*', 'id', ARGV[6]))
-  if status == 'active' then
-    redis.call('HSET', KEYS[1], 'status', 'pending', 'updated', now())
-    publish(KEYS[1], ARGV[3])
-  end
-  return {3}
-end
-local t = now()
-redis.call('HINCRBY', KEYS[1], 'lease', 1)
-redis.call('HSET', KEYS[1], 'status', 'active', 'attempts', attempts + 1, 'started', t, 'updated', t,
-  'worker', ARGV[2], 'beat', t)
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-redis.call('PEXPIRE', KEYS[5], ARGV[8])
-publish(KEYS[1], ARGV[3])
-return {1, redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[5]) or ''}
+return start(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
+  ARGV[7], ARGV[8])
 "#
 );
 
@@ -190,20 +207,58 @@ return {1, tonumber(st[3])}
 "#
 );
 
-/// KEYS: job, stream, completed. ARGV: lease, channel, id, prefix, retention, keep completed,
-/// infra ttl, the result's content type ('' for none).
-/// Returns 1 when completed by this lease (now or before: a retried call), 0 when not held.
-pub(crate) const COMPLETE: &str = concat!(
+/// The body of COMPLETE: KEYS: job, stream, completed. ARGV: lease, channel, id, prefix,
+/// retention, keep completed, infra ttl, the result's content type ('' for none). `done` is 1
+/// when completed by this lease (now or before: a retried call), 0 when not held.
+macro_rules! completer {
+    () => {
+        r#"
+local function complete()
+  local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry')
+  if st[2] ~= ARGV[1] then return 0 end
+  if st[1] == 'completed' then return 1 end
+  if st[1] ~= 'active' then return 0 end
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'rtype', ARGV[8]) end
+  redis.call('HSET', KEYS[1], 'progress', 100)
+  finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
+  return 1
+end
+"#
+    };
+}
+
+/// Completes an attempt (see `completer`). Returns 1 or 0.
+pub(crate) const COMPLETE: &str = concat!(prelude!(), completer!(), "return complete()\n");
+
+/// COMPLETE, then the worker's next job in the same call, as BullMQ's `moveToFinished` does:
+/// one round trip per job while the queue has work, where fetching apart costs two more.
+/// KEYS and ARGV as COMPLETE, then KEYS: failed, paused; ARGV: consumer, keep failed, the
+/// events channel's prefix. Reads new entries for `consumer` (a few stale ones are dropped on
+/// the way) and starts the first that can start. Returns {done} when nothing was started,
+/// {done, record, params} when the next attempt was.
+pub(crate) const COMPLETE_NEXT: &str = concat!(
     prelude!(),
+    starter!(),
+    completer!(),
     r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry')
-if st[2] ~= ARGV[1] then return 0 end
-if st[1] == 'completed' then return 1 end
-if st[1] ~= 'active' then return 0 end
-if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'rtype', ARGV[8]) end
-redis.call('HSET', KEYS[1], 'progress', 100)
-finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
-return 1
+local done = complete()
+if redis.call('EXISTS', KEYS[5]) == 1 then return {done} end
+local t = now()
+for _ = 1, 8 do
+  local read = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[9], 'COUNT', 1, 'STREAMS', KEYS[2], '>')
+  if not read then return {done} end
+  local e = read[1][2][1]
+  local fields, id = e[2] or {}, nil
+  for i = 1, #fields, 2 do if fields[i] == 'id' then id = fields[i + 1] end end
+  if not id then
+    unqueue(KEYS[2], e[1])
+  else
+    local r = start(ARGV[4] .. 'job:' .. id, KEYS[2], KEYS[4], false, ARGV[4] .. 'params:' .. id, e[1], ARGV[9],
+      ARGV[11] .. id, ARGV[5], ARGV[10], id, ARGV[4], ARGV[7], t)
+    if r[1] == 1 then return {done, r[2], r[3]} end
+  end
+end
+return {done}
 "#
 );
 

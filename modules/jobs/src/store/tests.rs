@@ -37,6 +37,8 @@ app_core::contract_tests! {
         pausing_and_the_rate_limit_are_shared_state,
         tickets_open_once_then_serve_reconnections_and_expire,
         a_paused_queue_starts_nothing_until_resumed,
+        a_paused_worker_is_woken_by_the_resume,
+        a_completion_starts_the_workers_next_job_in_the_same_call,
         a_requested_cancellation_outlives_retries_and_hand_backs,
         subscribers_see_every_state_change_in_order,
         an_owner_has_at_most_max_open_pending_and_active_jobs_per_queue,
