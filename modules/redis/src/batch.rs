@@ -125,6 +125,9 @@ struct Queued {
     keys: Vec<String>,
     args: Vec<Arg>,
     reply: Sender,
+    /// Called with [`Redis::eval_coalesced`]: alone in its request's batch, it goes with other
+    /// requests' calls.
+    coalesce: bool,
 }
 
 type Queue = Arc<Mutex<Vec<Queued>>>;
@@ -139,11 +142,12 @@ pub(crate) fn enqueue(
     script: &Script,
     keys: Vec<String>,
     args: Vec<Arg>,
+    coalesce: bool,
 ) -> Result<PendingReply, (Vec<String>, Vec<Arg>)> {
     let Ok(queue) = BATCH.try_with(Arc::clone) else { return Err((keys, args)) };
     let slot = Arc::new(Slot::default());
     let reply = Sender(Some(slot.clone()));
-    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: *script, keys, args, reply });
+    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: *script, keys, args, reply, coalesce });
     Ok(PendingReply(slot))
 }
 
@@ -205,8 +209,13 @@ fn combined(redis: &Redis, queued: &[Queued]) -> Script {
 /// Sends what was queued in one poll; the replies are delivered by [`Batched`].
 async fn fire(redis: &Redis, mut queued: Vec<Queued>) -> Deliveries {
     if queued.len() == 1 {
-        let Queued { script, keys, args, reply } = queued.remove(0);
-        return (vec![reply], Replies::Each(vec![redis.eval_now(&script, keys, args).await]));
+        let Queued { script, keys, args, reply, coalesce } = queued.remove(0);
+        let sent = if coalesce && redis.coalesces() {
+            redis.coalesce(&script, keys, args).await
+        } else {
+            redis.eval_now(&script, keys, args).await
+        };
+        return (vec![reply], Replies::Each(vec![sent]));
     }
     let one_slot = !redis.is_clustered() || {
         let mut slots = queued.iter().flat_map(|q| q.keys.iter()).map(|k| fred::util::redis_keyslot(k.as_bytes()));
@@ -217,7 +226,7 @@ async fn fire(redis: &Redis, mut queued: Vec<Queued>) -> Deliveries {
         let mut senders = Vec::with_capacity(queued.len());
         let runs: Vec<_> = queued
             .into_iter()
-            .map(|Queued { script, keys, args, reply }| {
+            .map(|Queued { script, keys, args, reply, .. }| {
                 senders.push(reply);
                 async move { redis.eval_now(&script, keys, args).await }
             })
@@ -297,5 +306,140 @@ impl Redis {
         let inner = std::pin::pin!(fut);
         let batched = Batched { inner, queue: queue.clone(), redis: self, runs: Vec::new() };
         BATCH.scope(queue, batched).await
+    }
+}
+
+/// Calls from different requests, run together: while one combined call is in flight, the
+/// calls that arrive queue up and go together in the next, as a database's group commit does.
+/// Redis's cost of a call is mostly the system calls of reading it and writing its answer
+/// (several microseconds on these machines, where the script itself costs about four), and
+/// fred writes every EVALSHA on its own; a combined call of N requests pays them once. Idle,
+/// a call goes out at once: the first call of a burst spawns the task that sends the batches
+/// and that task ends when the queue is empty.
+#[derive(Default)]
+pub(crate) struct Coalescer(Mutex<CoalescerState>);
+
+#[derive(Default)]
+struct CoalescerState {
+    queue: Vec<Queued>,
+    /// Whether a task is sending the queue's batches.
+    sending: bool,
+}
+
+/// The most calls of one script combined into one call: each count is a script of its own
+/// on the server (the parts are unrolled), so this bounds how many are generated.
+const MOST_COALESCED: usize = 16;
+
+impl Redis {
+    /// Runs a script as [`eval`](Self::eval) does, combined with the same script's concurrent
+    /// calls from other requests into one EVALSHA (see [`Coalescer`]). Each call still runs
+    /// atomically (calls in flight together have no order among them). For scripts of hot,
+    /// independent, single-slot calls; on a cluster (where different keys mostly mean
+    /// different slots) it is `eval`. A call waits at most the command timeout, the wait for
+    /// the batch ahead of it included.
+    pub fn eval_coalesced(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Eval<'_> {
+        if !self.coalesces() {
+            return self.eval(script, keys, args);
+        }
+        // In a request's batch it travels with that request's other scripts; alone there, it
+        // joins other requests' calls when the batch is sent.
+        match enqueue(script, keys, args, true) {
+            Ok(reply) => Eval::queued(reply),
+            Err((keys, args)) => {
+                let script = *script;
+                Eval::alone(async move { self.coalesce(&script, keys, args).await })
+            }
+        }
+    }
+
+    /// Whether calls are coalesced here: not on a cluster, and only inside a runtime.
+    fn coalesces(&self) -> bool {
+        !self.is_clustered() && tokio::runtime::Handle::try_current().is_ok()
+    }
+
+    /// Queues a call for the next combined call (starting the task that sends them if none
+    /// runs); its reply, within the command timeout.
+    fn coalesce(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<Arg>,
+    ) -> impl Future<Output = Result<Reply, RedisError>> + Send + 'static {
+        let slot = Arc::new(Slot::default());
+        let start = {
+            let mut state = self.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
+            let reply = Sender(Some(slot.clone()));
+            state.queue.push(Queued { script: *script, keys, args, reply, coalesce: false });
+            !std::mem::replace(&mut state.sending, true)
+        };
+        if start {
+            tokio::spawn(send_coalesced(self.clone()));
+        }
+        let timeout = self.command_timeout();
+        async move {
+            tokio::time::timeout(timeout, PendingReply(slot))
+                .await
+                .unwrap_or_else(|_| Err(RedisError::Unavailable("the command timed out".into())))
+        }
+    }
+}
+
+/// Marks the sending task gone however it ends: dropped with its runtime mid-batch, it leaves
+/// no queue that nobody sends (the calls waiting in it are answered with an error) and lets
+/// the next call start a task again.
+struct Sending {
+    redis: Redis,
+    /// Ended with nothing queued: nothing to put right.
+    done: bool,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut state = self.redis.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
+        state.sending = false;
+        drop(std::mem::take(&mut state.queue));
+    }
+}
+
+/// Sends the queued calls, a batch at a time, until none is left.
+async fn send_coalesced(redis: Redis) {
+    let mut sending = Sending { redis, done: false };
+    loop {
+        let redis = &sending.redis;
+        let mut queued = {
+            let mut state = redis.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
+            if state.queue.is_empty() {
+                state.sending = false;
+                drop(state);
+                sending.done = true;
+                return;
+            }
+            std::mem::take(&mut state.queue)
+        };
+        // Calls of one script and arity go together (a combination per count, not per mix).
+        queued.sort_by_key(|q| (q.script.id(), q.keys.len(), q.args.len()));
+        let mut batches: Vec<Vec<Queued>> = Vec::new();
+        for q in queued {
+            match batches.last_mut() {
+                Some(batch)
+                    if batch.len() < MOST_COALESCED
+                        && batch[0].script.id() == q.script.id()
+                        && batch[0].keys.len() == q.keys.len()
+                        && batch[0].args.len() == q.args.len() =>
+                {
+                    batch.push(q)
+                }
+                _ => batches.push(vec![q]),
+            }
+        }
+        let sent = futures::future::join_all(batches.into_iter().map(|batch| fire(redis, batch))).await;
+        for (senders, mut replies) in sent {
+            for (n, sender) in senders.into_iter().enumerate() {
+                sender.deliver(replies.take(n), Waker::noop());
+            }
+        }
     }
 }

@@ -44,6 +44,7 @@ struct Inner {
     hub: Hub,
     up: AtomicBool,
     command_timeout: Duration,
+    coalescer: crate::batch::Coalescer,
 }
 
 impl std::fmt::Debug for Redis {
@@ -208,6 +209,7 @@ impl Redis {
             hub: Hub::default(),
             up: AtomicBool::new(false),
             command_timeout: cfg.command_timeout,
+            coalescer: crate::batch::Coalescer::default(),
         });
         let redis = Redis { inner };
         redis.start();
@@ -309,7 +311,7 @@ impl Redis {
     /// In a cluster every key must share one hash tag. Inside [`batched`](Self::batched) the
     /// script is queued as this is called, to travel with the others issued in the same poll.
     pub fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Eval<'_> {
-        match crate::batch::enqueue(script, keys, args) {
+        match crate::batch::enqueue(script, keys, args, false) {
             Ok(reply) => Eval::queued(reply),
             Err((keys, args)) => {
                 let script = *script;
@@ -421,6 +423,10 @@ impl Redis {
     /// The bound on one command (also on waits that stand for one, such as a SUBSCRIBE's confirmation).
     pub fn command_timeout(&self) -> Duration {
         self.inner.command_timeout
+    }
+
+    pub(crate) fn inner_coalescer(&self) -> &crate::batch::Coalescer {
+        &self.inner.coalescer
     }
 
     /// The fan-out hub of the subscriber connection.

@@ -36,14 +36,6 @@ use super::{CompiledLimit, Limit, Outcome, RateLimitStore, RedisForm, admitted};
 /// several times as much.
 const HIT: &str = include_str!("hit.lua");
 
-/// [`HIT`], then the values of the keys after the first (integers in the same hash tag: the
-/// request's validators) in one `MGET`: {decision, {values}}.
-const HIT_READING: &str = concat!(
-    "local function hit()\n",
-    include_str!("hit.lua"),
-    "end\nreturn {hit(), redis.call('MGET', unpack(KEYS, 2))}\n"
-);
-
 /// The generic script's header. ARGV: interval µs, limit, block ms.
 const HIT_ARGS: &str = "local step, block = ARGV[1], ARGV[3] + 0\nlocal interval = step + 0\n\
                         local span = interval * ARGV[2]\nlocal ttl = math.ceil(span / 500)\n";
@@ -145,9 +137,10 @@ impl RateLimitStore for RedisRateLimitStore {
         let header =
             format!("local step, interval, span, block, ttl = '{interval}', {interval}, {span}, {block}, '{ttl}'\n");
         let name = format!("ratelimit_hit_{interval}_{span}_{block}");
-        let script = self.redis.register_generated_script(name.clone(), format!("{header}{HIT}"));
-        let reading = self.redis.register_generated_script(format!("{name}_read"), format!("{header}{HIT_READING}"));
-        CompiledLimit { limit, redis: Some(RedisForm { script, reading, suffix: suffix(&limit) }) }
+        let source: std::sync::Arc<str> = format!("{header}{HIT}").into();
+        let script = self.redis.register_generated_script(name, source.to_string());
+        let reading = std::sync::Arc::new(std::array::from_fn(|_| std::sync::OnceLock::new()));
+        CompiledLimit { limit, redis: Some(RedisForm { script, reading, source, suffix: suffix(&limit) }) }
     }
 
     async fn hit_reading(
@@ -156,12 +149,22 @@ impl RateLimitStore for RedisRateLimitStore {
         limit: &CompiledLimit,
         read: &[String],
     ) -> Result<(Outcome, Option<Vec<Option<i64>>>), RedisError> {
-        let Some(form) = limit.redis.as_ref().filter(|_| !read.is_empty()) else {
+        let Some(form) = limit.redis.as_ref() else { return Ok((self.hit(key, limit).await?, None)) };
+        let Some(reading) = read.len().checked_sub(1).and_then(|n| form.reading.get(n)) else {
             return Ok((self.hit(key, limit).await?, None));
         };
+        let reading = reading.get_or_init(|| {
+            let keys = (2..=read.len() + 1).map(|i| format!("KEYS[{i}]")).collect::<Vec<_>>().join(", ");
+            let lua = format!("local function hit()\n{}end\nreturn {{hit(), redis.call('MGET', {keys})}}\n", form.source);
+            let name = format!("{}_read{}", form.script.name(), read.len());
+            self.redis.register_generated_script(name, lua)
+        });
         let mut keys = self.keys(key, &form.suffix);
         keys.extend(read.iter().cloned());
-        let mut reply = self.redis.eval(&form.reading, keys, Vec::new()).await?.into_array().into_iter();
+        // One script, combined with other requests' (see `eval_coalesced`): a plain MGET beside
+        // it would go out on its own (fred flushes after each command unless more wait), at
+        // more cost to Redis than the script saves.
+        let mut reply = self.redis.eval_coalesced(reading, keys, Vec::new()).await?.into_array().into_iter();
         let decided = outcome(reply.next().unwrap_or(Reply::Nil), &limit.limit)?;
         let values = reply.next().map(|v| v.into_array().iter().map(Reply::as_i64).collect());
         Ok((decided, values))
@@ -169,7 +172,8 @@ impl RateLimitStore for RedisRateLimitStore {
 
     async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError> {
         let reply = match &limit.redis {
-            Some(form) => self.redis.eval(&form.script, self.keys(key, &form.suffix), Vec::new()).await?,
+            // Policies' counts are the hot path's scripts: concurrent requests' go as one call.
+            Some(form) => self.redis.eval_coalesced(&form.script, self.keys(key, &form.suffix), Vec::new()).await?,
             None => {
                 let Limit { limit: n, block_ms, .. } = limit.limit;
                 let args = vec![Arg::Int(limit.limit.interval_us()), Arg::Int(i64::from(n)), Arg::Int(block_ms as i64)];
