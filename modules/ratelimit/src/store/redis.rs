@@ -155,7 +155,8 @@ impl RateLimitStore for RedisRateLimitStore {
         };
         let reading = reading.get_or_init(|| {
             let keys = (2..=read.len() + 1).map(|i| format!("KEYS[{i}]")).collect::<Vec<_>>().join(", ");
-            let lua = format!("local function hit()\n{}end\nreturn {{hit(), redis.call('MGET', {keys})}}\n", form.source);
+            let lua =
+                format!("local function hit()\n{}end\nreturn {{hit(), redis.call('MGET', {keys})}}\n", form.source);
             let name = format!("{}_read{}", form.script.name(), read.len());
             self.redis.register_generated_script(name, lua)
         });
