@@ -409,9 +409,6 @@ impl QueueWorker {
             // Whatever the attempt wrote is not the result: drop it now rather than at expiry.
             self.results.discard(id, lease).await;
         }
-        if next.is_some() {
-            self.store_ok();
-        }
         next
     }
 

@@ -182,6 +182,25 @@ impl RateLimiter {
         }
     }
 
+    /// Books a decision the store made: the store answers, the policy's counters, the state.
+    fn decided(&self, policy: &Policy, outcome: &Outcome) -> LimitState {
+        self.store_ok();
+        if outcome.allowed {
+            policy.allowed.inc()
+        } else {
+            policy.limited.inc()
+        };
+        Self::state(policy, outcome)
+    }
+
+    /// Whether `key`'s hash tag is `user`'s (`{u:<id>}`, where the user's validators live),
+    /// without making a string per request.
+    fn tagged_for(key: &str, user: uuid::Uuid) -> bool {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let id = user.hyphenated().encode_lower(&mut buffer);
+        key.strip_suffix('}').and_then(|k| k.strip_suffix(&*id)).is_some_and(|k| k.ends_with("{u:"))
+    }
+
     fn store_failed(&self, policy: &Policy, err: &RedisError) -> Result<Option<LimitState>, ApiError> {
         policy.unavailable.inc();
         if !self.outage.swap(true, Ordering::Relaxed) {
@@ -250,15 +269,7 @@ impl Throttler for RateLimiter {
         };
         let Some(key) = Self::key(policy, route, subject) else { return Ok(None) };
         match self.store.hit(&key, &policy.compiled).await {
-            Ok(outcome) => {
-                self.store_ok();
-                if outcome.allowed {
-                    policy.allowed.inc()
-                } else {
-                    policy.limited.inc()
-                };
-                Ok(Some(Self::state(policy, &outcome)))
-            }
+            Ok(outcome) => Ok(Some(self.decided(policy, &outcome))),
             Err(err) => self.store_failed(policy, &err),
         }
     }
@@ -273,20 +284,11 @@ impl Throttler for RateLimiter {
         let counted = self.policies.get(policy).filter(|_| self.enabled).and_then(|p| {
             let key = Self::key(p, route, subject)?;
             // One script only when the state's key shares the read keys' slot: the user's.
-            let user = subject.user?;
-            key.contains(&format!("{{u:{user}}}")).then_some((p, key))
+            Self::tagged_for(&key, subject.user?).then_some((p, key))
         });
         let Some((policy, key)) = counted else { return Ok((self.check(policy, route, subject).await?, None)) };
         match self.store.hit_reading(&key, &policy.compiled, read).await {
-            Ok((outcome, values)) => {
-                self.store_ok();
-                if outcome.allowed {
-                    policy.allowed.inc()
-                } else {
-                    policy.limited.inc()
-                };
-                Ok((Some(Self::state(policy, &outcome)), values))
-            }
+            Ok((outcome, values)) => Ok((Some(self.decided(policy, &outcome)), values)),
             Err(err) => Ok((self.store_failed(policy, &err)?, None)),
         }
     }
@@ -317,6 +319,16 @@ impl Throttler for RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_tagged_for_exactly_its_user() {
+        let (user, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        assert!(RateLimiter::tagged_for(&format!("app:rl:api:{{u:{user}}}"), user));
+        assert!(RateLimiter::tagged_for(&format!("app:rl:api:0a1b2c3d:{{u:{user}}}"), user), "route-scoped");
+        assert!(!RateLimiter::tagged_for(&format!("app:rl:api:{{u:{other}}}"), user), "another user's");
+        assert!(!RateLimiter::tagged_for(&format!("app:rl:api:{{ip:1.2.3.4|{user}}}"), user), "not the user tag");
+        assert!(!RateLimiter::tagged_for("app:rl:api:{ip:1.2.3.4}", user));
+    }
 
     #[test]
     fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {

@@ -50,24 +50,16 @@ pub async fn screen(
     let subject = Subject { ip: client_ip(throttler, req), user, account };
     let Some(entry) = entry else {
         let policy = default.unwrap_or_default();
-        let validating = validators.filter(|v| !v.is_empty()).filter(|_| authorization.is_some() && begun.is_some());
-        if let (Some(validators), Some(authorization), Some((user, session))) =
-            (validating, &authorization, if validating.is_some() { begun.take() } else { None })
+        if let Some(validators) = validators.filter(|v| !v.is_empty())
+            && let Some(authorization) = &authorization
+            && let Some((user, session)) = begun.take()
         {
             // The hot path: one script counts the request and reads the user's validators;
             // the session check then runs with them, from what this instance keeps when they
             // say it is current (no second round trip).
             let (state, values) = throttler.check_reading(policy, "", &subject, &validators.keys(user)).await?;
             let validated = values.map(|values| Arc::new(Validated { user, values }));
-            if let Some(state) = state {
-                let refused = state.denied().then(|| state.problem());
-                if let Some(slot) = slot {
-                    slot.push(state);
-                }
-                if let Some(problem) = refused {
-                    return Err(problem.into());
-                }
-            }
+            record(state, slot.as_ref())?;
             let result = crate::validators::scope(validated.clone(), session).await;
             req.set_data(PreVerified { authorization: authorization.clone(), user, result });
             return Ok(validated);
@@ -83,15 +75,7 @@ pub async fn screen(
             }
             _ => limit.await?,
         };
-        if let Some(state) = state {
-            let refused = state.denied().then(|| state.problem());
-            if let Some(slot) = slot {
-                slot.push(state);
-            }
-            if let Some(problem) = refused {
-                return Err(problem.into());
-            }
-        }
+        record(state, slot.as_ref())?;
         return Ok(None);
     };
     let policies: Vec<&str> = default.into_iter().chain(named.iter().copied()).collect();
@@ -183,9 +167,15 @@ pub async fn charge_failure(req: &Request) -> Result<(), ApiError> {
     let Some(policy) = entry.rule.failures else { return Ok(()) };
     let throttler = &*handle.throttler;
     let subject = Subject { ip: client_ip(throttler, req), user: None, account: None };
-    let Ok(Some(state)) = throttler.check(policy, &entry.route, &subject).await else { return Ok(()) };
+    let Ok(state) = throttler.check(policy, &entry.route, &subject).await else { return Ok(()) };
+    record(state, req.data::<LimitSlot>())
+}
+
+/// Records one policy's state for the answer's headers; the 429 problem when it refused.
+fn record(state: Option<LimitState>, slot: Option<&LimitSlot>) -> Result<(), ApiError> {
+    let Some(state) = state else { return Ok(()) };
     let refused = state.denied().then(|| state.problem());
-    if let Some(slot) = req.data::<LimitSlot>() {
+    if let Some(slot) = slot {
         slot.push(state);
     }
     refused.map_or(Ok(()), Err)

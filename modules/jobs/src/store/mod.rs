@@ -160,7 +160,7 @@ pub(crate) fn record_events(subscription: app_redis::Subscription) -> JobEvents 
 
 /// The channel a job's events are published on.
 pub(crate) fn events_channel(id: Uuid) -> String {
-    format!("{}{id}", events_channel_prefix())
+    format!("{EVENTS_CHANNEL_PREFIX}{id}")
 }
 
 /// The channel a resume is announced on, so paused workers start at once.
@@ -170,9 +170,7 @@ pub(crate) fn resumed_channel(queue: &str) -> String {
 
 /// What every job's events channel starts with (scripts that start a job they found build its
 /// channel from it).
-pub(crate) const fn events_channel_prefix() -> &'static str {
-    "jobs:ev:"
-}
+pub(crate) const EVENTS_CHANNEL_PREFIX: &str = "jobs:ev:";
 
 #[cfg(test)]
 pub(crate) mod contract;

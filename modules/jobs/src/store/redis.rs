@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{JobEvents, JobStore, events_channel, events_channel_prefix, record_events, resumed_channel, scripts};
+use super::{EVENTS_CHANNEL_PREFIX, JobEvents, JobStore, events_channel, record_events, resumed_channel, scripts};
 use crate::{CancelOutcome, Delivery, Held, JobRecord, NewJob, QueueStats, Retention};
 
 /// How long a queue's keys (stream, sets, flags) and an unfinished job's record live without
@@ -370,7 +370,7 @@ impl JobStore for RedisJobStore {
         args.push(Arg::from(result_type.unwrap_or_default()));
         args.push(Arg::from(consumer));
         args.push(Arg::Int(i64::from(self.retention.keep_failed)));
-        args.push(Arg::Str(self.redis.key(events_channel_prefix())));
+        args.push(Arg::Str(self.redis.key(EVENTS_CHANNEL_PREFIX)));
         let mut reply = self.redis.eval(&self.scripts.complete_next, keys, args).await?.into_array().into_iter();
         let held = applied(&reply.next().ok_or_else(unexpected)?);
         let next = if reply.len() > 0 { Some(started(reply)?) } else { None };
