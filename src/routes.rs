@@ -13,7 +13,7 @@ use app_core::{
     openapi::{AppFacts, BodyContracts, finalize},
     route::AllowTable,
     throttle::{Limiter, ThrottleHandle, ThrottleTable, screen},
-    validators::UserValidators,
+    versions::UserVersions,
 };
 use app_redis::SharedState;
 use bytes::Bytes;
@@ -143,8 +143,8 @@ struct Surface {
     /// request's policies in one script call (or one pipeline, where their keys do not share a
     /// slot).
     redis: Option<app_redis::Redis>,
-    /// The per-user validators modules registered, read with the default policy's count.
-    validators: Option<Arc<UserValidators>>,
+    /// Users' versions, read with the default policy's count (when a module keeps copies).
+    versions: Option<Arc<UserVersions>>,
     spec: Bytes,
     docs: Docs,
     spec_pattern: PathPattern,
@@ -168,14 +168,14 @@ impl Endpoint for Surface {
         if req.uri().path().starts_with("/api/") {
             self.contracts.check(&mut req).await?;
             let (verifier, throttle) = (self.verifier.as_ref(), self.throttle.as_ref());
-            let validators = self.validators.as_deref();
-            let validated = match &self.redis {
-                Some(redis) => redis.batched(screen(&mut req, verifier, throttle, validators)).await?,
-                None => screen(&mut req, verifier, throttle, validators).await?,
+            let versions = self.versions.as_deref();
+            let read = match &self.redis {
+                Some(redis) => redis.batched(screen(&mut req, verifier, throttle, versions)).await?,
+                None => screen(&mut req, verifier, throttle, versions).await?,
             };
             let call = self.api.call(req);
-            return match validated {
-                Some(validated) => app_core::validators::scope(Some(validated), call).await,
+            return match read {
+                Some(read) => app_core::versions::scope(Some(read), call).await,
                 None => call.await,
             }
             .map(IntoResponse::into_response);
@@ -225,8 +225,8 @@ pub(crate) fn routes(
     metrics: HttpMetrics,
 ) -> Result<impl Endpoint<Output = Response> + use<>, app_core::ModuleError> {
     let redis = built.get::<SharedState>().and_then(|s| s.redis().cloned());
-    // Validators are read by the limiter's script: only where modules registered some.
-    let validators = built.get::<UserValidators>().filter(|v| !v.is_empty());
+    // Versions are read by the limiter's script: only where a module keeps copies.
+    let versions = built.get::<UserVersions>().filter(|v| v.is_read());
     let api = api(built)?;
     let (cors, allow) = (api.cors, api.allow);
     let surface = Surface {
@@ -236,7 +236,7 @@ pub(crate) fn routes(
         contracts: api.contracts,
         allow: allow.clone(),
         redis,
-        validators,
+        versions,
         docs: Docs::new(),
         spec: api.spec.into(),
         spec_pattern: PathPattern("/openapi.json".into()),

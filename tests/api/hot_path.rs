@@ -1,6 +1,6 @@
 //! The guarded cached read's design, on a real Redis and a real Cluster: one script call per
-//! request (the rate-limit count, which also reads the user's validators), sessions and cache
-//! entries served from in-process copies while the validators say they are current, and every
+//! request (the rate-limit count, which also reads the user's version), sessions and cache
+//! entries served from in-process copies while the version says they are current, and every
 //! guarantee kept across instances: a logout, a revocation and a write are seen by the very next
 //! request on the other instance.
 
@@ -39,8 +39,9 @@ async fn a_guarded_cached_read_costs_one_script_call_and_no_other_command() {
     // request or two more under a slow machine). Inside it: the count and one read.
     let stats = redis.command(&["INFO", "commandstats"]);
     assert!((20..=26).contains(&scripts), "{scripts} script calls for 20 requests: {stats}");
-    // Inside it: the clock, the count, and one read of the user's validators; no session read.
-    assert!(calls(&redis, "mget") <= scripts, "{stats}");
+    // Inside it: the clock, the count, and one read of the user's version; no session read.
+    assert_eq!(calls(&redis, "mget"), 0, "{stats}");
+    assert!(calls(&redis, "get") <= scripts, "one key read per request: {stats}");
     assert!(calls(&redis, "hmget") <= scripts - 20 + 1, "the session's record is not read per request: {stats}");
 }
 

@@ -62,18 +62,16 @@ impl Module for AuthModule {
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
         let config = ctx.config::<AuthConfig>().clone();
         let state = (*ctx.get::<SharedState>()?).clone();
-        // On Redis, the users' session epochs are validators: checked sessions are kept in
-        // process while the epoch read with each request's rate-limit count is unchanged.
-        let epoch = state
-            .redis()
-            .cloned()
-            .map(|redis| ctx.validators().add(move |user| RedisSessionStore::epoch_key(&redis, user)));
+        // On Redis, checked sessions are kept in process while the user's version read with each
+        // request's rate-limit count is unchanged.
+        let copies =
+            state.redis().cloned().map(|redis| ctx.versions().read(move |u| redis.user_version_key(&u))).is_some();
         let store = app_redis::Bound { state, params: config.session_policy() };
         let secure_cookie = config.cookie_secure(ctx.profile());
         let container = ctx.container(
             AuthContainer::builder(ctx.get()?)
                 .with_component_parameters::<SessionStoreBinding>(store)
-                .with_component_parameters::<AuthServiceComponent>(AuthServiceParams { config, epoch }),
+                .with_component_parameters::<AuthServiceComponent>(AuthServiceParams { config, copies }),
         );
         let service: Arc<dyn AuthService> = container.resolve();
         ctx.provide(Verifier(Arc::new(AuthVerifier(service))));

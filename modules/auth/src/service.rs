@@ -5,7 +5,6 @@ use std::sync::{Arc, OnceLock};
 use app_core::{
     ApiError, ErrorCode, Principal, Role,
     guard::{SessionCheck, SessionVerifier},
-    validators::Slot,
 };
 use app_users::{Email, NewUser, User, UserName, UserRepository, UsersError};
 use async_trait::async_trait;
@@ -126,26 +125,25 @@ pub struct AuthServiceImpl {
     config: AuthConfig,
     /// Built from `config` on first use.
     keys: OnceLock<Keys>,
-    /// Sessions this instance checked, served again while the user's session epoch (read with
+    /// Sessions this instance checked, served again while the user's version (read with
     /// the request's rate-limit count) is unchanged: see [`SessionCopies`].
     copies: Option<SessionCopies>,
 }
 
 /// Checked sessions kept in process. A copy is served only when the request read the user's
-/// session epoch (a validator, [`app_core::validators`]) and it equals the epoch the copy was
-/// made under, and only until the session's store record is due for its next touch (at most
-/// 1 s): every change that ends a session early moves the epoch on first, so logout and
-/// revocation refuse the next request on every instance, while a busy session costs no
-/// session read. Bounded: at most [`SessionCopies::CAPACITY`] sessions.
+/// version ([`app_core::versions`]) and it equals the version the copy was made under, and only
+/// until the session's store record is due for its next touch (at most 1 s): every change that
+/// ends a session early moves the version on in the same script, so logout and revocation
+/// refuse the next request on every instance, while a busy session costs no session read.
+/// Bounded: at most [`SessionCopies::CAPACITY`] sessions.
 struct SessionCopies {
-    epoch: Slot,
     copies: quick_cache::sync::Cache<(Uuid, Arc<str>), SessionCopy>,
 }
 
 #[derive(Clone)]
 struct SessionCopy {
     principal: Principal,
-    epoch: i64,
+    version: i64,
     /// When the store must be asked again (instant on this host).
     until: std::time::Instant,
 }
@@ -153,25 +151,25 @@ struct SessionCopy {
 impl SessionCopies {
     const CAPACITY: usize = 100_000;
 
-    fn new(epoch: Slot) -> Self {
-        Self { epoch, copies: quick_cache::sync::Cache::new(Self::CAPACITY) }
+    fn new() -> Self {
+        Self { copies: quick_cache::sync::Cache::new(Self::CAPACITY) }
     }
 
-    /// The copy of the session, when the request's epoch says it is current.
+    /// The copy of the session, when the request's version of the user says it is current.
     fn get(&self, user: Uuid, session: &str) -> Option<Principal> {
-        let Some(Some(epoch)) = app_core::validators::current(self.epoch, user) else { return None };
+        let Some(Some(version)) = app_core::versions::current(user) else { return None };
         let copy = self.copies.get(&(user, Arc::from(session)))?;
-        (copy.epoch == epoch && std::time::Instant::now() < copy.until).then_some(copy.principal)
+        (copy.version == version && std::time::Instant::now() < copy.until).then_some(copy.principal)
     }
 
     fn keep(&self, principal: &Principal, stored: &StoredSession, policy_idle: std::time::Duration) {
-        let Some(epoch) = stored.epoch else { return };
+        let Some(version) = stored.version else { return };
         // As the store's touch: written at most every min(1 s, idle / 4), so the copy lives until
         // the record is next due (and never past the session's end).
         let every = (policy_idle / 4).min(std::time::Duration::from_secs(1)).as_millis() as i64;
         let left = (stored.last_seen_ms + every).min(stored.expires_at_ms) - stored.last_seen_ms;
         let until = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
-        let copy = SessionCopy { principal: principal.clone(), epoch, until };
+        let copy = SessionCopy { principal: principal.clone(), version, until };
         self.copies.insert((principal.user_id, principal.session_id.clone()), copy);
     }
 }
@@ -181,8 +179,8 @@ impl SessionCopies {
 pub struct AuthServiceParams {
     /// `[auth]`.
     pub config: AuthConfig,
-    /// The validator slot of the users' session epochs (on Redis; `None`: no in-process copies).
-    pub epoch: Option<Slot>,
+    /// Whether checked sessions are kept in process (on Redis, where users' versions are read).
+    pub copies: bool,
 }
 
 impl AuthServiceImpl {
@@ -191,9 +189,9 @@ impl AuthServiceImpl {
         Self { users, store, config, keys: OnceLock::new(), copies: None }
     }
 
-    /// Keeps checked sessions in process, validated by the epochs in `slot` (see [`SessionCopies`]).
-    pub fn with_session_copies(mut self, epoch: Option<Slot>) -> Self {
-        self.copies = epoch.map(SessionCopies::new);
+    /// Keeps checked sessions in process, validated by users' versions (see [`SessionCopies`]).
+    pub fn with_session_copies(mut self, copies: bool) -> Self {
+        self.copies = copies.then(SessionCopies::new);
         self
     }
 }
@@ -202,7 +200,7 @@ app_core::component! {
     /// The [`AuthService`] over the user repository and the session store.
     pub AuthServiceComponent: dyn AuthService,
     inject(users: dyn UserRepository, store: dyn SessionStore),
-    params(p: AuthServiceParams) => Box::new(AuthServiceImpl::new(users, store, p.config).with_session_copies(p.epoch))
+    params(p: AuthServiceParams) => Box::new(AuthServiceImpl::new(users, store, p.config).with_session_copies(p.copies))
 }
 
 fn secs_until(deadline_ms: i64, now_ms: i64) -> u64 {

@@ -14,10 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use app_core::{
-    metrics::Metrics,
-    validators::{Slot, UserValidators},
-};
+use app_core::{metrics::Metrics, versions::UserVersions};
 use app_redis::RedisError;
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -119,19 +116,21 @@ struct NamespaceInner {
     loads: Counter,
     /// Invalidations that failed (their scope's entries lived on until their TTL).
     lost_invalidations: Counter,
-    /// For a namespace whose scopes are users' (`u:<id>`), on the shared-state Redis: the slot
-    /// of its scopes' generations among the request's validators (see [`Copies`]).
-    validator: Option<Slot>,
+    /// Whether the namespace's scopes are users' (`u:<id>`) and its entries are kept in process,
+    /// validated by users' versions (on the shared-state Redis, see [`Copies`]).
+    versioned: bool,
 }
 
-/// Entries of users' scopes kept in process: an entry read or filled at a scope's generation is
-/// served again while the request's validators (read with its rate-limit count, in the user's
-/// hash tag) say the scope is still at that generation. Every write bumps the generation before
-/// it answers, so a request that starts after a write on any instance never gets a copy from
-/// before it. Bounded: at most [`Copies::CAPACITY`] entries.
+/// Entries of users' scopes kept in process: an entry read or filled by a request is served
+/// again while the user's version (read with the request's rate-limit count, in the user's hash
+/// tag; see [`app_core::versions`]) is the one that request read. Every invalidation moves the
+/// version on in the script that bumps the scope's generation, before it answers, so a request
+/// that starts after a write on any instance never gets a copy from before it (a copy is never
+/// older than its version: the version is read before the entry). Bounded: at most
+/// [`Copies::CAPACITY`] entries.
 struct Copies {
-    validators: Arc<UserValidators>,
-    entries: quick_cache::sync::Cache<CopyKey, (u64, Arc<Vec<u8>>)>,
+    versions: Arc<UserVersions>,
+    entries: quick_cache::sync::Cache<CopyKey, (i64, Arc<Vec<u8>>)>,
 }
 
 impl Copies {
@@ -235,17 +234,16 @@ impl CacheManager {
         }
     }
 
-    /// Keeps users' entries in process, validated by the generations read with each request
-    /// (see [`Copies`]): only for a store on the shared-state Redis, whose keys the request's
-    /// script can read.
-    pub fn with_copies(mut self, validators: Arc<UserValidators>) -> Self {
-        self.copies = Some(Copies { validators, entries: quick_cache::sync::Cache::new(Copies::CAPACITY) });
+    /// Keeps users' entries in process, validated by users' versions read with each request
+    /// (see [`Copies`]): only for a store on the shared-state Redis, where the versions live.
+    pub fn with_copies(mut self, versions: Arc<UserVersions>) -> Self {
+        self.copies = Some(Copies { versions, entries: quick_cache::sync::Cache::new(Copies::CAPACITY) });
         self
     }
 
     /// Declares a namespace whose scopes are users (`u:<id>`): as [`namespace`](Self::namespace),
-    /// and its entries are served from in-process copies while the user's scope generation,
-    /// read with each request, is unchanged.
+    /// and its entries are served from in-process copies while the user's version, read with
+    /// each request, is unchanged.
     pub fn user_namespace(&self, name: &'static str, version: u32, ttl: Duration) -> Namespace {
         self.declare(name, version, ttl, true)
     }
@@ -264,20 +262,10 @@ impl CacheManager {
         let counter =
             |result| self.metrics.requests.get_or_create(&RequestLabel { namespace: name.into(), result }).clone();
         let key = format!("{name}.v{version}");
-        let validator = match (&self.copies, per_user) {
-            (Some(copies), true) => {
-                let (store, ns_key) = (self.store.clone(), key.clone());
-                store.generation_key(&ns_key, "u:").map(|_| {
-                    copies
-                        .validators
-                        .add(move |user| store.generation_key(&ns_key, &format!("u:{user}")).unwrap_or_default())
-                })
-            }
-            _ => None,
-        };
+        let versioned = per_user && self.copies.is_some();
         let ns = Namespace(Arc::new(NamespaceInner {
             name,
-            validator,
+            versioned,
             key,
             ttl,
             hits: counter("hit"),
@@ -346,6 +334,7 @@ impl CacheManager {
         // A hiccup (a timeout, a failover) is retried twice, briefly; a store known to be down
         // is not waited for.
         let mut bumped = Err(RedisError::Unavailable("not connected".into()));
+        let version = self.version_key(ns, scope);
         for attempt in 0..3 {
             if !self.reachable() {
                 break;
@@ -353,7 +342,7 @@ impl CacheManager {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            bumped = self.store.bump(&ns.0.key, scope, ns.generation_ttl()).await;
+            bumped = self.store.bump(&ns.0.key, scope, ns.generation_ttl(), version.as_deref()).await;
             if bumped.is_ok() {
                 break;
             }
@@ -397,8 +386,8 @@ impl CacheManager {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let validated = self.validated_generation(ns, scope);
-        if let Some(value) = validated.and_then(|generation| self.copy(ns, scope, item, generation)) {
+        let version = self.read_version(ns, scope);
+        if let Some(value) = version.and_then(|version| self.copy(ns, scope, item, version)) {
             ns.0.hits.inc();
             return Ok(value);
         }
@@ -410,8 +399,8 @@ impl CacheManager {
             && let Some(value) = decode(bytes)
         {
             ns.0.hits.inc();
-            if validated.is_some() {
-                self.keep_copy(ns, scope, item, read.generation, Arc::new(bytes.to_vec()));
+            if let Some(version) = version {
+                self.keep_copy(ns, scope, item, version, Arc::new(bytes.to_vec()));
             }
             return Ok(value);
         }
@@ -432,10 +421,10 @@ impl CacheManager {
             Role::Leader(leader) => {
                 let filled = self.fill(ns, scope, item, read.generation, load).await;
                 let bytes = filled.as_ref().ok().and_then(|(_, bytes)| bytes.clone());
-                if validated.is_some()
+                if let Some(version) = version
                     && let Some(bytes) = &bytes
                 {
-                    self.keep_copy(ns, scope, item, read.generation, bytes.clone());
+                    self.keep_copy(ns, scope, item, version, bytes.clone());
                 }
                 leader.land(bytes);
                 filled.map(|(v, _)| v)
@@ -544,27 +533,32 @@ impl CacheManager {
         Some(bytes)
     }
 
-    /// The generation this request read for `scope` of `ns` (a user's scope, `u:<id>`, of a
-    /// namespace with copies), if it did.
-    fn validated_generation(&self, ns: &Namespace, scope: &str) -> Option<u64> {
-        let slot = ns.0.validator?;
-        if !self.config.enabled {
-            return None;
-        }
-        let user = scope.strip_prefix("u:")?.parse::<Uuid>().ok()?;
-        u64::try_from(app_core::validators::current(slot, user)??).ok()
+    /// The user whose scope `scope` is, in a namespace kept in process.
+    fn user_of(ns: &Namespace, scope: &str) -> Option<Uuid> {
+        ns.0.versioned.then(|| scope.strip_prefix("u:")?.parse::<Uuid>().ok()).flatten()
     }
 
-    /// The in-process copy of an entry, if it was made at `generation`.
-    fn copy<T: DeserializeOwned>(&self, ns: &Namespace, scope: &str, item: &str, generation: u64) -> Option<T> {
+    /// The version of `scope`'s user this request read, if it did and the user has one.
+    fn read_version(&self, ns: &Namespace, scope: &str) -> Option<i64> {
+        app_core::versions::current(Self::user_of(ns, scope).filter(|_| self.config.enabled)?)?
+    }
+
+    /// The key of `scope`'s user's version, for an invalidation to move it on (also while this
+    /// instance's cache is off: other instances' may be on).
+    fn version_key(&self, ns: &Namespace, scope: &str) -> Option<String> {
+        self.copies.as_ref()?.versions.key(Self::user_of(ns, scope)?)
+    }
+
+    /// The in-process copy of an entry, if it was made under `version`.
+    fn copy<T: DeserializeOwned>(&self, ns: &Namespace, scope: &str, item: &str, version: i64) -> Option<T> {
         let copies = self.copies.as_ref()?;
         let (at, bytes) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
-        if at == generation { decode(&bytes) } else { None }
+        if at == version { decode(&bytes) } else { None }
     }
 
-    fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, generation: u64, bytes: Arc<Vec<u8>>) {
+    fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, version: i64, bytes: Arc<Vec<u8>>) {
         if let Some(copies) = &self.copies {
-            copies.entries.insert((ns.0.name, copy_key(scope, item)), (generation, bytes));
+            copies.entries.insert((ns.0.name, copy_key(scope, item)), (version, bytes));
         }
     }
 

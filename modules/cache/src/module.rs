@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use app_core::{Context, Controller, Lifecycle, Module, ModuleError, config::Section, validators::UserValidators};
+use app_core::{Context, Controller, Lifecycle, Module, ModuleError, config::Section, versions::UserVersions};
 use app_redis::{Redis, RedisConfig, RedisModule, SharedState};
 use async_trait::async_trait;
 use shaku::module;
@@ -28,8 +28,8 @@ app_core::component! {
     inject(store: dyn CacheStore),
     params(p: CacheParams) => {
         let manager = CacheManager::new(store, p.config, p.metrics);
-        Box::new(match p.validators {
-            Some(validators) => manager.with_copies(validators),
+        Box::new(match p.versions {
+            Some(versions) => manager.with_copies(versions),
             None => manager,
         })
     }
@@ -42,9 +42,9 @@ pub struct CacheParams {
     pub config: CacheConfig,
     /// Its counters.
     pub metrics: CacheMetrics,
-    /// The app's validators, when the cache is on the shared-state Redis (users' entries are
-    /// then kept in process, validated per request).
-    pub validators: Option<Arc<UserValidators>>,
+    /// Users' versions, when the cache is on the shared-state Redis (users' entries are then
+    /// kept in process, validated per request).
+    pub versions: Option<Arc<UserVersions>>,
 }
 
 module! {
@@ -75,8 +75,12 @@ impl Module for CacheModule {
 
     async fn build(&self, ctx: &mut Context) -> Result<(), ModuleError> {
         let config = ctx.config::<CacheConfig>().clone();
-        let validators =
-            (config.separate_url().is_none() && ctx.get::<SharedState>()?.redis().is_some()).then(|| ctx.validators());
+        let shared = ctx.get::<SharedState>()?.redis().cloned();
+        let versions = shared.filter(|_| config.separate_url().is_none()).map(|redis| {
+            let versions = ctx.versions();
+            versions.read(move |u| redis.user_version_key(&u));
+            versions
+        });
         let backend = match config.separate_url() {
             Some(url) => {
                 let own = RedisConfig { url: Some(url.to_owned()), host: None, ..ctx.config::<RedisConfig>().clone() };
@@ -91,7 +95,7 @@ impl Module for CacheModule {
         let container = ctx.container(
             CacheContainer::builder()
                 .with_component_parameters::<CacheStoreBinding>(backend)
-                .with_component_parameters::<CacheManagerComponent>(CacheParams { config, metrics, validators }),
+                .with_component_parameters::<CacheManagerComponent>(CacheParams { config, metrics, versions }),
         );
         ctx.controller(Controller::new(CacheApi::new(&*container)));
         Ok(())

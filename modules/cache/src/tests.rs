@@ -274,8 +274,14 @@ impl CacheStore for FreezesAfterTheLock {
     async fn delete(&self, key: crate::store::EntryKey<'_>) -> Result<bool, app_redis::RedisError> {
         self.inner.delete(key).await
     }
-    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, app_redis::RedisError> {
-        self.inner.bump(namespace, scope, ttl).await
+    async fn bump(
+        &self,
+        namespace: &str,
+        scope: &str,
+        ttl: Duration,
+        version: Option<&str>,
+    ) -> Result<u64, app_redis::RedisError> {
+        self.inner.bump(namespace, scope, ttl, version).await
     }
     async fn try_lock(
         &self,

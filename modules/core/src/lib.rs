@@ -16,7 +16,7 @@
 //! - [`openapi`]: the spec finalizer that declares the framework's own error responses;
 //! - [`metrics`]: the Prometheus registry modules register their metrics in;
 //! - [`readiness`]: the checks modules contribute to `/health/ready`;
-//! - [`validators`]: per-user counters read with the rate-limit count, so in-process copies of a
+//! - [`versions`]: users' versions, read with the rate-limit count, so in-process copies of a
 //!   user's shared state are served only while still current;
 //! - [`nullable`]: PATCH fields that may be absent, `null` or a value, documented as nullable;
 //! - [`time`]: the one timestamp format of the API (RFC 3339, UTC, `Z`);
@@ -43,7 +43,7 @@ pub mod route;
 pub mod testing;
 pub mod throttle;
 pub mod time;
-pub mod validators;
+pub mod versions;
 
 pub use context::RequestId;
 pub use guard::{AdminAuth, BearerAuth, Principal, Role};

@@ -193,7 +193,7 @@ impl RateLimiter {
         Self::state(policy, outcome)
     }
 
-    /// Whether `key`'s hash tag is `user`'s (`{u:<id>}`, where the user's validators live),
+    /// Whether `key`'s hash tag is `user`'s (`{u:<id>}`, where the user's version lives),
     /// without making a string per request.
     fn tagged_for(key: &str, user: uuid::Uuid) -> bool {
         let mut buffer = uuid::Uuid::encode_buffer();
@@ -279,16 +279,16 @@ impl Throttler for RateLimiter {
         policy: &str,
         route: &str,
         subject: &Subject,
-        read: &[String],
-    ) -> Result<(Option<LimitState>, Option<Vec<Option<i64>>>), ApiError> {
+        read: &str,
+    ) -> Result<(Option<LimitState>, Option<Option<i64>>), ApiError> {
         let counted = self.policies.get(policy).filter(|_| self.enabled).and_then(|p| {
             let key = Self::key(p, route, subject)?;
-            // One script only when the state's key shares the read keys' slot: the user's.
+            // One script only when the state's key shares the read key's slot: the user's.
             Self::tagged_for(&key, subject.user?).then_some((p, key))
         });
         let Some((policy, key)) = counted else { return Ok((self.check(policy, route, subject).await?, None)) };
         match self.store.hit_reading(&key, &policy.compiled, read).await {
-            Ok((outcome, values)) => Ok((Some(self.decided(policy, &outcome)), values)),
+            Ok((outcome, value)) => Ok((Some(self.decided(policy, &outcome)), value)),
             Err(err) => Ok((self.store_failed(policy, &err)?, None)),
         }
     }

@@ -32,6 +32,7 @@ mod state;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 pub use batch::Eval;
 pub use blocking::{BlockingConnection, StreamEntry};

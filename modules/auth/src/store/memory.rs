@@ -39,7 +39,7 @@ impl Entry {
             created_at_ms: self.created,
             last_seen_ms: self.seen,
             expires_at_ms: self.expires,
-            epoch: None,
+            version: None,
         }
     }
 }

@@ -77,8 +77,9 @@ pub struct StoredSession {
     pub last_seen_ms: i64,
     /// When it ends unless used again: the earlier of the idle and the absolute deadline.
     pub expires_at_ms: i64,
-    /// The user's session epoch when it was read (a session check on Redis; `None` elsewhere).
-    pub epoch: Option<i64>,
+    /// The user's version (`app_core::versions`) when the session was read (a session check on
+    /// Redis; `None` elsewhere).
+    pub version: Option<i64>,
 }
 
 /// The outcome of presenting a refresh token.

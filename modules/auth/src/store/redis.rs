@@ -7,25 +7,18 @@ use uuid::Uuid;
 use super::{NewSession, Rotation, SessionPolicy, SessionStore, StoredSession};
 
 /// Prepends `now_ms()`, the store's clock (Redis `TIME`, so instance clocks do not matter), and
-/// `bump(key, ttl)`, which moves the user's session epoch on (see [`RedisSessionStore`]): one more,
-/// or the clock in µs when that is later, so an epoch whose key expired restarts above every
-/// value it had.
+/// `bump_version(key, ttl)`, which moves the user's version on (`app_core::versions`: every
+/// change that ends a session early does, so every instance's in-process copies of the user's
+/// sessions go).
 macro_rules! with_clock {
     ($body:literal) => {
-        concat!(
-            "local function now_ms() return math.floor(server_ms()) end\n",
-            "local function bump(key, ttl)\n",
-            "  local e = math.max(tonumber(redis.call('GET', key) or '0') + 1, math.floor(server_ms() * 1000))\n",
-            "  redis.call('SET', key, string.format('%d', e), 'PX', ttl)\n",
-            "end\n",
-            $body
-        )
+        concat!("local function now_ms() return math.floor(server_ms()) end\n", app_redis::bump_version_lua!(), $body)
     };
 }
 
-/// KEYS: session, rotated list, index, epoch. ARGV: sid, blob, refresh hash, idle ms, absolute
-/// ms, max sessions, the user's key base. Returns {created, expires}. Evicting the oldest
-/// sessions moves the epoch on.
+/// KEYS: session, rotated list, index, the user's version. ARGV: sid, blob, refresh hash, idle
+/// ms, absolute ms, max sessions, the user's key base. Returns {created, expires}. Evicting the
+/// oldest sessions moves the version on.
 const CREATE: &str = with_clock!(
     r#"
 local now = now_ms()
@@ -47,7 +40,7 @@ if over > 0 then
   end
   for _, sid in ipairs(evicted) do redis.call('DEL', ARGV[7] .. sid, ARGV[7] .. sid .. ':old') end
   redis.call('ZREM', KEYS[3], unpack(evicted))
-  bump(KEYS[4], ARGV[5])
+  bump_version(KEYS[4], ARGV[5])
 end
 local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
 redis.call('PEXPIRE', KEYS[3], math.max(1, tonumber(last[2]) - now))
@@ -55,33 +48,34 @@ return {now, now + ttl}
 "#
 );
 
-/// KEYS: session, epoch. ARGV: absolute ms (the epoch's TTL). Returns {blob, created, last
-/// seen, expires, epoch} or nil (the epoch is made when missing). The session's idle deadline
+/// KEYS: session, the user's version. ARGV: absolute ms (the version's TTL when it is made).
+/// Returns {blob, created, last seen, expires, version} or nil (the version is made when
+/// missing, from the clock, so it is above every value it had). The session's idle deadline
 /// moves with use, but a session used many times a second is written at most every
 /// `min(1 s, idle / 4)`: most session checks cost a read only, and an instance that checked a
-/// session keeps it in process that long while the epoch stays (see the service).
+/// session keeps it in process that long while the user's version stays (see the service).
 const TOUCH: &str = with_clock!(
     r#"
 local v = redis.call('HMGET', KEYS[1], 'd', 'c', 'a', 'i', 's')
 if not v[1] then return false end
 local now, abs, idle, seen = now_ms(), tonumber(v[3]), tonumber(v[4]), tonumber(v[5])
 if now >= abs then redis.call('DEL', KEYS[1], KEYS[1] .. ':old') return false end
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = string.format('%d', math.floor(server_ms() * 1000))
-  redis.call('SET', KEYS[2], epoch, 'PX', ARGV[1])
+local version = redis.call('GET', KEYS[2])
+if not version then
+  version = string.format('%d', math.floor(server_ms() * 1000))
+  redis.call('SET', KEYS[2], version, 'PX', ARGV[1])
 end
 if now - seen < math.min(1000, idle / 4) then
-  return {v[1], tonumber(v[2]), seen, math.min(seen + idle, abs), epoch}
+  return {v[1], tonumber(v[2]), seen, math.min(seen + idle, abs), version}
 end
 redis.call('HSET', KEYS[1], 's', now)
 redis.call('PEXPIRE', KEYS[1], math.min(idle, abs - now))
-return {v[1], tonumber(v[2]), now, math.min(now + idle, abs), epoch}
+return {v[1], tonumber(v[2]), now, math.min(now + idle, abs), version}
 "#
 );
 
-/// KEYS: session, rotated list, index, epoch. ARGV: presented hash, next hash, grace ms, kept,
-/// sid, absolute ms. Ending the session (reuse) moves the epoch on.
+/// KEYS: session, rotated list, index, the user's version. ARGV: presented hash, next hash,
+/// grace ms, kept, sid, absolute ms. Ending the session (reuse) moves the version on.
 const ROTATE: &str = with_clock!(
     r#"
 local v = redis.call('HMGET', KEYS[1], 'd', 'rt', 'pv', 'pa', 'c', 'a', 'i')
@@ -110,7 +104,7 @@ if v[3] == ARGV[1] and now - tonumber(v[4]) < tonumber(ARGV[3]) then
 end
 if redis.call('LPOS', KEYS[2], ARGV[1]) then
   redis.call('DEL', KEYS[1], KEYS[2]); redis.call('ZREM', KEYS[3], ARGV[5])
-  bump(KEYS[4], ARGV[6])
+  bump_version(KEYS[4], ARGV[6])
   return {'reused'}
 end
 return {'mismatch'}
@@ -137,20 +131,20 @@ return out
 "#
 );
 
-/// KEYS: session, rotated list, index, epoch. ARGV: sid, absolute ms. Returns 1 when the
-/// session was live. Moves the epoch on, so every instance's copy of the session goes.
+/// KEYS: session, rotated list, index, the user's version. ARGV: sid, absolute ms. Returns 1
+/// when the session was live. Moves the version on, so every instance's copy of the session goes.
 const REVOKE: &str = with_clock!(
     r#"
 local n = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
-bump(KEYS[4], ARGV[2])
+bump_version(KEYS[4], ARGV[2])
 return n
 "#
 );
 
-/// KEYS: index, epoch. ARGV: the user's key base, absolute ms. Returns how many sessions were
-/// live. Moves the epoch on.
+/// KEYS: index, the user's version. ARGV: the user's key base, absolute ms. Returns how many
+/// sessions were live. Moves the version on.
 const REVOKE_ALL: &str = with_clock!(
     r#"
 local n = 0
@@ -159,7 +153,7 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   redis.call('DEL', ARGV[1] .. sid .. ':old')
 end
 redis.call('DEL', KEYS[1])
-bump(KEYS[2], ARGV[2])
+bump_version(KEYS[2], ARGV[2])
 return n
 "#
 );
@@ -204,13 +198,6 @@ impl RedisSessionStore {
         (format!("{base}{sid}"), format!("{base}{sid}:old"), format!("{base}index"))
     }
 
-    /// The user's session epoch: moved on by every change that ends a session early (logout,
-    /// revocation, eviction, reuse), so an instance's in-process copy of a session is current
-    /// exactly while the epoch it was read with is still the epoch.
-    pub fn epoch_key(redis: &Redis, user: Uuid) -> String {
-        redis.key(&format!("sess:{{u:{user}}}:epoch"))
-    }
-
     fn abs_ms(&self) -> Arg {
         Arg::Int(ms(self.policy.absolute))
     }
@@ -245,7 +232,7 @@ fn stored(session_id: &str, mut items: std::vec::IntoIter<Reply>) -> Result<Stor
         created_at_ms: int(rest.first())?,
         last_seen_ms: int(rest.get(1))?,
         expires_at_ms: int(rest.get(2))?,
-        epoch: None,
+        version: None,
     })
 }
 
@@ -262,8 +249,8 @@ impl SessionStore for RedisSessionStore {
             Arg::Int(i64::from(self.policy.max_per_user)),
             Arg::from(self.user_base(s.user_id)),
         ];
-        let epoch = Self::epoch_key(&self.redis, s.user_id);
-        let reply = self.redis.eval(&self.scripts.create, vec![key, old, index, epoch], args).await?.into_array();
+        let version = self.redis.user_version_key(&s.user_id);
+        let reply = self.redis.eval(&self.scripts.create, vec![key, old, index, version], args).await?.into_array();
         let (created, expires) = (int(reply.first())?, int(reply.get(1))?);
         Ok(StoredSession {
             session_id: s.session_id,
@@ -271,13 +258,13 @@ impl SessionStore for RedisSessionStore {
             created_at_ms: created,
             last_seen_ms: created,
             expires_at_ms: expires,
-            epoch: None,
+            version: None,
         })
     }
 
     async fn touch(&self, user: Uuid, session_id: &str) -> Result<Option<StoredSession>, RedisError> {
         let (key, _, _) = self.keys(user, session_id);
-        let keys = vec![key, Self::epoch_key(&self.redis, user)];
+        let keys = vec![key, self.redis.user_version_key(&user)];
         match self.redis.eval(&self.scripts.touch, keys, vec![self.abs_ms()]).await? {
             Reply::Nil => Ok(None),
             reply => {
@@ -290,7 +277,7 @@ impl SessionStore for RedisSessionStore {
                     created_at_ms: int(rest.first())?,
                     last_seen_ms: int(rest.get(1))?,
                     expires_at_ms: int(rest.get(2))?,
-                    epoch: Some(int(rest.get(3))?),
+                    version: Some(int(rest.get(3))?),
                 }))
             }
         }
@@ -306,7 +293,7 @@ impl SessionStore for RedisSessionStore {
             Arg::from(session_id),
             self.abs_ms(),
         ];
-        let keys = vec![key, old, index, Self::epoch_key(&self.redis, user)];
+        let keys = vec![key, old, index, self.redis.user_version_key(&user)];
         let mut items = self.redis.eval(&self.scripts.rotate, keys, args).await?.into_array().into_iter();
         let outcome = items.next();
         Ok(match outcome.as_ref().and_then(Reply::as_str) {
@@ -336,14 +323,14 @@ impl SessionStore for RedisSessionStore {
 
     async fn revoke(&self, user: Uuid, session_id: &str) -> Result<bool, RedisError> {
         let (key, old, index) = self.keys(user, session_id);
-        let keys = vec![key, old, index, Self::epoch_key(&self.redis, user)];
+        let keys = vec![key, old, index, self.redis.user_version_key(&user)];
         let reply = self.redis.eval(&self.scripts.revoke, keys, vec![Arg::from(session_id), self.abs_ms()]).await?;
         Ok(int(Some(&reply))? > 0)
     }
 
     async fn revoke_all(&self, user: Uuid) -> Result<u64, RedisError> {
         let index = format!("{}index", self.user_base(user));
-        let keys = vec![index, Self::epoch_key(&self.redis, user)];
+        let keys = vec![index, self.redis.user_version_key(&user)];
         let args = vec![Arg::from(self.user_base(user)), self.abs_ms()];
         let reply = self.redis.eval(&self.scripts.revoke_all, keys, args).await?;
         Ok(u64::try_from(int(Some(&reply))?).unwrap_or(0))

@@ -35,13 +35,13 @@ pub async fn a_bump_hides_every_entry_of_the_scope_only(store: Arc<dyn CacheStor
     store.write(key(&scope, "b"), b"2", MINUTE, None).await.expect("write");
     store.write(key(&other, "a"), b"3", MINUTE, None).await.expect("write");
     let before = store.read(key(&scope, "a")).await.expect("read").generation;
-    let first = store.bump("test.v1", &scope, MINUTE).await.expect("bump");
+    let first = store.bump("test.v1", &scope, MINUTE, None).await.expect("bump");
     assert!(first > before);
     assert_eq!(store.read(key(&scope, "a")).await.expect("read"), Read { generation: first, value: None });
     assert_eq!(store.read(key(&scope, "b")).await.expect("read").value, None);
     let others = store.read(key(&other, "a")).await.expect("read").value;
     assert_eq!(others, Some(b"3".to_vec()), "other scopes keep theirs");
-    let second = store.bump("test.v1", &scope, MINUTE).await.expect("bump");
+    let second = store.bump("test.v1", &scope, MINUTE, None).await.expect("bump");
     assert!(second > first);
     store.write(key(&scope, "a"), b"new", MINUTE, None).await.expect("write");
     let read = store.read(key(&scope, "a")).await.expect("read");
@@ -53,7 +53,7 @@ pub async fn a_write_under_a_dead_generation_is_refused(store: Arc<dyn CacheStor
     let scope = scope();
     let seen = store.read(key(&scope, "a")).await.expect("read").generation;
     // A writer commits and bumps while this reader loads...
-    store.bump("test.v1", &scope, MINUTE).await.expect("bump");
+    store.bump("test.v1", &scope, MINUTE, None).await.expect("bump");
     // ...so the reader's stale value is not stored.
     assert!(!store.write(key(&scope, "a"), b"stale", MINUTE, Some(seen)).await.expect("write"));
     assert_eq!(store.read(key(&scope, "a")).await.expect("read").value, None);
@@ -73,7 +73,7 @@ pub async fn entries_expire_after_their_ttl(store: Arc<dyn CacheStore>) {
 pub async fn an_expired_generation_never_revives_a_dead_entry(store: Arc<dyn CacheStore>) {
     let scope = scope();
     let short = EntryKey { generation_ttl: Duration::from_millis(300), ..key(&scope, "a") };
-    store.bump("test.v1", &scope, Duration::from_millis(300)).await.expect("bump");
+    store.bump("test.v1", &scope, Duration::from_millis(300), None).await.expect("bump");
     // An entry that outlives its scope's counter (as with an evicted counter)...
     assert!(store.write(short, b"old", MINUTE, None).await.expect("write"));
     let old = store.read(short).await.expect("read").generation;
@@ -81,7 +81,7 @@ pub async fn an_expired_generation_never_revives_a_dead_entry(store: Arc<dyn Cac
     // ...is not current under the counter that comes back, nor after the next bump.
     let fresh = store.read(short).await.expect("read");
     assert!(fresh.generation > old && fresh.value.is_none(), "{fresh:?}");
-    let bumped = store.bump("test.v1", &scope, MINUTE).await.expect("bump");
+    let bumped = store.bump("test.v1", &scope, MINUTE, None).await.expect("bump");
     assert!(bumped > fresh.generation);
     assert_eq!(store.read(short).await.expect("read").value, None);
 }

@@ -130,7 +130,7 @@ impl CacheStore for MemoryCacheStore {
         Ok(self.with(|state, now| state.entries.remove(&entry).is_some_and(|e| e.expires_at > now)))
     }
 
-    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, RedisError> {
+    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration, _: Option<&str>) -> Result<u64, RedisError> {
         let generation = generation_key(namespace, scope);
         Ok(self.with(|state, now| {
             let next = (state.generation(&generation, now).unwrap_or(0) + 1).max(clock_micros());

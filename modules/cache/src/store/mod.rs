@@ -69,8 +69,12 @@ pub trait CacheStore: Interface {
     async fn delete(&self, key: EntryKey<'_>) -> Result<bool, RedisError>;
 
     /// Moves the scope to a new generation, so every entry in it reads as absent; returns the
-    /// new generation. The counter expires `ttl` after its last use.
-    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, RedisError>;
+    /// new generation. The counter expires `ttl` after its last use. `version`: the key of the
+    /// scope's user's version (`app_core::versions`), moved on in the same step, so copies of
+    /// the scope's entries kept in process go on every instance (a user's scope on the
+    /// shared-state Redis; other adapters are never handed one).
+    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration, version: Option<&str>)
+    -> Result<u64, RedisError>;
 
     /// Takes the fill lock of the entry at `generation` for `ttl` unless another filler holds it
     /// (a fill for a newer generation never waits for an older one).
@@ -90,13 +94,6 @@ pub trait CacheStore: Interface {
 
     /// Deletes every entry tagged `tag`, and the tag; returns how many entries were deleted.
     async fn invalidate_tag(&self, tag: &str) -> Result<u64, RedisError>;
-
-    /// The key of the scope's generation counter, for a store whose keys a request's validators
-    /// can read (the Redis adapter); `None` elsewhere.
-    fn generation_key(&self, namespace: &str, scope: &str) -> Option<String> {
-        let _ = (namespace, scope);
-        None
-    }
 
     /// Whether the store can be reached right now (checked before each use, so an outage
     /// costs nothing instead of a command timeout per read).

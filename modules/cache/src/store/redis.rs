@@ -49,14 +49,17 @@ return 1
 "#
 );
 
-/// KEYS: generation. ARGV: ttl ms. The next generation: one more, or the clock when that is
-/// later (so a counter that expired or was evicted restarts above every earlier value).
+/// KEYS: generation, and the user's version when the scope is a user's (see
+/// [`CacheStore::bump`]). ARGV: ttl ms. The next generation: one more, or the clock when that
+/// is later (so a counter that expired or was evicted restarts above every earlier value).
 const BUMP: &str = concat!(
     fresh_generation!(),
+    app_redis::bump_version_lua!(),
     r#"
 local g = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') + 1, tonumber(fresh()))
 local s = string.format('%d', g)
 redis.call('SET', KEYS[1], s, 'PX', ARGV[1])
+if KEYS[2] then bump_version(KEYS[2], ARGV[1]) end
 return s
 "#
 );
@@ -155,10 +158,6 @@ fn split(stored: Vec<u8>) -> Option<(u64, Vec<u8>)> {
 
 #[async_trait]
 impl CacheStore for RedisCacheStore {
-    fn generation_key(&self, namespace: &str, scope: &str) -> Option<String> {
-        Some(self.generation(namespace, scope))
-    }
-
     async fn read(&self, key: EntryKey<'_>) -> Result<Read, RedisError> {
         let keys = vec![self.entry(key), self.generation(key.namespace, key.scope)];
         let args = vec![ms(key.generation_ttl)];
@@ -188,8 +187,15 @@ impl CacheStore for RedisCacheStore {
         Ok(self.redis.del(vec![self.entry(key)]).await? > 0)
     }
 
-    async fn bump(&self, namespace: &str, scope: &str, ttl: Duration) -> Result<u64, RedisError> {
-        let reply = self.redis.eval(&self.bump, vec![self.generation(namespace, scope)], vec![ms(ttl)]).await?;
+    async fn bump(
+        &self,
+        namespace: &str,
+        scope: &str,
+        ttl: Duration,
+        version: Option<&str>,
+    ) -> Result<u64, RedisError> {
+        let keys = std::iter::once(self.generation(namespace, scope)).chain(version.map(str::to_owned)).collect();
+        let reply = self.redis.eval(&self.bump, keys, vec![ms(ttl)]).await?;
         reply.as_i64().and_then(|g| u64::try_from(g).ok()).ok_or_else(|| RedisError::Command("bad generation".into()))
     }
 

@@ -63,7 +63,7 @@ async fn every_cache_key_carries_a_ttl() {
     let minute = Duration::from_secs(60);
     let key = EntryKey { namespace: "test.v1", scope: "s", item: "a", generation_ttl: minute };
     store.write(key, b"v", minute, None).await.expect("write");
-    store.bump("test.v1", "other", minute).await.expect("bump");
+    store.bump("test.v1", "other", minute, None).await.expect("bump");
     assert!(store.try_lock(key, 42, "t", minute).await.expect("lock"));
     store.tag("t1", key, minute).await.expect("tag");
     for suffix in [
@@ -76,4 +76,24 @@ async fn every_cache_key_carries_a_ttl() {
         let ttl = server.pttl(&full(&redis, suffix));
         assert!(ttl > 0 && ttl <= 60_000, "{suffix}: {ttl}");
     }
+}
+
+#[tokio::test]
+async fn a_bump_of_a_users_scope_moves_the_users_version_on_and_keeps_its_longer_ttl() {
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let store = RedisCacheStore::new(redis.clone());
+    let user = uuid::Uuid::now_v7();
+    let (scope, version) = (format!("u:{user}"), redis.user_version_key(&user));
+    // A bulk reply: `$<len>`, then the value.
+    let version_of = || server.command(&["GET", &version]).lines().nth(1)?.parse::<i64>().ok();
+    store.bump("test.v1", &scope, Duration::from_secs(60), Some(&version)).await.expect("bump");
+    let first = version_of().expect("the bump made the version");
+    assert!((1..=60_000).contains(&server.pttl(&version)));
+    server.command(&["PEXPIRE", &version, "3600000"]);
+    store.bump("test.v1", &scope, Duration::from_secs(60), Some(&version)).await.expect("bump");
+    assert!(version_of().expect("version") > first, "moved on");
+    assert!(server.pttl(&version) > 60_000, "the longer TTL stays");
+    store.bump("test.v1", &scope, Duration::from_secs(60), None).await.expect("bump");
+    assert!(server.pttl(&version) > 60_000);
 }

@@ -14,7 +14,7 @@ use crate::{
     config::{Config, ConfigSection, Profile},
     metrics::Metrics,
     readiness::ReadinessCheck,
-    validators::UserValidators,
+    versions::UserVersions,
 };
 
 /// Changes to containers' builders before they are built (tests override components), by the
@@ -101,7 +101,7 @@ impl Context {
         customizers: Customizers,
     ) -> Self {
         let mut values: HashMap<TypeId, Arc<dyn Any + Send + Sync>> = HashMap::new();
-        values.insert(TypeId::of::<UserValidators>(), Arc::new(UserValidators::default()));
+        values.insert(TypeId::of::<UserVersions>(), Arc::new(UserVersions::default()));
         Self {
             config,
             metrics,
@@ -141,10 +141,10 @@ impl Context {
         &self.metrics
     }
 
-    /// The per-user validators (see [`crate::validators`]): a module that keeps copies of a
-    /// user's shared state in process registers the counter that says when they went stale.
-    pub fn validators(&self) -> Arc<UserValidators> {
-        self.try_get::<UserValidators>().unwrap_or_default()
+    /// Users' versions (see [`crate::versions`]): a module that keeps copies of a user's shared
+    /// state in process has them read with each request, to know when its copies went stale.
+    pub fn versions(&self) -> Arc<UserVersions> {
+        self.try_get::<UserVersions>().unwrap_or_default()
     }
 
     /// Every module's migrations, in version order (for the database module).

@@ -131,16 +131,17 @@ pub trait Throttler: Send + Sync + 'static {
     /// the store is down and the policy fails open); `Err` for a fail-closed outage (503).
     async fn check(&self, policy: &str, route: &str, subject: &Subject) -> Result<Option<LimitState>, ApiError>;
 
-    /// As [`check`](Self::check), and reads `read` (integer keys in the subject's hash tag when
-    /// it counts a user) in the same round trip where it can: the request's validators. `None`
-    /// for the values when they were not read (then nothing in process is trusted).
+    /// As [`check`](Self::check), and reads the integer at `read` (a user's version, in the
+    /// subject's hash tag when it counts that user) in the same round trip where it can. The
+    /// read is `None` when it was not made (then nothing in process is trusted), `Some(None)`
+    /// when the key does not exist.
     async fn check_reading(
         &self,
         policy: &str,
         route: &str,
         subject: &Subject,
-        read: &[String],
-    ) -> Result<(Option<LimitState>, Option<Vec<Option<i64>>>), ApiError> {
+        read: &str,
+    ) -> Result<(Option<LimitState>, Option<Option<i64>>), ApiError> {
         let _ = read;
         Ok((self.check(policy, route, subject).await?, None))
     }

@@ -1,15 +1,13 @@
 //! Counting a request before routing: the default policy and the operation's declared ones,
 //! with the session check.
 
-use std::sync::Arc;
-
 use poem::{Request, http::header};
 
 use super::{LimitSlot, LimitState, Subject, ThrottleHandle, Throttler};
 use crate::{
     ApiError,
     guard::{PreVerified, Verifier, bearer_token},
-    validators::{UserValidators, Validated},
+    versions::{ReadVersion, UserVersions},
 };
 
 /// Screens an `/api/` request before routing: installs the session verifier and the
@@ -21,8 +19,8 @@ pub async fn screen(
     req: &mut Request,
     verifier: Option<&Verifier>,
     throttle: Option<&ThrottleHandle>,
-    validators: Option<&UserValidators>,
-) -> poem::Result<Option<Arc<Validated>>> {
+    versions: Option<&UserVersions>,
+) -> poem::Result<Option<ReadVersion>> {
     if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
         // Which one would count is anyone's guess (a proxy may have added one): refuse.
         return Err(ApiError::malformed("Send one Authorization header, not several").into());
@@ -50,19 +48,20 @@ pub async fn screen(
     let subject = Subject { ip: client_ip(throttler, req), user, account };
     let Some(entry) = entry else {
         let policy = default.unwrap_or_default();
-        if let Some(validators) = validators.filter(|v| !v.is_empty())
+        if let Some(versions) = versions.filter(|v| v.is_read())
             && let Some(authorization) = &authorization
             && let Some((user, session)) = begun.take()
         {
-            // The hot path: one script counts the request and reads the user's validators;
-            // the session check then runs with them, from what this instance keeps when they
-            // say it is current (no second round trip).
-            let (state, values) = throttler.check_reading(policy, "", &subject, &validators.keys(user)).await?;
-            let validated = values.map(|values| Arc::new(Validated { user, values }));
+            // The hot path: one script counts the request and reads the user's version; the
+            // session check then runs with it, from what this instance keeps when it says that
+            // is current (no second round trip).
+            let key = versions.key(user).unwrap_or_default();
+            let (state, version) = throttler.check_reading(policy, "", &subject, &key).await?;
+            let read = version.map(|version| ReadVersion { user, version });
             record(state, slot.as_ref())?;
-            let result = crate::validators::scope(validated.clone(), session).await;
+            let result = crate::versions::scope(read, session).await;
             req.set_data(PreVerified { authorization: authorization.clone(), user, result });
-            return Ok(validated);
+            return Ok(read);
         }
         // The common case, kept lean: the default policy alone (global by configuration, so no
         // route), next to the session check.

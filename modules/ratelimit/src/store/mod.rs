@@ -57,19 +57,14 @@ pub struct CompiledLimit {
     redis: Option<RedisForm>,
 }
 
-/// The most keys [`RateLimitStore::hit_reading`] reads with the count in one script.
-const MOST_READ: usize = 8;
-
 /// A limit as the Redis adapter counts it.
 #[derive(Debug, Clone)]
 struct RedisForm {
     /// The script with the numbers written in.
     script: app_redis::Script,
-    /// The same, then an `MGET` of the keys after the first (a request's validators), one
-    /// script per count of them (made on first use): its KEYS are read at literal positions, so
-    /// combined with other requests' calls it reads them in place.
-    reading: std::sync::Arc<[std::sync::OnceLock<app_redis::Script>; MOST_READ]>,
-    /// The source `reading` scripts are made from (the header and the count).
+    /// The same, then a `GET` of its second key (a user's version), made on first use.
+    reading: std::sync::Arc<std::sync::OnceLock<app_redis::Script>>,
+    /// The source the `reading` script is made from (the header and the count).
     source: std::sync::Arc<str>,
     /// What follows the key (see [`RedisRateLimitStore`]), made once.
     suffix: String,
@@ -107,14 +102,14 @@ pub trait RateLimitStore: Interface {
     /// Counts one request under `key` and decides.
     async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError>;
 
-    /// As [`hit`](Self::hit), and reads the integers at `read` (keys in one hash tag) in the
-    /// same round trip; `None` for them where the store cannot.
+    /// As [`hit`](Self::hit), and reads the integer at `read` (a key in `key`'s hash tag) in the
+    /// same round trip: `None` where the store cannot, `Some(None)` when the key is absent.
     async fn hit_reading(
         &self,
         key: &str,
         limit: &CompiledLimit,
-        read: &[String],
-    ) -> Result<(Outcome, Option<Vec<Option<i64>>>), RedisError> {
+        read: &str,
+    ) -> Result<(Outcome, Option<Option<i64>>), RedisError> {
         let _ = read;
         Ok((self.hit(key, limit).await?, None))
     }

@@ -139,7 +139,7 @@ impl RateLimitStore for RedisRateLimitStore {
         let name = format!("ratelimit_hit_{interval}_{span}_{block}");
         let source: std::sync::Arc<str> = format!("{header}{HIT}").into();
         let script = self.redis.register_generated_script(name, source.to_string());
-        let reading = std::sync::Arc::new(std::array::from_fn(|_| std::sync::OnceLock::new()));
+        let reading = std::sync::Arc::default();
         CompiledLimit { limit, redis: Some(RedisForm { script, reading, source, suffix: suffix(&limit) }) }
     }
 
@@ -147,28 +147,24 @@ impl RateLimitStore for RedisRateLimitStore {
         &self,
         key: &str,
         limit: &CompiledLimit,
-        read: &[String],
-    ) -> Result<(Outcome, Option<Vec<Option<i64>>>), RedisError> {
+        read: &str,
+    ) -> Result<(Outcome, Option<Option<i64>>), RedisError> {
         let Some(form) = limit.redis.as_ref() else { return Ok((self.hit(key, limit).await?, None)) };
-        let Some(reading) = read.len().checked_sub(1).and_then(|n| form.reading.get(n)) else {
-            return Ok((self.hit(key, limit).await?, None));
-        };
-        let reading = reading.get_or_init(|| {
-            let keys = (2..=read.len() + 1).map(|i| format!("KEYS[{i}]")).collect::<Vec<_>>().join(", ");
+        let reading = form.reading.get_or_init(|| {
             let lua =
-                format!("local function hit()\n{}end\nreturn {{hit(), redis.call('MGET', {keys})}}\n", form.source);
-            let name = format!("{}_read{}", form.script.name(), read.len());
-            self.redis.register_generated_script(name, lua)
+                format!("local function hit()\n{}end\nreturn {{hit(), redis.call('GET', KEYS[2])}}\n", form.source);
+            self.redis.register_generated_script(format!("{}_read", form.script.name()), lua)
         });
         let mut keys = self.keys(key, &form.suffix);
-        keys.extend(read.iter().cloned());
-        // One script, combined with other requests' (see `eval_coalesced`): a plain MGET beside
+        keys.push(read.to_owned());
+        // One script, combined with other requests' (see `eval_coalesced`): a plain GET beside
         // it would go out on its own (fred flushes after each command unless more wait), at
         // more cost to Redis than the script saves.
         let mut reply = self.redis.eval_coalesced(reading, keys, Vec::new()).await?.into_array().into_iter();
         let decided = outcome(reply.next().unwrap_or(Reply::Nil), &limit.limit)?;
-        let values = reply.next().map(|v| v.into_array().iter().map(Reply::as_i64).collect());
-        Ok((decided, values))
+        // A Lua `nil` ends the reply's array: an absent key reads as a missing element.
+        let value = reply.next().as_ref().and_then(Reply::as_i64);
+        Ok((decided, Some(value)))
     }
 
     async fn hit(&self, key: &str, limit: &CompiledLimit) -> Result<Outcome, RedisError> {

@@ -1,0 +1,29 @@
+//! Users' versions in Redis (see `app_core::versions`): the key, and the Lua that moves a
+//! version on, for the scripts of the modules whose changes must drop copies kept in process.
+
+use crate::Redis;
+
+/// Defines `bump_version(key, ttl)` for a script: moves the user's version at `key` on, to one
+/// more or to the clock in µs when that is later (so a version whose key expired restarts above
+/// every value it had, and a copy made under an old value is never current again), and keeps
+/// the key at least `ttl` ms (the longer of the callers' TTLs wins). Run it in the script that
+/// makes the change, so no request sees the change under the old version.
+/// (A macro, so scripts put it together with `concat!`.)
+#[macro_export]
+macro_rules! bump_version_lua {
+    () => {
+        "local function bump_version(key, ttl)\n\
+          local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, math.floor(server_ms() * 1000))\n\
+          local keep = math.max(redis.call('PTTL', key), tonumber(ttl))\n\
+          redis.call('SET', key, string.format('%d', v), 'PX', keep)\n\
+        end\n"
+    };
+}
+
+impl Redis {
+    /// The key of `user`'s version: `<prefix>ver:{u:<user>}`, in the hash tag of every other
+    /// key of the user's (sessions, cache scopes, the user's rate-limit state).
+    pub fn user_version_key(&self, user: &impl std::fmt::Display) -> String {
+        self.key(&format!("ver:{{u:{user}}}"))
+    }
+}
