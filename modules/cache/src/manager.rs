@@ -128,10 +128,15 @@ struct NamespaceInner {
 /// that starts after a write on any instance never gets a copy from before it (a copy is never
 /// older than its version: the version is read before the entry). Bounded: at most
 /// [`Copies::CAPACITY`] entries.
+/// Copies are kept decoded: a hit costs a clone, where decoding the entry cost about 5% of a
+/// guarded cached read's instructions (MessagePack, then the timestamps' RFC 3339 parse).
 struct Copies {
     versions: Arc<UserVersions>,
-    entries: quick_cache::sync::Cache<CopyKey, (i64, Arc<Vec<u8>>)>,
+    entries: quick_cache::sync::Cache<CopyKey, (i64, Decoded)>,
 }
+
+/// A decoded entry (of the namespace's one type).
+type Decoded = Arc<dyn std::any::Any + Send + Sync>;
 
 impl Copies {
     const CAPACITY: usize = 100_000;
@@ -382,7 +387,7 @@ impl CacheManager {
     /// entry's fill lock (bounded by `cache.fill_wait`). Loader errors are returned, not cached.
     pub async fn get_or_load<T, E, F, Fut>(&self, ns: &Namespace, scope: &str, item: &str, load: F) -> Result<T, E>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
@@ -396,11 +401,11 @@ impl CacheManager {
             return self.load(ns, load).await;
         };
         if let Some(bytes) = read.value.as_deref()
-            && let Some(value) = decode(bytes)
+            && let Some(value) = decode::<T>(bytes)
         {
             ns.0.hits.inc();
             if let Some(version) = version {
-                self.keep_copy(ns, scope, item, version, Arc::new(bytes.to_vec()));
+                self.keep_copy(ns, scope, item, version, Arc::new(value.clone()));
             }
             return Ok(value);
         }
@@ -422,9 +427,9 @@ impl CacheManager {
                 let filled = self.fill(ns, scope, item, read.generation, load).await;
                 let bytes = filled.as_ref().ok().and_then(|(_, bytes)| bytes.clone());
                 if let Some(version) = version
-                    && let Some(bytes) = &bytes
+                    && let Ok((value, Some(_))) = &filled
                 {
-                    self.keep_copy(ns, scope, item, version, bytes.clone());
+                    self.keep_copy(ns, scope, item, version, Arc::new(value.clone()));
                 }
                 leader.land(bytes);
                 filled.map(|(v, _)| v)
@@ -550,15 +555,15 @@ impl CacheManager {
     }
 
     /// The in-process copy of an entry, if it was made under `version`.
-    fn copy<T: DeserializeOwned>(&self, ns: &Namespace, scope: &str, item: &str, version: i64) -> Option<T> {
+    fn copy<T: Clone + 'static>(&self, ns: &Namespace, scope: &str, item: &str, version: i64) -> Option<T> {
         let copies = self.copies.as_ref()?;
-        let (at, bytes) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
-        if at == version { decode(&bytes) } else { None }
+        let (at, value) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
+        if at == version { value.downcast_ref::<T>().cloned() } else { None }
     }
 
-    fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, version: i64, bytes: Arc<Vec<u8>>) {
+    fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, version: i64, value: Decoded) {
         if let Some(copies) = &self.copies {
-            copies.entries.insert((ns.0.name, copy_key(scope, item)), (version, bytes));
+            copies.entries.insert((ns.0.name, copy_key(scope, item)), (version, value));
         }
     }
 

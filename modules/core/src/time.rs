@@ -59,6 +59,13 @@ impl ParseFromJSON for Timestamp {
     }
 }
 
+/// The same text as [`ToJSON`] (for bodies written by serde, `crate::openapi::SerdeJson`).
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+}
+
 impl ToJSON for Timestamp {
     fn to_json(&self) -> Option<Value> {
         Some(Value::String(self.0.to_rfc3339_opts(SecondsFormat::Millis, true)))

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use app_core::openapi::SerdeJson;
 use app_core::{
     AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role, Timestamp,
     problem::markers::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
@@ -19,8 +20,10 @@ enum UsersTags {
 }
 
 /// A user account. Never carries the password hash.
-#[derive(Debug, Clone, Object)]
+// Sent by serde (`SerdeJson`): its serde form is its OpenAPI form, tested below.
+#[derive(Debug, Clone, Object, serde::Serialize)]
 #[oai(rename = "User", rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UserDto {
     /// The user's id (UUID v7).
     pub id: Uuid,
@@ -74,8 +77,11 @@ impl UsersApi {
 impl UsersApi {
     /// The caller's profile
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
-    async fn me(&self, auth: BearerAuth) -> Result<Json<UserDto>, Problems<(Unauthorized, NotFound, Unavailable)>> {
-        Ok(Json(self.service.get(auth.0.user_id).await?.into()))
+    async fn me(
+        &self,
+        auth: BearerAuth,
+    ) -> Result<SerdeJson<UserDto>, Problems<(Unauthorized, NotFound, Unavailable)>> {
+        Ok(SerdeJson(self.service.get(auth.0.user_id).await?.into()))
     }
 
     /// Update the caller's profile
@@ -86,7 +92,7 @@ impl UsersApi {
         &self,
         auth: BearerAuth,
         body: Json<UpdateMe>,
-    ) -> Result<Json<UserDto>, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
+    ) -> Result<SerdeJson<UserDto>, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
         let user = match &body.0.name {
             None => self.service.get(auth.0.user_id).await?,
             Some(raw) => {
@@ -96,7 +102,7 @@ impl UsersApi {
                 self.service.rename(auth.0.user_id, &name).await?
             }
         };
-        Ok(Json(user.into()))
+        Ok(SerdeJson(user.into()))
     }
 
     /// Any user's profile (admin only)
@@ -105,7 +111,27 @@ impl UsersApi {
         &self,
         _auth: AdminAuth,
         id: Path<Uuid>,
-    ) -> Result<Json<UserDto>, Problems<(Unauthorized, Forbidden, NotFound, Unavailable)>> {
-        Ok(Json(self.service.get(id.0).await?.into()))
+    ) -> Result<SerdeJson<UserDto>, Problems<(Unauthorized, Forbidden, NotFound, Unavailable)>> {
+        Ok(SerdeJson(self.service.get(id.0).await?.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_serde_form_is_its_openapi_form() {
+        for role in [Role::User, Role::Admin] {
+            let dto = UserDto {
+                id: Uuid::now_v7(),
+                email: "ada@example.com".into(),
+                name: "Ada \"Countess\" Lovelace ✓".into(),
+                role,
+                created_at: Timestamp::from_millis(1_795_000_000_123),
+                updated_at: Timestamp::from_millis(1_795_000_000_000),
+            };
+            assert!(app_core::openapi::same_forms(&dto), "{dto:?}");
+        }
     }
 }

@@ -17,9 +17,11 @@
 
 mod contract;
 mod schema;
+mod serde_body;
 
 pub use contract::BodyContracts;
 use poem_openapi::{registry::Registry, types::Type};
+pub use serde_body::{SerdeJson, same_forms};
 use serde_json::{Map, Value, json};
 
 use crate::{
