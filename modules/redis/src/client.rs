@@ -359,7 +359,7 @@ impl Redis {
     }
 
     /// Whether the client talks to a cluster.
-    pub(crate) fn is_clustered(&self) -> bool {
+    pub fn is_clustered(&self) -> bool {
         // Not `pool.next()`: that bumps the pool's shared counter, for nothing here.
         self.inner.pool.clients().first().is_some_and(|c| c.is_clustered())
     }

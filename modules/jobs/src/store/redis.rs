@@ -159,7 +159,16 @@ impl RedisJobStore {
     }
 
     fn channel(&self, id: Uuid) -> Arg {
-        Arg::Str(self.redis.key(&events_channel(id)))
+        self.channel_arg(&events_channel(id))
+    }
+
+    /// A channel (or a channel's prefix) as the scripts take it: marked `?` on one Redis node,
+    /// where `PUBSUB NUMSUB` counts every subscriber, so that a change nobody watches is not
+    /// published (see `publish` in [`scripts`]). On a Cluster a subscriber may be on another
+    /// node, so every change is published.
+    fn channel_arg(&self, channel: &str) -> Arg {
+        let full = self.redis.key(channel);
+        Arg::Str(if self.redis.is_clustered() { full } else { format!("?{full}") })
     }
 
     fn owner_index(&self, owner: Uuid) -> String {
@@ -370,7 +379,7 @@ impl JobStore for RedisJobStore {
         args.push(Arg::from(result_type.unwrap_or_default()));
         args.push(Arg::from(consumer));
         args.push(Arg::Int(i64::from(self.retention.keep_failed)));
-        args.push(Arg::Str(self.redis.key(EVENTS_CHANNEL_PREFIX)));
+        args.push(self.channel_arg(EVENTS_CHANNEL_PREFIX));
         let mut reply = self.redis.eval(&self.scripts.complete_next, keys, args).await?.into_array().into_iter();
         let held = applied(&reply.next().ok_or_else(unexpected)?);
         let next = if reply.len() > 0 { Some(started(reply)?) } else { None };

@@ -19,9 +19,20 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- Returns the record it published.
-local function publish(job, channel)
+-- Counts a change of the job and publishes its record on `channel`; returns the record when
+-- `want` (or when published). A channel marked '?' (one Redis node, where PUBSUB NUMSUB counts
+-- every subscriber) is published only while someone listens: most jobs are never watched, and
+-- reading and encoding the whole record was most of what a change cost. A watcher subscribes
+-- before it reads the record, so it misses nothing.
+local function publish(job, channel, want)
   redis.call('HINCRBY', job, 'seq', 1)
+  if string.byte(channel, 1) == 63 then
+    channel = string.sub(channel, 2)
+    if redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
+      if want then return redis.call('HGETALL', job) end
+      return nil
+    end
+  end
   local record = redis.call('HGETALL', job)
   redis.call('PUBLISH', channel, cjson.encode(record))
   return record
@@ -48,8 +59,8 @@ local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
 end
 -- Ends a job for good: its status and error, its entry acknowledged, its parameters dropped, no
 -- longer one of its owner's open jobs, the record kept for the retention (or fewer, as `keep`
--- says). Returns the record as it ended.
-local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry)
+-- says). Returns the record as it ended when `want`.
+local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry, want)
   local t = now()
   unqueue(stream, entry)
   local owner = redis.call('HGET', job, 'owner')
@@ -57,7 +68,7 @@ local function finish(job, stream, set, status, err, id, prefix, retention, keep
   redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
   redis.call('PEXPIRE', job, retention)
   redis.call('DEL', prefix .. 'params:' .. id)
-  local record = publish(job, channel)
+  local record = publish(job, channel, want)
   keep(set, id, t, tonumber(keep_n), tonumber(retention), prefix, infra_ttl)
   return record
 end
@@ -165,7 +176,7 @@ local function start(job, stream, failed, paused, params, entry, consumer, chann
     'worker', consumer, 'beat', t)
   redis.call('PEXPIRE', job, infra_ttl)
   redis.call('PEXPIRE', params, infra_ttl)
-  return {1, publish(job, channel), redis.call('GET', params) or ''}
+  return {1, publish(job, channel, true), redis.call('GET', params) or ''}
 end
 "#
     };
@@ -320,7 +331,7 @@ if st[1] == 'pending' then
   redis.call('ZREM', KEYS[3], ARGV[2])
   -- The record as it ended, taken before `keep` may delete it (keep_failed = 0).
   return {1, finish(KEYS[1], KEYS[2], KEYS[4], 'cancelled', '', ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6],
-    ARGV[1], st[2])}
+    ARGV[1], st[2], true)}
 end
 if st[1] == 'active' then
   redis.call('HSET', KEYS[1], 'cancel', 1)

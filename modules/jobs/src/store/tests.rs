@@ -2,6 +2,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use futures::StreamExt;
+
 use app_core::testing::RedisServer;
 use app_redis::testing::{redis as client, redis_cluster as cluster_client};
 use uuid::Uuid;
@@ -109,4 +111,52 @@ async fn jobs_queued_before_a_restart_survive_it_on_an_aof_server() {
     })
     .await;
     assert!(delivery, "the job queued before the restart is delivered after it");
+}
+
+#[tokio::test]
+async fn on_one_node_a_change_is_published_only_while_someone_watches_the_job() {
+    let server = RedisServer::start();
+    let redis = app_redis::Redis::connect(&app_redis::testing::config(server.url())).expect("client");
+    assert!(redis.wait_connected(Duration::from_secs(5)).await);
+    let store = RedisJobStore::new(redis.clone(), RETENTION);
+    let publishes = || {
+        let stats = server.command(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find(|l| l.starts_with("cmdstat_publish:"))
+            .and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let job = |id| NewJob {
+        id,
+        owner: Uuid::now_v7(),
+        kind: "quiet.kind".into(),
+        queue: "quiet".into(),
+        params: "{}".into(),
+        max_attempts: 1,
+        max_open: 0,
+    };
+    let run = |id| {
+        let store = &store;
+        async move {
+            store.enqueue(&job(id)).await.expect("enqueue").expect("admitted");
+            let d = store.fetch("quiet", "w", Duration::from_millis(500)).await.expect("fetch").expect("job");
+            store.complete("quiet", id, d.lease(), None).await.expect("complete");
+        }
+    };
+    run(Uuid::now_v7()).await;
+    assert_eq!(publishes(), 0, "nobody watched: nothing was published");
+
+    let watched = Uuid::now_v7();
+    let mut events = store.subscribe(watched).await.expect("subscribe");
+    run(watched).await;
+    assert!(publishes() >= 2, "the start and the completion were published");
+    let mut seen = Vec::new();
+    while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+        seen.push(record.status);
+        if record.status.is_terminal() {
+            break;
+        }
+    }
+    assert_eq!(seen.last().map(|s| s.is_terminal()), Some(true), "the watcher saw the job end: {seen:?}");
 }
