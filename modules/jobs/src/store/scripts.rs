@@ -15,9 +15,12 @@
 macro_rules! prelude {
     () => {
         r#"
+-- The server clock in ms, as text: every number a script hands Redis as a Lua number costs
+-- Redis a `%.17g` formatting (several times the work of the command it goes with), so the
+-- scripts send numbers as text ('0', '1', and this; arithmetic on it converts it back).
 local function now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return string.format('%s%03d', t[1], math.floor(t[2] / 1000))
 end
 -- Counts a change of the job and publishes its record on `channel`; returns the record when
 -- `want` (or when published). A channel marked '?' (one Redis node, where PUBSUB NUMSUB counts
@@ -25,7 +28,7 @@ end
 -- reading and encoding the whole record was most of what a change cost. A watcher subscribes
 -- before it reads the record, so it misses nothing.
 local function publish(job, channel, want)
-  redis.call('HINCRBY', job, 'seq', 1)
+  redis.call('HINCRBY', job, 'seq', '1')
   if string.byte(channel, 1) == 63 then
     channel = string.sub(channel, 2)
     if redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
@@ -47,13 +50,14 @@ end
 -- early); entries past the retention are dropped (their keys expired).
 local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
   redis.call('ZADD', set, t, id)
-  redis.call('ZREMRANGEBYSCORE', set, '-inf', t - retention)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', string.format('%d', t - retention))
   local excess = redis.call('ZCARD', set) - keep_n
   if excess > 0 then
-    for _, old in ipairs(redis.call('ZRANGE', set, 0, excess - 1)) do
+    local last = string.format('%d', excess - 1)
+    for _, old in ipairs(redis.call('ZRANGE', set, '0', last)) do
       redis.call('DEL', prefix .. 'job:' .. old, prefix .. 'params:' .. old)
     end
-    redis.call('ZREMRANGEBYRANK', set, 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', set, '0', last)
   end
   redis.call('PEXPIRE', set, infra_ttl)
 end
@@ -98,8 +102,8 @@ end
 local t = now()
 local entry = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'owner', ARGV[2], 'type', ARGV[3], 'max', ARGV[5],
-  'status', 'pending', 'progress', 0, 'attempts', 0, 'lease', 0, 'created', t, 'updated', t, 'seq', 0,
-  'cancel', 0, 'entry', entry)
+  'status', 'pending', 'progress', '0', 'attempts', '0', 'lease', '0', 'created', t, 'updated', t, 'seq', '0',
+  'cancel', '0', 'entry', entry)
 redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[6])
 redis.call('ZADD', KEYS[4], t, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
@@ -171,8 +175,8 @@ local function start(job, stream, failed, paused, params, entry, consumer, chann
     return {3}
   end
   t = t or now()
-  redis.call('HINCRBY', job, 'lease', 1)
-  redis.call('HSET', job, 'status', 'active', 'attempts', attempts + 1, 'started', t, 'updated', t,
+  redis.call('HINCRBY', job, 'lease', '1')
+  redis.call('HSET', job, 'status', 'active', 'attempts', string.format('%d', attempts + 1), 'started', t, 'updated', t,
     'worker', consumer, 'beat', t)
   redis.call('PEXPIRE', job, infra_ttl)
   redis.call('PEXPIRE', params, infra_ttl)
@@ -230,7 +234,7 @@ local function complete()
   if st[1] == 'completed' then return 1 end
   if st[1] ~= 'active' then return 0 end
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'rtype', ARGV[8]) end
-  redis.call('HSET', KEYS[1], 'progress', 100)
+  redis.call('HSET', KEYS[1], 'progress', '100')
   finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
   return 1
 end
@@ -256,7 +260,7 @@ local done = complete()
 if redis.call('EXISTS', KEYS[5]) == 1 then return {done} end
 local t = now()
 for _ = 1, 8 do
-  local read = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[9], 'COUNT', 1, 'STREAMS', KEYS[2], '>')
+  local read = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[9], 'COUNT', '1', 'STREAMS', KEYS[2], '>')
   if not read then return {done} end
   local e = read[1][2][1]
   local fields, id = e[2] or {}, nil
