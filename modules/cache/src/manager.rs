@@ -127,12 +127,12 @@ struct NamespaceInner {
 /// version on in the script that bumps the scope's generation, before it answers, so a request
 /// that starts after a write on any instance never gets a copy from before it (a copy is never
 /// older than its version: the version is read before the entry). Bounded: at most
-/// [`Copies::CAPACITY`] entries.
+/// [`Copies::CAPACITY`] entries, each served for at most [`Copies::MAX_AGE`].
 /// Copies are kept decoded: a hit costs a clone, where decoding the entry cost about 5% of a
 /// guarded cached read's instructions (MessagePack, then the timestamps' RFC 3339 parse).
 struct Copies {
     versions: Arc<UserVersions>,
-    entries: quick_cache::sync::Cache<CopyKey, (i64, Decoded)>,
+    entries: quick_cache::sync::Cache<CopyKey, (i64, Instant, Decoded)>,
 }
 
 /// A decoded entry (of the namespace's one type).
@@ -140,6 +140,11 @@ type Decoded = Arc<dyn std::any::Any + Send + Sync>;
 
 impl Copies {
     const CAPACITY: usize = 100_000;
+    /// A copy is read again from Redis after this long even while the version stands: a bound
+    /// on what a missed version move could cost (an instance of an earlier build, which moves
+    /// other counters, writing beside this one during a rolling upgrade). At this age a busy
+    /// user's copy costs one Redis read a second.
+    const MAX_AGE: Duration = Duration::from_secs(1);
 }
 
 /// A copy's namespace and entry (scope and item).
@@ -557,13 +562,13 @@ impl CacheManager {
     /// The in-process copy of an entry, if it was made under `version`.
     fn copy<T: Clone + 'static>(&self, ns: &Namespace, scope: &str, item: &str, version: i64) -> Option<T> {
         let copies = self.copies.as_ref()?;
-        let (at, value) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
-        if at == version { value.downcast_ref::<T>().cloned() } else { None }
+        let (at, made, value) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
+        if at == version && made.elapsed() < Copies::MAX_AGE { value.downcast_ref::<T>().cloned() } else { None }
     }
 
     fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, version: i64, value: Decoded) {
         if let Some(copies) = &self.copies {
-            copies.entries.insert((ns.0.name, copy_key(scope, item)), (version, value));
+            copies.entries.insert((ns.0.name, copy_key(scope, item)), (version, Instant::now(), value));
         }
     }
 
