@@ -22,8 +22,17 @@ macro_rules! bump_version_lua {
 
 impl Redis {
     /// The key of `user`'s version: `<prefix>ver:{u:<user>}`, in the hash tag of every other
-    /// key of the user's (sessions, cache scopes, the user's rate-limit state).
-    pub fn user_version_key(&self, user: &impl std::fmt::Display) -> String {
-        self.key(&format!("ver:{{u:{user}}}"))
+    /// key of the user's (sessions, cache scopes, the user's rate-limit state). Made without the
+    /// formatting machinery: the request screen makes one per guarded request.
+    pub fn user_version_key(&self, user: &uuid::Uuid) -> String {
+        let mut id = uuid::Uuid::encode_buffer();
+        let id = user.hyphenated().encode_lower(&mut id);
+        let prefix = self.prefix();
+        let mut key = String::with_capacity(prefix.len() + 8 + id.len());
+        key.push_str(prefix);
+        key.push_str("ver:{u:");
+        key.push_str(id);
+        key.push('}');
+        key
     }
 }

@@ -113,6 +113,9 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             resp.data::<PathPattern>().map_or_else(|| RouteLabel(UNMATCHED.clone()), |p| RouteLabel(p.0.clone()));
         let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
         self.metrics.observe(&labels, started.elapsed());
+        // Room for what follows (the id, nosniff, five rate-limit headers, cache-control) at
+        // once: the map otherwise grows, and rehashes, twice on the way.
+        resp.headers_mut().reserve(8);
         resp.headers_mut().insert(RequestId::HEADER, id.header_value().clone());
         // No answer is to be sniffed into another type (a JSON error rendered as HTML, say).
         resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

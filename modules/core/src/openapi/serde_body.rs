@@ -15,8 +15,8 @@ use serde::Serialize;
 /// A JSON response body documented as poem-openapi's [`Json<T>`] (same content type, same
 /// schema, so the spec does not change) but written by serde in one pass. `Json<T>` first builds
 /// a `serde_json::Value` tree of the answer (a map with owned keys, a string per field) and then
-/// writes the tree: on the guarded cached read that cost about 8% of the request's instructions,
-/// against about 2% written directly.
+/// writes the tree: on the guarded cached read that cost about 7,700 instructions per request,
+/// against 4,600 written directly.
 ///
 /// For types whose serde form is their OpenAPI form (field names, enum spellings, timestamps):
 /// each such type has a test that the two agree ([`same_forms`]).
