@@ -64,8 +64,7 @@ impl Module for AuthModule {
         let state = (*ctx.get::<SharedState>()?).clone();
         // On Redis, checked sessions are kept in process while the user's version read with each
         // request's rate-limit count is unchanged.
-        let copies =
-            state.redis().cloned().map(|redis| ctx.versions().read(move |u| redis.user_version_key(&u))).is_some();
+        let copies = state.redis().inspect(|redis| redis.read_user_versions(&ctx.versions())).is_some();
         let store = app_redis::Bound { state, params: config.session_policy() };
         let secure_cookie = config.cookie_secure(ctx.profile());
         let container = ctx.container(

@@ -78,7 +78,7 @@ impl Module for CacheModule {
         let shared = ctx.get::<SharedState>()?.redis().cloned();
         let versions = shared.filter(|_| config.separate_url().is_none()).map(|redis| {
             let versions = ctx.versions();
-            versions.read(move |u| redis.user_version_key(&u));
+            redis.read_user_versions(&versions);
             versions
         });
         let backend = match config.separate_url() {

@@ -327,3 +327,47 @@ async fn a_store_that_freezes_after_the_lock_delays_a_miss_by_at_most_a_second()
     // one second at most (not 2 x 3 s), and they go on in the background.
     assert!(took < Duration::from_millis(1900), "{took:?}");
 }
+
+/// Users' entries kept in process (`with_copies`): served while the request's version of the
+/// user stands, read again once an invalidation on any instance moves it on, and read again
+/// after `Copies::MAX_AGE` even when a change did not move it (an earlier build's write).
+#[tokio::test]
+async fn users_entries_are_kept_in_process_while_their_version_stands() {
+    use app_core::versions::{ReadVersion, UserVersions, scope};
+
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let versions = Arc::new(UserVersions::default());
+    redis.read_user_versions(&versions);
+    let (a, b) = (on(&redis).with_copies(versions.clone()), on(&redis).with_copies(versions.clone()));
+    let (ns_a, ns_b) = (
+        a.user_namespace("profile", 1, Duration::from_secs(60)),
+        b.user_namespace("profile", 1, Duration::from_secs(60)),
+    );
+    let user = uuid::Uuid::now_v7();
+    let (user_scope, version_key) = (format!("u:{user}"), versions.key(user).expect("versions are read"));
+    let base = format!("{}cache:profile.v1:{{{user_scope}}}:", redis.prefix());
+    let calls = Arc::new(AtomicUsize::new(0));
+    // What the request screen does: read the version, then run the request with it.
+    let read = |name: &'static str| {
+        let version = server.command(&["GET", &version_key]).lines().nth(1).and_then(|v| v.parse().ok());
+        let load = b.get_or_load(&ns_b, &user_scope, "p", || loader(&calls, name));
+        async move { scope(Some(ReadVersion { user, version }), load).await.expect("read").name }
+    };
+    assert!(a.invalidate(&ns_a, &user_scope).await, "the version exists from the first change on");
+
+    assert_eq!(read("Ada").await, "Ada");
+    server.command(&["DEL", &format!("{base}p")]);
+    assert_eq!(read("Bob").await, "Ada", "the copy answers while the version stands");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    assert!(a.invalidate(&ns_a, &user_scope).await);
+    assert_eq!(read("Bob").await, "Bob", "another instance's invalidation moved the version on");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // A change that leaves the version as it was: the copy lives out its age, no more.
+    server.command(&["INCR", &format!("{base}~gen")]);
+    assert_eq!(read("Carol").await, "Bob");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(read("Carol").await, "Carol", "a copy older than its bound is read again");
+}

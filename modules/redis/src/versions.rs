@@ -1,6 +1,8 @@
 //! Users' versions in Redis (see `app_core::versions`): the key, and the Lua that moves a
 //! version on, for the scripts of the modules whose changes must drop copies kept in process.
 
+use app_core::versions::UserVersions;
+
 use crate::Redis;
 
 /// Defines `bump_version(key, ttl)` for a script: moves the user's version at `key` on, to one
@@ -34,5 +36,12 @@ impl Redis {
         key.push_str(id);
         key.push('}');
         key
+    }
+
+    /// Has the request screen read users' versions from this Redis (see `app_core::versions`):
+    /// what a module that keeps users' state in process calls.
+    pub fn read_user_versions(&self, versions: &UserVersions) {
+        let redis = self.clone();
+        versions.read(move |user| redis.user_version_key(&user));
     }
 }

@@ -48,14 +48,14 @@ pub async fn screen(
     let subject = Subject { ip: client_ip(throttler, req), user, account };
     let Some(entry) = entry else {
         let policy = default.unwrap_or_default();
-        if let Some(versions) = versions.filter(|v| v.is_read())
+        if let Some(versions) = versions
             && let Some(authorization) = &authorization
+            && let Some(key) = begun.as_ref().and_then(|(user, _)| versions.key(*user))
             && let Some((user, session)) = begun.take()
         {
             // The hot path: one script counts the request and reads the user's version; the
             // session check then runs with it, from what this instance keeps when it says that
             // is current (no second round trip).
-            let key = versions.key(user).unwrap_or_default();
             let (state, version) = throttler.check_reading(policy, "", &subject, &key).await?;
             let read = version.map(|version| ReadVersion { user, version });
             record(state, slot.as_ref())?;

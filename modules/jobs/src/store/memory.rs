@@ -550,18 +550,6 @@ impl JobStore for MemoryJobStore {
         Ok(self.with(|state, _| state.queue(queue).paused).await)
     }
 
-    async fn complete_and_next(
-        &self,
-        queue: &str,
-        id: Uuid,
-        lease: u32,
-        result_type: Option<&str>,
-        consumer: &str,
-    ) -> Result<(Held, Option<Delivery>), RedisError> {
-        let held = self.complete(queue, id, lease, result_type).await?;
-        Ok((held, self.fetch(queue, consumer, Duration::ZERO).await?))
-    }
-
     async fn wait_resumed(&self, queue: &str, at_most: Duration) -> Result<(), RedisError> {
         let resumed = self.arrivals.notified();
         tokio::pin!(resumed);

@@ -62,6 +62,7 @@ pub trait JobStore: Interface {
     /// [`complete`](Self::complete), then starts `consumer`'s next job of the queue if one is
     /// waiting (and the queue is not paused), without waiting for one: while a queue has work, a
     /// worker needs one call per job.
+    /// (Two steps here; the Redis adapter makes them one script.)
     async fn complete_and_next(
         &self,
         queue: &str,
@@ -69,7 +70,10 @@ pub trait JobStore: Interface {
         lease: u32,
         result_type: Option<&str>,
         consumer: &str,
-    ) -> Result<(Held, Option<Delivery>), RedisError>;
+    ) -> Result<(Held, Option<Delivery>), RedisError> {
+        let held = self.complete(queue, id, lease, result_type).await?;
+        Ok((held, self.fetch(queue, consumer, Duration::ZERO).await?))
+    }
 
     /// Fails the attempt: with `retry_in`, the job waits that long and is queued again;
     /// without, it fails for good (dead letter).
