@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use app_core::openapi::SerdeJson;
+use app_core::openapi::{JsonBodies, SerdeJson, WrittenJson};
 use app_core::{
     AdminAuth, ApiError, BearerAuth, FieldError, Problems, Role, Timestamp,
     problem::markers::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable},
@@ -21,7 +21,7 @@ enum UsersTags {
 
 /// A user account. Never carries the password hash.
 // Sent by serde (`SerdeJson`): its serde form is its OpenAPI form, tested below.
-#[derive(Debug, Clone, Object, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Object, serde::Serialize)]
 #[oai(rename = "User", rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto {
@@ -64,12 +64,18 @@ struct UpdateMe {
 /// `/api/v1/users/*`.
 pub struct UsersApi {
     service: Arc<dyn UsersService>,
+    /// Profiles' bodies as last written, by user: a profile read again unchanged (the SPA's
+    /// most frequent call) is answered with the same bytes.
+    bodies: JsonBodies<Uuid, UserDto>,
 }
 
 impl UsersApi {
+    /// At most this many profiles' bodies are kept (about 300 bytes each, with the profile).
+    const BODIES: usize = 10_000;
+
     /// The controller, with its service resolved from the module.
     pub fn new<M: HasComponent<dyn UsersService> + ?Sized>(module: &M) -> Self {
-        Self { service: module.resolve() }
+        Self { service: module.resolve(), bodies: JsonBodies::new(Self::BODIES) }
     }
 }
 
@@ -80,8 +86,9 @@ impl UsersApi {
     async fn me(
         &self,
         auth: BearerAuth,
-    ) -> Result<SerdeJson<UserDto>, Problems<(Unauthorized, NotFound, Unavailable)>> {
-        Ok(SerdeJson(self.service.get(auth.0.user_id).await?.into()))
+    ) -> Result<WrittenJson<UserDto>, Problems<(Unauthorized, NotFound, Unavailable)>> {
+        let user = self.service.get(auth.0.user_id).await?;
+        Ok(self.bodies.body(user.id, user.into())?)
     }
 
     /// Update the caller's profile
@@ -111,8 +118,9 @@ impl UsersApi {
         &self,
         _auth: AdminAuth,
         id: Path<Uuid>,
-    ) -> Result<SerdeJson<UserDto>, Problems<(Unauthorized, Forbidden, NotFound, Unavailable)>> {
-        Ok(SerdeJson(self.service.get(id.0).await?.into()))
+    ) -> Result<WrittenJson<UserDto>, Problems<(Unauthorized, Forbidden, NotFound, Unavailable)>> {
+        let user = self.service.get(id.0).await?;
+        Ok(self.bodies.body(user.id, user.into())?)
     }
 }
 

@@ -21,7 +21,7 @@ mod serde_body;
 
 pub use contract::BodyContracts;
 use poem_openapi::{registry::Registry, types::Type};
-pub use serde_body::{SerdeJson, same_forms};
+pub use serde_body::{JsonBodies, SerdeJson, WrittenJson, same_forms};
 use serde_json::{Map, Value, json};
 
 use crate::{
