@@ -102,7 +102,7 @@ impl<T: Type + ToJSON + Send> ApiResponse for WrittenJson<T> {
 /// The JSON body last written for each key (a user's profile by the user's id, say), served
 /// again as the same bytes while the value it was written from is equal to the one at hand.
 /// An answer served from in-process copies otherwise spends most of its own work writing the
-/// same JSON again: on the guarded cached read (`GET /api/v1/users/me`) writing it (the fields,
+/// same JSON again: on the guarded cached read of a profile, writing it (the fields,
 /// two RFC 3339 timestamps, a few allocations) cost about 3,200 instructions per request more
 /// than finding the kept body (callgrind: 83.8k to 80.6k app instructions). The value is
 /// compared whole, so a body is never one of another value; at most `capacity` bodies are
