@@ -330,7 +330,7 @@ struct CoalescerState {
 /// on the server (the parts are unrolled), so this bounds how many are generated. At 64
 /// connections a cap of 16 was reached by most calls (about 12 requests per call); with 32,
 /// about 17 go together, and Redis and the app each spend about a microsecond less per request.
-const MOST_COALESCED: usize = 32;
+pub(crate) const MOST_COALESCED: usize = 32;
 
 impl Redis {
     /// Runs a script as [`eval`](Self::eval) does, combined with the same script's concurrent

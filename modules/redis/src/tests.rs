@@ -182,16 +182,17 @@ async fn concurrent_calls_of_a_script_from_different_requests_travel_together() 
     let (server, redis) = connected().await;
     let count = redis.register_script("test_count", "return {redis.call('INCR', KEYS[1]), ARGV[1]}");
     let evalsha = || calls(&server, "evalsha");
-    // Warm: the script alone and the combinations of 16 and of 4 calls are loaded (NOSCRIPT,
-    // SCRIPT LOAD, EVALSHA).
+    let most = crate::batch::MOST_COALESCED;
+    // Warm: the script alone and the combinations of `most` and of 4 calls are loaded
+    // (NOSCRIPT, SCRIPT LOAD, EVALSHA).
     let call = |i: usize| redis.eval_coalesced(&count, vec![redis.key("n")], vec![crate::Arg::Int(i as i64)]);
     call(0).await.expect("alone");
-    futures::future::join_all((1..21).map(call)).await;
+    futures::future::join_all((1..=most + 4).map(call)).await;
     let before = evalsha();
-    // 36 calls made before anything is sent (this test's runtime has one thread: the sending
-    // task starts once the test waits): three batches, 16 + 16 + 4.
-    let replies = futures::future::join_all((0..36).map(call)).await;
-    assert_eq!(evalsha() - before, 3, "36 calls went as three EVALSHAs");
+    // 2 * most + 4 calls made before anything is sent (this test's runtime has one thread: the
+    // sending task starts once the test waits): three batches, most + most + 4.
+    let replies = futures::future::join_all((0..2 * most + 4).map(call)).await;
+    assert_eq!(evalsha() - before, 3, "the calls went as three EVALSHAs");
     let mut counts = Vec::new();
     for (i, reply) in replies.into_iter().enumerate() {
         let reply = reply.expect("reply").into_array();
@@ -199,7 +200,8 @@ async fn concurrent_calls_of_a_script_from_different_requests_travel_together() 
         counts.push(reply[0].as_i64().expect("a count"));
     }
     counts.sort_unstable();
-    assert_eq!(counts, (22..=57).collect::<Vec<_>>(), "each ran once");
+    let (first, last) = (i64::try_from(most).unwrap() + 6, 3 * i64::try_from(most).unwrap() + 9);
+    assert_eq!(counts, (first..=last).collect::<Vec<_>>(), "each ran once");
     // Idle again: a call goes out on its own, at once.
     let before = evalsha();
     call(99).await.expect("alone");
