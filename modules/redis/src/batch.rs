@@ -12,6 +12,7 @@ use std::{
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll, Waker},
+    time::Instant,
 };
 
 use futures::{FutureExt, future::BoxFuture};
@@ -120,14 +121,26 @@ impl Future for Eval<'_> {
     }
 }
 
-struct Queued {
+/// A script call waiting to be sent.
+struct Call {
     script: Script,
     keys: Vec<String>,
     args: Vec<Arg>,
-    reply: Sender,
     /// Called with [`Redis::eval_coalesced`]: alone in its request's batch, it goes with other
     /// requests' calls.
     coalesce: bool,
+}
+
+/// A call and where its reply goes.
+struct Queued {
+    call: Call,
+    reply: Sender,
+}
+
+/// Calls and their replies' senders, apart: the calls go to [`fire`], the senders stay with
+/// whoever delivers (so a batch cut short by its deadline still answers every caller).
+fn split(queued: Vec<Queued>) -> (Vec<Call>, Vec<Sender>) {
+    queued.into_iter().map(|Queued { call, reply }| (call, reply)).unzip()
 }
 
 type Queue = Arc<Mutex<Vec<Queued>>>;
@@ -147,7 +160,8 @@ pub(crate) fn enqueue(
     let Ok(queue) = BATCH.try_with(Arc::clone) else { return Err((keys, args)) };
     let slot = Arc::new(Slot::default());
     let reply = Sender(Some(slot.clone()));
-    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { script: *script, keys, args, reply, coalesce });
+    let call = Call { script: *script, keys, args, coalesce };
+    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { call, reply });
     Ok(PendingReply(slot))
 }
 
@@ -161,6 +175,13 @@ fn copy(err: &RedisError) -> RedisError {
 
 /// Where replies go, and the replies, one per sender and in order.
 type Deliveries = (Vec<Sender>, Replies);
+
+/// Hands each sender its reply.
+fn deliver((senders, mut replies): Deliveries, delivering: &Waker) {
+    for (n, sender) in senders.into_iter().enumerate() {
+        sender.deliver(replies.take(n), delivering);
+    }
+}
 
 /// The replies of a batch's scripts.
 enum Replies {
@@ -196,7 +217,7 @@ thread_local! {
 }
 
 /// The script combining `queued`.
-fn combined(redis: &Redis, queued: &[Queued]) -> Script {
+fn combined(redis: &Redis, queued: &[Call]) -> Script {
     let key = || queued.iter().map(|q| (q.script.id(), q.keys.len(), q.args.len()));
     let known = COMBINED.with_borrow(|seen| seen.iter().find(|(k, _)| k.iter().copied().eq(key())).map(|(_, s)| *s));
     known.unwrap_or_else(|| {
@@ -206,45 +227,35 @@ fn combined(redis: &Redis, queued: &[Queued]) -> Script {
     })
 }
 
-/// Sends what was queued in one poll; the replies are delivered by [`Batched`].
-async fn fire(redis: &Redis, mut queued: Vec<Queued>) -> Deliveries {
-    if queued.len() == 1 {
-        let Queued { script, keys, args, reply, coalesce } = queued.remove(0);
-        let sent = if coalesce && redis.coalesces() {
-            redis.coalesce(&script, keys, args).await
-        } else {
-            redis.eval_now(&script, keys, args).await
-        };
-        return (vec![reply], Replies::Each(vec![sent]));
+/// Sends calls queued together (one combined script where their keys allow); their replies,
+/// one per call and in order.
+async fn fire(redis: &Redis, mut calls: Vec<Call>) -> Replies {
+    if calls.len() == 1 {
+        // (A call to coalesce never comes here alone where calls are coalesced.)
+        let Call { script, keys, args, .. } = calls.remove(0);
+        return Replies::Each(vec![redis.eval_now(&script, keys, args).await]);
     }
     let one_slot = !redis.is_clustered() || {
-        let mut slots = queued.iter().flat_map(|q| q.keys.iter()).map(|k| fred::util::redis_keyslot(k.as_bytes()));
+        let mut slots = calls.iter().flat_map(|q| q.keys.iter()).map(|k| fred::util::redis_keyslot(k.as_bytes()));
         let first = slots.next();
         slots.all(|s| Some(s) == first)
     };
     if !one_slot {
-        let mut senders = Vec::with_capacity(queued.len());
-        let runs: Vec<_> = queued
+        let runs = calls
             .into_iter()
-            .map(|Queued { script, keys, args, reply, .. }| {
-                senders.push(reply);
-                async move { redis.eval_now(&script, keys, args).await }
-            })
-            .collect();
-        return (senders, Replies::Each(futures::future::join_all(runs).await));
+            .map(|Call { script, keys, args, .. }| async move { redis.eval_now(&script, keys, args).await });
+        return Replies::Each(futures::future::join_all(runs).await);
     }
-    let combined = combined(redis, &queued);
-    let mut keys = Vec::with_capacity(queued.iter().map(|q| q.keys.len()).sum());
-    let mut args = Vec::with_capacity(queued.iter().map(|q| q.args.len()).sum());
-    let mut senders = Vec::with_capacity(queued.len());
-    for q in queued {
+    let combined = combined(redis, &calls);
+    let mut keys = Vec::with_capacity(calls.iter().map(|q| q.keys.len()).sum());
+    let mut args = Vec::with_capacity(calls.iter().map(|q| q.args.len()).sum());
+    for q in calls {
         keys.extend(q.keys);
         args.extend(q.args);
-        senders.push(q.reply);
     }
     match redis.eval_now(&combined, keys, args).await {
-        Ok(reply) => (senders, Replies::Parts(reply.into_array())),
-        Err(err) => (senders, Replies::Failed(err)),
+        Ok(reply) => Replies::Parts(reply.into_array()),
+        Err(err) => Replies::Failed(err),
     }
 }
 
@@ -273,11 +284,9 @@ impl<F: Future> Future for Batched<'_, F> {
             let mut i = 0;
             while i < this.runs.len() {
                 match this.runs[i].as_mut().poll(cx) {
-                    Poll::Ready((senders, mut replies)) => {
+                    Poll::Ready(deliveries) => {
                         drop(this.runs.swap_remove(i));
-                        for (n, slot) in senders.into_iter().enumerate() {
-                            slot.deliver(replies.take(n), cx.waker());
-                        }
+                        deliver(deliveries, cx.waker());
                         poll_inner = true;
                     }
                     Poll::Pending => i += 1,
@@ -290,11 +299,23 @@ impl<F: Future> Future for Batched<'_, F> {
             if let Poll::Ready(out) = this.inner.as_mut().poll(cx) {
                 return Poll::Ready(out);
             }
-            let queued = std::mem::take(&mut *this.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut queued = std::mem::take(&mut *this.queue.lock().unwrap_or_else(|p| p.into_inner()));
             if queued.is_empty() {
                 return Poll::Pending;
             }
-            this.runs.push(fire(this.redis, queued).boxed());
+            if let [one] = &queued[..]
+                && one.call.coalesce
+                && this.redis.coalesces()
+            {
+                // Alone in its request's batch, the call joins other requests' calls, and its
+                // reply reaches the request straight from there: no run here to box and poll
+                // (the run's future, sized for every way a batch is sent, was the largest copy
+                // a request made).
+                this.redis.join_coalesced(queued.remove(0));
+                continue;
+            }
+            let (calls, senders) = split(queued);
+            this.runs.push(fire(this.redis, calls).map(|replies| (senders, replies)).boxed());
         }
     }
 }
@@ -321,9 +342,15 @@ pub(crate) struct Coalescer(Mutex<CoalescerState>);
 
 #[derive(Default)]
 struct CoalescerState {
-    queue: Vec<Queued>,
+    queue: Vec<Waiting>,
     /// Whether a task is sending the queue's batches.
     sending: bool,
+}
+
+/// A coalesced call, and when its caller stops waiting for it.
+struct Waiting {
+    queued: Queued,
+    deadline: Instant,
 }
 
 /// The most calls of one script combined into one call: each count is a script of its own
@@ -347,10 +374,7 @@ impl Redis {
         // joins other requests' calls when the batch is sent.
         match enqueue(script, keys, args, true) {
             Ok(reply) => Eval::queued(reply),
-            Err((keys, args)) => {
-                let script = *script;
-                Eval::alone(async move { self.coalesce(&script, keys, args).await })
-            }
+            Err((keys, args)) => Eval::queued(self.coalesce(script, keys, args)),
         }
     }
 
@@ -359,29 +383,26 @@ impl Redis {
         !self.is_clustered() && tokio::runtime::Handle::try_current().is_ok()
     }
 
-    /// Queues a call for the next combined call (starting the task that sends them if none
-    /// runs); its reply, within the command timeout.
-    fn coalesce(
-        &self,
-        script: &Script,
-        keys: Vec<String>,
-        args: Vec<Arg>,
-    ) -> impl Future<Output = Result<Reply, RedisError>> + Send + 'static {
+    /// Queues a call for the next combined call (starting the task that
+    /// sends them if none runs); its reply, within the command timeout. The deadline is kept
+    /// by the sending task, one timer per combined call rather than one per call.
+    fn coalesce(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> PendingReply {
         let slot = Arc::new(Slot::default());
+        let call = Call { script: *script, keys, args, coalesce: false };
+        self.join_coalesced(Queued { call, reply: Sender(Some(slot.clone())) });
+        PendingReply(slot)
+    }
+
+    /// Queues a call, whose reply goes to its sender, for the next combined call (starting the
+    /// task that sends them if none runs).
+    fn join_coalesced(&self, queued: Queued) {
         let start = {
             let mut state = self.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
-            let reply = Sender(Some(slot.clone()));
-            state.queue.push(Queued { script: *script, keys, args, reply, coalesce: false });
+            state.queue.push(Waiting { queued, deadline: Instant::now() + self.command_timeout() });
             !std::mem::replace(&mut state.sending, true)
         };
         if start {
             tokio::spawn(send_coalesced(self.clone()));
-        }
-        let timeout = self.command_timeout();
-        async move {
-            tokio::time::timeout(timeout, PendingReply(slot))
-                .await
-                .unwrap_or_else(|_| Err(RedisError::Unavailable("the command timed out".into())))
         }
     }
 }
@@ -395,24 +416,34 @@ struct Sending {
     done: bool,
 }
 
+impl Sending {
+    fn state(&self) -> std::sync::MutexGuard<'_, CoalescerState> {
+        self.redis.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Drop for Sending {
     fn drop(&mut self) {
         if self.done {
             return;
         }
-        let mut state = self.redis.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state();
         state.sending = false;
         drop(std::mem::take(&mut state.queue));
     }
+}
+
+/// The error of a call whose caller's wait ended first.
+fn timed_out() -> RedisError {
+    RedisError::Unavailable("the command timed out".into())
 }
 
 /// Sends the queued calls, a batch at a time, until none is left.
 async fn send_coalesced(redis: Redis) {
     let mut sending = Sending { redis, done: false };
     loop {
-        let redis = &sending.redis;
         let mut queued = {
-            let mut state = redis.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = sending.state();
             if state.queue.is_empty() {
                 state.sending = false;
                 drop(state);
@@ -421,27 +452,46 @@ async fn send_coalesced(redis: Redis) {
             }
             std::mem::take(&mut state.queue)
         };
+        let redis = &sending.redis;
+        // A call whose caller stopped waiting (the batch ahead took the whole timeout) is
+        // answered so, not sent.
+        let now = Instant::now();
+        queued.retain_mut(|w| {
+            if w.deadline > now {
+                return true;
+            }
+            let reply = std::mem::replace(&mut w.queued.reply, Sender(None));
+            reply.deliver(Err(timed_out()), Waker::noop());
+            false
+        });
         // Calls of one script and arity go together (a combination per count, not per mix).
-        queued.sort_by_key(|q| (q.script.id(), q.keys.len(), q.args.len()));
-        let mut batches: Vec<Vec<Queued>> = Vec::new();
-        for q in queued {
+        queued.sort_by_key(|w| (w.queued.call.script.id(), w.queued.call.keys.len(), w.queued.call.args.len()));
+        let mut batches: Vec<Vec<Waiting>> = Vec::new();
+        for w in queued {
             match batches.last_mut() {
                 Some(batch)
-                    if batch.len() < MOST_COALESCED
-                        && batch[0].script.id() == q.script.id()
-                        && batch[0].keys.len() == q.keys.len()
-                        && batch[0].args.len() == q.args.len() =>
+                    if batch.len() < MOST_COALESCED && {
+                        let (a, b) = (&batch[0].queued.call, &w.queued.call);
+                        a.script.id() == b.script.id() && a.keys.len() == b.keys.len() && a.args.len() == b.args.len()
+                    } =>
                 {
-                    batch.push(q)
+                    batch.push(w)
                 }
-                _ => batches.push(vec![q]),
+                _ => batches.push(vec![w]),
             }
         }
-        let sent = futures::future::join_all(batches.into_iter().map(|batch| fire(redis, batch))).await;
-        for (senders, mut replies) in sent {
-            for (n, sender) in senders.into_iter().enumerate() {
-                sender.deliver(replies.take(n), Waker::noop());
+        let runs = batches.into_iter().map(|batch| {
+            let deadline = batch.iter().map(|w| w.deadline).min().unwrap_or(now);
+            let (calls, senders) = split(batch.into_iter().map(|w| w.queued).collect());
+            async move {
+                let replies = tokio::time::timeout_at(deadline.into(), fire(redis, calls))
+                    .await
+                    .unwrap_or_else(|_| Replies::Failed(timed_out()));
+                (senders, replies)
             }
+        });
+        for deliveries in futures::future::join_all(runs).await {
+            deliver(deliveries, Waker::noop());
         }
     }
 }

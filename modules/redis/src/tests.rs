@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use app_core::testing::{RedisServer, eventually};
 
-use crate::{PubSub, Redis, RedisPubSub, Reply, testing::config};
+use crate::{PubSub, Redis, RedisError, RedisPubSub, Reply, testing::config};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -206,6 +206,35 @@ async fn concurrent_calls_of_a_script_from_different_requests_travel_together() 
     let before = evalsha();
     call(99).await.expect("alone");
     assert_eq!(evalsha() - before, 1);
+}
+
+#[tokio::test]
+async fn a_coalesced_call_waits_at_most_the_command_timeout_the_batch_ahead_included() {
+    let (server, redis) = connected().await;
+    let count = redis.register_script("test_count_frozen", "return redis.call('INCR', KEYS[1])");
+    let call = || {
+        let redis = redis.clone();
+        async move {
+            let started = Instant::now();
+            let result = redis.eval_coalesced(&count, vec![redis.key("n")], Vec::new()).await;
+            (result, started.elapsed())
+        }
+    };
+    call().await.0.expect("loaded while Redis answers");
+    server.freeze();
+    // The first call's batch hangs on the frozen server; the second queues behind it. Sent
+    // only once the first batch gave up, it would wait for two timeouts (about 1 s): its own
+    // deadline cuts its batch short at 500 ms after it was made.
+    let first = tokio::spawn(call());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = tokio::spawn(call());
+    let (first, second) = (first.await.expect("first"), second.await.expect("second"));
+    server.thaw();
+    for (n, (result, waited)) in [first, second].into_iter().enumerate() {
+        assert!(result.as_ref().is_err_and(RedisError::is_unavailable), "call {n}: {result:?}");
+        assert!(waited < Duration::from_millis(800), "call {n} waited {waited:?}, beyond the 500 ms timeout");
+    }
+    assert!(eventually(PATIENCE, || async { call().await.0.is_ok() }).await, "answers again after the thaw");
 }
 
 #[tokio::test]
