@@ -5,7 +5,7 @@ use poem::{Route, Server, get, handler, listener::TcpListener, web::Json};
 
 /// The same allocator as the app, so the comparison measures the app's own work.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: app::alloc::MiMalloc = app::alloc::MiMalloc;
 
 #[handler]
 fn live() -> Json<serde_json::Value> {

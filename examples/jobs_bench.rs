@@ -28,7 +28,7 @@ use shaku::HasComponent;
 use uuid::Uuid;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: app::alloc::MiMalloc = app::alloc::MiMalloc;
 
 struct Noop;
 

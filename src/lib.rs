@@ -6,6 +6,7 @@
 //! in the account commands of the CLI.
 
 pub mod accounts;
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod config;

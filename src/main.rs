@@ -11,9 +11,10 @@ use app_core::config::{Config, LogConfig};
 use clap::Parser;
 
 /// mimalloc: request handling allocates many small, short-lived objects, which it serves with
-/// far fewer instructions than the system allocator (measured by `scripts/bench.sh`).
+/// far fewer instructions than the system allocator (measured by `scripts/bench.sh`); see
+/// [`app::alloc`] for how it is called.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: app::alloc::MiMalloc = app::alloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -148,3 +148,17 @@ fn only_api_files_name_poem() {
         }
     }
 }
+
+#[test]
+fn unsafe_code_is_allowed_in_the_allocator_alone() {
+    let mut files = sources(&root().join("src"));
+    files.extend(sources(&root().join("modules")));
+    files.extend(sources(&root().join("tests")));
+    files.extend(sources(&root().join("examples")));
+    let allowing: Vec<String> = files
+        .iter()
+        .filter(|(_, text)| text.contains(concat!("allow(", "unsafe_code)")))
+        .map(|(path, _)| path.strip_prefix(root()).unwrap_or(path).display().to_string())
+        .collect();
+    assert_eq!(allowing, ["src/alloc.rs"], "only the global allocator may use unsafe code");
+}
