@@ -6,7 +6,7 @@ use std::sync::Arc;
 use app_core::{
     ErrorCode,
     config::{Config, ServerConfig},
-    guard::Verifier,
+    guard::{GuardPorts, Guards, Verifier},
     http::CorsHeaders,
     metrics::HttpMetrics,
     module::{Built, compose},
@@ -129,12 +129,10 @@ pub async fn spec(modules: app_core::module::ModuleSet) -> Result<String, StartE
 /// balancers and orchestrators send every few seconds costs the middleware stack and nothing else.
 struct Surface {
     api: BoxEndpoint<'static>,
-    /// The bearer guard's session verifier, handed to API requests as request data (only to
-    /// `/api/` requests: health probes and documents never pay for it).
-    verifier: Option<Verifier>,
-    /// The throttle guard's limiter and the operations' rules (every policy of a request is
-    /// counted before routing).
-    throttle: Option<ThrottleHandle>,
+    /// The guards' ports (the session verifier; the limiter and the operations' rules, every
+    /// policy of a request counted before routing), handed to API requests as request data
+    /// (health probes and documents never pay for them).
+    guards: Arc<GuardPorts>,
     /// The request-body contracts of the operations, from the spec.
     contracts: BodyContracts,
     /// The methods each path takes (`OPTIONS` answers with them).
@@ -167,11 +165,10 @@ impl Endpoint for Surface {
         }
         if req.uri().path().starts_with("/api/") {
             self.contracts.check(&mut req).await?;
-            let (verifier, throttle) = (self.verifier.as_ref(), self.throttle.as_ref());
             let versions = self.versions.as_deref();
             let read = match &self.redis {
-                Some(redis) => redis.batched(screen(&mut req, verifier, throttle, versions)).await?,
-                None => screen(&mut req, verifier, throttle, versions).await?,
+                Some(redis) => redis.batched(screen(&mut req, &self.guards, versions)).await?,
+                None => screen(&mut req, &self.guards, versions).await?,
             };
             let call = self.api.call(req);
             return match read {
@@ -181,10 +178,8 @@ impl Endpoint for Surface {
             .map(IntoResponse::into_response);
         }
         // Operations outside `/api/` may look at a bearer token too (readiness details for admins).
-        if let Some(verifier) = &self.verifier
-            && req.headers().contains_key(header::AUTHORIZATION)
-        {
-            req.set_data(verifier.clone());
+        if self.guards.verifier.is_some() && req.headers().contains_key(header::AUTHORIZATION) {
+            req.set_data(Guards::new(self.guards.clone()));
         }
         let (body, content_type, pattern) = match req.uri().path() {
             "/health/live" if req.method() == Method::GET => {
@@ -231,8 +226,7 @@ pub(crate) fn routes(
     let (cors, allow) = (api.cors, api.allow);
     let surface = Surface {
         api: api.endpoint,
-        verifier: api.verifier,
-        throttle: api.throttle,
+        guards: Arc::new(GuardPorts { verifier: api.verifier, throttle: api.throttle }),
         contracts: api.contracts,
         allow: allow.clone(),
         redis,

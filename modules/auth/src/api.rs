@@ -211,7 +211,7 @@ impl AuthApi {
 fn client_info(req: &Request) -> ClientInfo {
     // The client address as the rate limiter resolves it (trusted proxies considered), else
     // the peer.
-    let ip = match req.data::<app_core::throttle::ThrottleHandle>() {
+    let ip = match app_core::throttle::handle(req) {
         Some(handle) => Some(app_core::throttle::client_ip(&*handle.throttler, req).to_string()),
         None => req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()),
     };

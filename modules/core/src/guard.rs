@@ -3,7 +3,7 @@
 //! - [`BearerAuth`]: the bearer guard. Taking it as an operation parameter puts the operation
 //!   under the `bearer` security scheme (Swagger UI's "Authorize" button) and declares its 401.
 //!   Its checker hands the token to the [`SessionVerifier`] port that the auth module implements
-//!   and `src/` installs as request data ([`Verifier`]), so feature modules never depend on auth.
+//!   and `src/` installs as request data ([`Guards`]), so feature modules never depend on auth.
 //! - [`AdminAuth`]: the same bearer scheme plus the role guard (403 for other roles). Operations
 //!   that take it declare `markers::Forbidden` in their `Problems` set.
 //!
@@ -102,9 +102,41 @@ pub struct PreVerified {
     pub result: Result<Principal, ApiError>,
 }
 
-/// The session verifier, installed as request data by the composition root.
+/// The session verifier, one of the [`GuardPorts`].
 #[derive(Clone)]
 pub struct Verifier(pub Arc<dyn SessionVerifier>);
+
+/// The ports behind the guards (the session verifier, the throttler), made once by the
+/// composition root and shared by every request.
+#[derive(Clone, Default)]
+pub struct GuardPorts {
+    /// The bearer guard's session verifier.
+    pub verifier: Option<Verifier>,
+    /// The throttle guard's limiter and the operations' rules.
+    pub throttle: Option<crate::throttle::ThrottleHandle>,
+}
+
+/// What a request's guards work with, installed by the composition root as one request datum:
+/// the shared ports, and the session check the screen ran before routing. (Each datum is an
+/// entry, boxed, in the request's map: one value and one reference count, not a datum and a
+/// clone for each port.)
+#[derive(Clone)]
+pub struct Guards {
+    pub(crate) ports: Arc<GuardPorts>,
+    pub(crate) pre: Option<PreVerified>,
+}
+
+impl Guards {
+    /// The ports, with no session checked yet.
+    pub fn new(ports: Arc<GuardPorts>) -> Self {
+        Self { ports, pre: None }
+    }
+}
+
+/// The session verifier installed on `req`, if any.
+pub fn verifier(req: &Request) -> Option<&Verifier> {
+    req.data::<Guards>()?.ports.verifier.as_ref()
+}
 
 // The bearer guard: a valid access token bound to a live session. (The doc comment is the
 // scheme's description in the spec, shared with `AdminAuth`.)
@@ -121,12 +153,12 @@ pub struct AdminAuth(pub Principal);
 
 async fn verify(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     // The guard's token comes from the same header; the comparison only makes sure of it.
-    if let Some(pre) = req.data::<PreVerified>()
+    if let Some(pre) = req.data::<Guards>().and_then(|g| g.pre.as_ref())
         && bearer_bytes(&pre.authorization) == Some(bearer.token.as_bytes())
     {
         return Ok(pre.result.clone()?);
     }
-    let Some(Verifier(verifier)) = req.data::<Verifier>() else {
+    let Some(Verifier(verifier)) = verifier(req) else {
         return Err(ApiError::internal("no session verifier is installed").into());
     };
     Ok(verifier.verify(&bearer.token).await?)

@@ -73,7 +73,7 @@ const NO_STORE: &str = "no-store";
 /// statuses).
 async fn is_admin(req: &Request) -> bool {
     let (Some(Verifier(verifier)), Some(token)) =
-        (req.data::<Verifier>(), req.headers().get(header::AUTHORIZATION).and_then(bearer_token))
+        (app_core::guard::verifier(req), req.headers().get(header::AUTHORIZATION).and_then(bearer_token))
     else {
         return false;
     };

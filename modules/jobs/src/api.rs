@@ -493,7 +493,7 @@ impl JobsApi {
         id: Path<Uuid>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> Result<Events, Problems<(BadRequest, Unauthorized, NotFound, Unavailable)>> {
-        let verifier = req.data::<Verifier>().cloned();
+        let verifier = app_core::guard::verifier(req).cloned();
         let (owner, session) = match auth {
             StreamAuth::Bearer(bearer) => (bearer.0.user_id, bearer.0.session_id.to_string()),
             StreamAuth::Ticket(TicketAuth(ticket)) => {

@@ -21,7 +21,7 @@ mod rules;
 mod screen;
 
 pub use rules::{Entry, ThrottleRule, ThrottleTable};
-pub use screen::{charge_failure, client_ip, screen};
+pub use screen::{charge_failure, client_ip, handle, screen};
 
 use std::{
     net::IpAddr,
@@ -164,7 +164,7 @@ pub trait Throttler: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Limiter(pub Arc<dyn Throttler>);
 
-/// The throttler and the operations' rules, installed as request data by the composition root.
+/// The throttler and the operations' rules, one of the [`GuardPorts`](crate::guard::GuardPorts).
 #[derive(Clone)]
 pub struct ThrottleHandle {
     /// The limiter.

@@ -1,35 +1,46 @@
 //! Counting a request before routing: the default policy and the operation's declared ones,
 //! with the session check.
 
+use std::sync::Arc;
+
 use poem::{Request, http::header};
 
 use super::{LimitSlot, LimitState, Subject, ThrottleHandle, Throttler};
 use crate::{
     ApiError,
-    guard::{PreVerified, Verifier, bearer_token},
+    guard::{GuardPorts, Guards, PreVerified, bearer_token},
     versions::{ReadVersion, UserVersions},
 };
 
-/// Screens an `/api/` request before routing: installs the session verifier and the
-/// throttler as request data, and counts the request against the default policy (unless its
-/// operation skips it) and the policies its operation names. When the request carries an
-/// access token that verifies in process, the session check runs together with the counts
-/// (one Redis pipeline) and its result is left for the bearer guard.
+/// Screens an `/api/` request before routing: installs the guards' ports as request data
+/// ([`Guards`]), and counts the request against the default policy (unless its operation skips
+/// it) and the policies its operation names. When the request carries an access token that
+/// verifies in process, the session check runs together with the counts (one Redis pipeline)
+/// and its result is left for the bearer guard.
 pub async fn screen(
     req: &mut Request,
-    verifier: Option<&Verifier>,
-    throttle: Option<&ThrottleHandle>,
+    ports: &Arc<GuardPorts>,
     versions: Option<&UserVersions>,
+) -> poem::Result<Option<ReadVersion>> {
+    let mut pre = None;
+    let read = count(req, ports, versions, &mut pre).await;
+    req.set_data(Guards { ports: ports.clone(), pre });
+    read
+}
+
+/// [`screen`]'s counts; the session check it ran goes to `pre`.
+async fn count(
+    req: &mut Request,
+    ports: &GuardPorts,
+    versions: Option<&UserVersions>,
+    pre: &mut Option<PreVerified>,
 ) -> poem::Result<Option<ReadVersion>> {
     if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
         // Which one would count is anyone's guess (a proxy may have added one): refuse.
         return Err(ApiError::malformed("Send one Authorization header, not several").into());
     }
-    if let Some(verifier) = verifier {
-        req.set_data(verifier.clone());
-    }
-    let Some(handle) = throttle else { return Ok(None) };
-    req.set_data(handle.clone());
+    let verifier = ports.verifier.as_ref();
+    let Some(handle) = &ports.throttle else { return Ok(None) };
     let throttler = &*handle.throttler;
     let entry = handle.table.find(req.method(), req.uri().path());
     let default = throttler.default_policy().filter(|_| !entry.is_some_and(|e| e.rule.skip_default));
@@ -60,7 +71,7 @@ pub async fn screen(
             let read = version.map(|version| ReadVersion { user, version });
             record(state, slot.as_ref())?;
             let result = crate::versions::scope(read, session).await;
-            req.set_data(PreVerified { authorization: authorization.clone(), user, result });
+            *pre = Some(PreVerified { authorization: authorization.clone(), user, result });
             return Ok(read);
         }
         // The common case, kept lean: the default policy alone (global by configuration, so no
@@ -69,7 +80,7 @@ pub async fn screen(
         let state = match (authorization, begun) {
             (Some(authorization), Some((user, session))) => {
                 let (verified, state) = futures::join!(session, limit);
-                req.set_data(PreVerified { authorization, user, result: verified });
+                *pre = Some(PreVerified { authorization, user, result: verified });
                 state?
             }
             _ => limit.await?,
@@ -82,7 +93,7 @@ pub async fn screen(
     let results = match (authorization, begun) {
         (Some(authorization), Some((user, session))) => {
             let (verified, results) = futures::join!(session, checks);
-            req.set_data(PreVerified { authorization, user, result: verified });
+            *pre = Some(PreVerified { authorization, user, result: verified });
             results
         }
         _ => checks.await,
@@ -161,7 +172,7 @@ pub fn client_ip(throttler: &dyn Throttler, req: &Request) -> std::net::IpAddr {
 /// neighbour behind the same address cannot lock its owner out. Without a limiter or a
 /// declared policy, or with the limiter's store down, nothing is counted.
 pub async fn charge_failure(req: &Request) -> Result<(), ApiError> {
-    let Some(handle) = req.data::<ThrottleHandle>() else { return Ok(()) };
+    let Some(handle) = handle(req) else { return Ok(()) };
     let Some(entry) = handle.table.find(req.method(), req.uri().path()) else { return Ok(()) };
     let Some(policy) = entry.rule.failures else { return Ok(()) };
     let throttler = &*handle.throttler;
@@ -178,4 +189,9 @@ fn record(state: Option<LimitState>, slot: Option<&LimitSlot>) -> Result<(), Api
         slot.push(state);
     }
     refused.map_or(Ok(()), Err)
+}
+
+/// The throttler installed on `req`, if any.
+pub fn handle(req: &Request) -> Option<&ThrottleHandle> {
+    req.data::<Guards>()?.ports.throttle.as_ref()
 }
