@@ -47,8 +47,7 @@ impl<T: Type + Serialize + Send> IntoResponse for SerdeJson<T> {
                 response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(Self::CONTENT_TYPE));
                 response
             }
-            Err(err) => crate::ApiError::internal(format_args!("a response body could not be written as JSON: {err}"))
-                .into_response(),
+            Err(err) => unwritable(&err).into_response(),
         }
     }
 }
@@ -125,9 +124,7 @@ impl<K: Eq + Hash + Clone, T: Type + Serialize + PartialEq + Send> JsonBodies<K,
         {
             return Ok(WrittenJson { body: kept.1.clone(), of: PhantomData });
         }
-        let body = Bytes::from(serde_json::to_vec(&value).map_err(|err| {
-            crate::ApiError::internal(format_args!("a response body could not be written as JSON: {err}"))
-        })?);
+        let body = Bytes::from(serde_json::to_vec(&value).map_err(|err| unwritable(&err))?);
         self.bodies.insert(key, Arc::new((value, body.clone())));
         Ok(WrittenJson { body, of: PhantomData })
     }
@@ -136,6 +133,12 @@ impl<K: Eq + Hash + Clone, T: Type + Serialize + PartialEq + Send> JsonBodies<K,
 /// Whether `value`'s serde form is its OpenAPI form (for a test per type sent as [`SerdeJson`]).
 pub fn same_forms<T: ToJSON + Serialize>(value: &T) -> bool {
     serde_json::to_value(value).ok() == value.to_json()
+}
+
+/// The 500 of a body serde could not write (a map with non-string keys, say): logged with the
+/// cause, answered without it.
+fn unwritable(err: &serde_json::Error) -> crate::ApiError {
+    crate::ApiError::internal(format_args!("a response body could not be written as JSON: {err}"))
 }
 
 #[cfg(test)]
