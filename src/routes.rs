@@ -9,7 +9,7 @@ use app_core::{
     guard::{GuardPorts, Guards, Verifier},
     http::CorsHeaders,
     metrics::HttpMetrics,
-    module::{Built, compose},
+    module::{Built, Router, compose},
     openapi::{AppFacts, BodyContracts, finalize},
     route::AllowTable,
     throttle::{Limiter, ThrottleHandle, ThrottleTable, screen},
@@ -19,7 +19,6 @@ use app_redis::SharedState;
 use bytes::Bytes;
 use poem::{
     Endpoint, IntoResponse, PathPattern, Request, Response,
-    endpoint::BoxEndpoint,
     error::MethodNotAllowedError,
     http::{Method, StatusCode, header},
 };
@@ -56,7 +55,7 @@ tightest policy and `RateLimit-Policy` / `RateLimit` for each; a refused request
 
 /// The composed API of a built app: its router, its finalized spec, and the guards' ports.
 struct Api {
-    endpoint: BoxEndpoint<'static>,
+    endpoint: Router,
     spec: String,
     cors: CorsHeaders,
     allow: Arc<AllowTable>,
@@ -128,7 +127,7 @@ pub async fn spec(modules: app_core::module::ModuleSet) -> Result<String, StartE
 /// operation (which stays the documented one, and serves every other method): a probe that load
 /// balancers and orchestrators send every few seconds costs the middleware stack and nothing else.
 struct Surface {
-    api: BoxEndpoint<'static>,
+    api: Router,
     /// The guards' ports (the session verifier; the limiter and the operations' rules, every
     /// policy of a request counted before routing), handed to API requests as request data
     /// (health probes and documents never pay for them).

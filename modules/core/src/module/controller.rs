@@ -5,14 +5,15 @@
 //! the spec of its operations (poem-openapi's own document of that controller alone), and the
 //! rate-limit rules its operations declare. [`compose`] merges the documents (a path, an
 //! operation id or a differing schema defined twice is a start-up error) and puts every route in
-//! one router, the one poem-openapi would build for the tuple.
+//! one [`Router`].
 
 use std::{collections::HashMap, marker::PhantomData};
 
-use poem::{IntoEndpoint, endpoint::BoxEndpoint, http::Method};
+use poem::{endpoint::BoxEndpoint, http::Method};
 use poem_openapi::{OpenApi, OpenApiService, registry::MetaApi};
 use serde_json::{Map, Value};
 
+use super::Router;
 use crate::throttle::ThrottleRule;
 
 /// The routes of controllers, by path template and method (what `OpenApi::add_routes` fills).
@@ -47,24 +48,6 @@ impl<T: OpenApi> OpenApi for SpecOf<T> {
     fn add_routes(self, _: &mut RouteTable) {}
 }
 
-/// Routes already collected, as an `OpenApi` without operations, so poem-openapi builds the
-/// router exactly as for its own services (query extraction, cookie jar, 404/405 answers).
-struct Routes(RouteTable);
-
-impl OpenApi for Routes {
-    fn meta() -> Vec<MetaApi> {
-        Vec::new()
-    }
-
-    fn register(_: &mut poem_openapi::registry::Registry) {}
-
-    fn add_routes(self, table: &mut RouteTable) {
-        for (path, methods) in self.0 {
-            table.entry(path).or_default().extend(methods);
-        }
-    }
-}
-
 impl Controller {
     /// A controller (a `#[OpenApi]` impl, or a tuple of them).
     pub fn new<T: OpenApi + Send + 'static>(api: T) -> Self {
@@ -92,7 +75,7 @@ pub struct Composed {
     /// The merged document (before the finalizer).
     pub spec: Value,
     /// One router over every route.
-    pub endpoint: BoxEndpoint<'static>,
+    pub endpoint: Router,
     /// The rules every operation declares.
     pub rules: Vec<&'static ThrottleRule>,
 }
@@ -116,7 +99,7 @@ pub fn compose(controllers: Vec<Controller>) -> Result<Composed, String> {
             return Err(format!("a rate-limit rule names the operation `{}`, which no controller has", rule.operation));
         }
     }
-    let endpoint = OpenApiService::new(Routes(table), "", "").into_endpoint();
+    let endpoint = Router::new(table)?;
     Ok(Composed { spec, endpoint, rules })
 }
 

@@ -18,6 +18,7 @@
 mod component;
 mod context;
 mod controller;
+mod router;
 mod set;
 
 use std::any::TypeId;
@@ -25,6 +26,7 @@ use std::any::TypeId;
 use async_trait::async_trait;
 pub use context::{Collected, Context, Customizers};
 pub use controller::{Composed, Controller, compose};
+pub use router::Router;
 pub use set::{Built, ModuleSet, Values};
 
 use crate::{ErrorCode, config::Section};
