@@ -98,11 +98,13 @@ impl AppBuilder {
             header_read_timeout: server.header_read_timeout,
             idle_timeout: server.idle_timeout,
             max_connections: server.max_connections,
+            threads: server.threads(),
         };
         tracing::info!(
             header_read_timeout = ?limits.header_read_timeout,
             idle_timeout = ?limits.idle_timeout,
             max_connections = limits.max_connections,
+            threads = limits.threads,
             max_body_bytes = server.max_body_bytes,
             "connection bounds"
         );

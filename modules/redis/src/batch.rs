@@ -396,13 +396,14 @@ impl Redis {
     /// Queues a call, whose reply goes to its sender, for the next combined call (starting the
     /// task that sends them if none runs).
     fn join_coalesced(&self, queued: Queued) {
+        let coalescer = self.coalescer();
         let start = {
-            let mut state = self.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = coalescer.0.lock().unwrap_or_else(|p| p.into_inner());
             state.queue.push(Waiting { queued, deadline: Instant::now() + self.command_timeout() });
             !std::mem::replace(&mut state.sending, true)
         };
         if start {
-            tokio::spawn(send_coalesced(self.clone()));
+            tokio::spawn(send_coalesced(self.clone(), coalescer));
         }
     }
 }
@@ -412,13 +413,14 @@ impl Redis {
 /// the next call start a task again.
 struct Sending {
     redis: Redis,
+    coalescer: Arc<Coalescer>,
     /// Ended with nothing queued: nothing to put right.
     done: bool,
 }
 
 impl Sending {
     fn state(&self) -> std::sync::MutexGuard<'_, CoalescerState> {
-        self.redis.inner_coalescer().0.lock().unwrap_or_else(|p| p.into_inner())
+        self.coalescer.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -439,8 +441,8 @@ fn timed_out() -> RedisError {
 }
 
 /// Sends the queued calls, a batch at a time, until none is left.
-async fn send_coalesced(redis: Redis) {
-    let mut sending = Sending { redis, done: false };
+async fn send_coalesced(redis: Redis, coalescer: Arc<Coalescer>) {
+    let mut sending = Sending { redis, coalescer, done: false };
     loop {
         let mut queued = {
             let mut state = sending.state();

@@ -44,7 +44,9 @@ struct Inner {
     hub: Hub,
     up: AtomicBool,
     command_timeout: Duration,
-    coalescer: crate::batch::Coalescer,
+    coalescer: Arc<crate::batch::Coalescer>,
+    /// This Redis's identity among a lane's connections ([`crate::lane`]).
+    id: Arc<()>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -209,7 +211,8 @@ impl Redis {
             hub: Hub::default(),
             up: AtomicBool::new(false),
             command_timeout: cfg.command_timeout,
-            coalescer: crate::batch::Coalescer::default(),
+            coalescer: Arc::default(),
+            id: Arc::new(()),
         });
         let redis = Redis { inner };
         redis.start();
@@ -333,7 +336,7 @@ impl Redis {
         keys: Vec<String>,
         args: Vec<Arg>,
     ) -> Result<Reply, RedisError> {
-        let client = self.inner.pool.next();
+        let client = &self.client();
         let keys = fred::types::MultipleKeys::from(keys);
         let args: Vec<Value> = args.into_iter().map(Value::from).collect();
         let args = Value::Array(args);
@@ -367,18 +370,18 @@ impl Redis {
     /// PING; returns the round-trip time.
     pub async fn ping(&self) -> Result<Duration, RedisError> {
         let started = Instant::now();
-        let _: String = self.inner.pool.next().ping(None).await?;
+        let _: String = self.client().ping(None).await?;
         Ok(started.elapsed())
     }
 
     /// The raw `INFO` text (default sections).
     pub async fn info(&self) -> Result<String, RedisError> {
-        Ok(self.inner.pool.next().info(None).await?)
+        Ok(self.client().info(None).await?)
     }
 
     /// GET.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
-        let value: Value = self.inner.pool.get(key).await?;
+        let value: Value = self.client().get(key).await?;
         Ok(match Reply::from(value) {
             Reply::Bytes(bytes) => Some(bytes),
             _ => None,
@@ -389,19 +392,19 @@ impl Redis {
     pub async fn set(&self, key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> Result<bool, RedisError> {
         let expire = Some(Expiration::PX(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)));
         let options = only_if_absent.then_some(SetOptions::NX);
-        let reply: Option<String> = self.inner.pool.set(key, value, expire, options, false).await?;
+        let reply: Option<String> = self.client().set(key, value, expire, options, false).await?;
         Ok(reply.is_some())
     }
 
     /// DEL; returns how many keys existed.
     pub async fn del(&self, keys: Vec<String>) -> Result<u64, RedisError> {
-        let n: i64 = self.inner.pool.del(keys).await?;
+        let n: i64 = self.client().del(keys).await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// PTTL: `None` when the key does not exist, `Some(None)` when it has no TTL.
     pub async fn pttl(&self, key: &str) -> Result<Option<Option<Duration>>, RedisError> {
-        let ms: i64 = self.inner.pool.pttl(key).await?;
+        let ms: i64 = self.client().pttl(key).await?;
         Ok(match ms {
             -2 => None,
             -1 => Some(None),
@@ -411,7 +414,7 @@ impl Redis {
 
     /// PUBLISH (classic pub/sub; every subscriber of the channel on any instance receives it).
     pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<(), RedisError> {
-        let _: i64 = self.inner.pool.next().publish(channel, payload).await?;
+        let _: i64 = self.client().publish(channel, payload).await?;
         Ok(())
     }
 
@@ -425,8 +428,25 @@ impl Redis {
         self.inner.command_timeout
     }
 
-    pub(crate) fn inner_coalescer(&self) -> &crate::batch::Coalescer {
-        &self.inner.coalescer
+    /// Where the commands of this thread go: its lane's connection on a server thread
+    /// ([`crate::lane`]), the pool elsewhere.
+    fn client(&self) -> Client {
+        match self.lane() {
+            Some(lane) => lane.client.clone(),
+            None => self.inner.pool.next().clone(),
+        }
+    }
+
+    fn lane(&self) -> Option<Arc<crate::lane::LaneConnection>> {
+        crate::lane::connection(&self.inner.id, || self.inner.pool.next().clone_new())
+    }
+
+    /// The coalescer of this thread's requests: its lane's, or the one shared off the lanes.
+    pub(crate) fn coalescer(&self) -> Arc<crate::batch::Coalescer> {
+        match self.lane() {
+            Some(lane) => lane.coalescer.clone(),
+            None => self.inner.coalescer.clone(),
+        }
     }
 
     /// The fan-out hub of the subscriber connection.

@@ -20,6 +20,7 @@ mod blocking;
 mod client;
 mod config;
 mod error;
+mod lane;
 mod module;
 mod probe;
 pub mod pubsub;

@@ -196,6 +196,10 @@ pub struct ServerConfig {
     /// In the environment, a comma-separated list.
     #[serde(deserialize_with = "string_list")]
     pub cors_origins: Vec<String>,
+    /// Event loops serving connections, each a thread of its own that a connection stays on
+    /// (see `http::serve`). Unset: one per CPU core. `0`: the shared work-stealing runtime, for
+    /// a few connections carrying many concurrent HTTP/2 streams.
+    pub threads: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -209,6 +213,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
             cors_origins: Vec::new(),
+            threads: None,
         }
     }
 }
@@ -221,6 +226,11 @@ impl ServerConfig {
             None if profile.is_production() => "0.0.0.0",
             None => "127.0.0.1",
         }
+    }
+
+    /// The event loops to serve on: `server.threads`, or one per CPU core.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 }
 
@@ -251,6 +261,13 @@ impl ConfigSection for ServerConfig {
                 "open connections at most; at the cap new ones wait in the kernel's backlog (keep `ulimit -n` above it)",
             ),
             Row::new("server.cors_origins", "SPA origins allowed by CORS (comma-separated); none: no CORS headers"),
+            Row::new(
+                "server.threads",
+                "event loops serving HTTP connections, each a thread a connection stays on; `0`: the shared \
+                 work-stealing runtime instead (for a proxy that sends many concurrent HTTP/2 streams over a few \
+                 connections)",
+            )
+            .default_text("one per CPU core"),
         ]
     }
 }
@@ -279,6 +296,9 @@ impl Validate for ServerConfig {
         }
         if !(1..=1_000_000).contains(&self.max_connections) {
             return Err(ConfigIssue::new("server.max_connections", "must be between 1 and 1000000"));
+        }
+        if self.threads.is_some_and(|n| n > 1024) {
+            return Err(ConfigIssue::new("server.threads", "must be at most 1024"));
         }
         for origin in &self.cors_origins {
             let ok = (origin.starts_with("http://") || origin.starts_with("https://"))

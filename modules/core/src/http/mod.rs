@@ -13,6 +13,7 @@
 
 mod body_limit;
 mod cors;
+mod lanes;
 mod normalize;
 mod request_context;
 mod serve;
@@ -23,6 +24,7 @@ use poem::{Endpoint, EndpointExt, endpoint::EitherEndpoint, http::header};
 
 pub use body_limit::BodyLimit;
 pub use cors::Cors;
+pub use lanes::on_lane;
 pub use normalize::{Normalize, normalize};
 /// Request headers, as the ports that read them (client address behind proxies) see them.
 pub use poem::http::{HeaderMap, HeaderValue};

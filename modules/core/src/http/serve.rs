@@ -45,6 +45,8 @@ use tokio::{
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use super::lanes::Lanes;
+
 /// What bounds the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -54,6 +56,9 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// `server.max_connections`.
     pub max_connections: usize,
+    /// The event loops connections are spread over (`server.threads`, resolved); `0` serves
+    /// them on the caller's runtime.
+    pub threads: usize,
 }
 
 /// Serves `endpoint` on `listener` until `signal` resolves; then drains the connections for up
@@ -74,6 +79,7 @@ where
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (stopping, cut) = (CancellationToken::new(), CancellationToken::new());
     let connections = TaskTracker::new();
+    let lanes = Lanes::start(limits.threads)?;
     let saturated = AtomicBool::new(false);
     tokio::pin!(signal);
     loop {
@@ -108,9 +114,26 @@ where
             saturated.store(false, Ordering::Relaxed);
         }
         let _ = stream.set_nodelay(true);
+        // The socket moves to its lane's event loop: registered there, it wakes that loop only.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::debug!(error = %err, %peer, "could not hand a connection to its lane");
+                continue;
+            }
+        };
         let (endpoint, local, open) = (endpoint.clone(), local.clone(), open.clone());
         let (stopping, cut) = (stopping.clone(), cut.clone());
-        connections.spawn(async move {
+        let tracked = connections.token();
+        lanes.spawn(move || async move {
+            let _tracked = tracked;
+            let stream = match TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(err) => {
+                    tracing::debug!(error = %err, %peer, "could not register a connection on its lane");
+                    return;
+                }
+            };
             open.inc();
             connection(stream, peer, local, endpoint, limits, stopping, cut).await;
             open.dec();
@@ -125,6 +148,7 @@ where
         cut.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), connections.wait()).await;
     }
+    lanes.stop().await;
     Ok(())
 }
 
