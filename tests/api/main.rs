@@ -14,6 +14,7 @@ mod faults;
 mod health;
 mod hot_path;
 mod jobs;
+mod lanes;
 mod library;
 mod modules;
 mod openapi;

@@ -97,3 +97,44 @@ impl Lanes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where a task ran: its thread's name and whether that thread is a lane.
+    async fn ran_on(lanes: &Lanes) -> (String, bool) {
+        let (tx, rx) = oneshot::channel();
+        lanes.spawn(move || async move {
+            let _ = tx.send((std::thread::current().name().unwrap_or_default().to_owned(), on_lane()));
+        });
+        rx.await.expect("the task ran")
+    }
+
+    #[tokio::test]
+    async fn tasks_go_to_the_lanes_in_turn_and_the_lanes_end_when_stopped() {
+        let lanes = Lanes::start(2).expect("lanes");
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(ran_on(&lanes).await);
+        }
+        let expected = ["http-0", "http-1", "http-0", "http-1"].map(|n| (n.to_owned(), true));
+        assert_eq!(seen, expected);
+        assert!(!on_lane(), "the caller's thread is no lane");
+        // A task still running when the lanes stop is dropped with its lane.
+        let (_keep, never) = oneshot::channel::<()>();
+        lanes.spawn(move || async move {
+            let _ = never.await;
+        });
+        tokio::time::timeout(Duration::from_secs(10), lanes.stop()).await.expect("the lanes ended");
+    }
+
+    #[tokio::test]
+    async fn without_lanes_tasks_run_on_the_callers_runtime() {
+        let lanes = Lanes::start(0).expect("no lanes");
+        let (name, lane) = ran_on(&lanes).await;
+        assert!(!lane);
+        assert!(!name.starts_with("http-"), "{name}");
+        lanes.stop().await;
+    }
+}

@@ -1,0 +1,45 @@
+//! The event loops connections are served on (`server.threads`): each talks to Redis over a
+//! connection of its own, and `0` keeps the shared runtime, which talks through the pool.
+
+use app_core::{config::ServerConfig, testing::RedisServer};
+
+use crate::support::{Backend, app};
+
+fn connected_clients(redis: &RedisServer) -> u64 {
+    let info = redis.command(&["INFO", "clients"]);
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_clients:")?.parse().ok())
+        .expect("INFO clients has connected_clients")
+}
+
+/// Redis connections of an app with `threads` event loops after guarded reads on 4 connections.
+async fn redis_connections_serving(threads: usize) -> u64 {
+    let redis = RedisServer::start();
+    let app = app()
+        .backend(Backend::Redis(redis.url()))
+        .config(move |c| {
+            c.get_mut::<ServerConfig>().threads = Some(threads);
+            c.get_mut::<app_jobs::JobsConfig>().workers = false;
+        })
+        .spawn()
+        .await;
+    let (_, tokens) = app.user().await;
+    // A client per request: a connection each, handed to the loops in turn.
+    for _ in 0..2 {
+        let reads = (0..4).map(|_| {
+            let (url, token) = (format!("{}/api/v1/users/me", app.base), tokens.access.clone());
+            async move { reqwest::Client::new().get(url).bearer_auth(token).send().await.expect("sent").status() }
+        });
+        for status in futures::future::join_all(reads).await {
+            assert_eq!(status, 200);
+        }
+    }
+    connected_clients(&redis)
+}
+
+#[tokio::test]
+async fn each_event_loop_talks_to_redis_over_a_connection_of_its_own() {
+    let shared = redis_connections_serving(0).await;
+    let lanes = redis_connections_serving(2).await;
+    assert_eq!(lanes, shared + 2, "two loops, two more connections (shared runtime: {shared}, loops: {lanes})");
+}
