@@ -9,7 +9,7 @@
 #
 #   ./scripts/bench-instructions.sh              # 2000 requests, profile from the cache
 #   N=5000 CACHE=false ./scripts/bench-instructions.sh   # profile from SQLite
-#   WORKERS=2 ./scripts/bench-instructions.sh            # the app with two runtime workers
+#   WORKERS=2 ./scripts/bench-instructions.sh            # two event loops, two runtime workers
 #   SUBJECT=idle ./scripts/bench-instructions.sh         # each request after its interval
 #
 # SUBJECT picks the limiter's path. `busy` (the default, and what `scripts/bench.sh`'s load does):
@@ -23,8 +23,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 N="${N:-2000}"
-# One runtime worker by default: with two, the count depends a little on how the threads
-# meet (a few thousand instructions per request from run to run); with one it repeats.
+# One event loop (`server.threads`) and one runtime worker by default: with two, the count
+# depends a little on how the threads meet (a few thousand instructions per request from run to
+# run); with one it repeats.
 WORKERS="${WORKERS:-1}"
 CACHE="${CACHE:-true}"
 SUBJECT="${SUBJECT:-busy}"
@@ -83,7 +84,7 @@ start() {
   mkdir -p "$workdir/$name-$port"
   (cd "$workdir/$name-$port" && exec env PORT="$port" APP_SERVER__HOST=127.0.0.1 APP_LOG__LEVEL=warn \
     REDIS_URL="redis://127.0.0.1:$redis_port" APP_REDIS__KEY_PREFIX="$name:" APP_CACHE__ENABLED="$CACHE" \
-    APP_RATE_LIMIT__ENABLED="$limiter" "${policy[@]}" TOKIO_WORKER_THREADS="$WORKERS" "$@" "$app" >/dev/null 2>&1) &
+    APP_RATE_LIMIT__ENABLED="$limiter" "${policy[@]}" TOKIO_WORKER_THREADS="$WORKERS" APP_SERVER__THREADS="$WORKERS" "$@" "$app" >/dev/null 2>&1) &
   pids+=($!)
   last_pid=$!
 }

@@ -28,7 +28,8 @@ pub struct RedisConfig {
     pub tls: bool,
     /// Prefix of every key this app writes, so several apps can share one Redis.
     pub key_prefix: String,
-    /// Connections in the command pool; each multiplexes and pipelines concurrent commands.
+    /// Connections in the command pool, which work off the event loops (job workers, sweeps)
+    /// uses; each multiplexes and pipelines concurrent commands. Each event loop has its own.
     pub pool_size: usize,
     /// Time to establish a connection (including TLS) before the attempt counts as failed.
     #[serde(with = "humantime_serde")]
@@ -201,7 +202,11 @@ impl ConfigSection for RedisConfig {
             Row::new("redis.db", "database number for `redis.host` (Cluster has only 0)"),
             Row::new("redis.tls", "TLS for `redis.host`"),
             Row::new("redis.key_prefix", "prefix of every key and channel the app uses"),
-            Row::new("redis.pool_size", "pipelining connections for commands (plus one for pub/sub)"),
+            Row::new(
+                "redis.pool_size",
+                "pipelining connections for commands off the event loops (background work); each event loop has one of \
+                 its own, and pub/sub one more",
+            ),
             Row::new("redis.connect_timeout", "time to establish a connection"),
             Row::new(
                 "redis.command_timeout",

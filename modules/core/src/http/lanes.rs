@@ -6,7 +6,7 @@
 //! connection, the Redis call that carries many requests' scripts, the replies), and on the
 //! shared runtime every wake may hand work to another worker: a futex, a stolen task, frees on
 //! another thread's heap, and on a busy machine a preempted worker. Measured on a 2-core VM
-//! with the load generator and Redis beside the app (`GET /api/v1/users/me`, 64 connections):
+//! with the load generator and Redis beside the app (a guarded cached read, 64 connections):
 //! 2 workers of the shared runtime spent 21.6-23.6 us of app CPU per request with 0.30 context
 //! switches; two single-threaded processes, 17.1-17.8 us; lanes, see the README's Performance
 //! tricks. `server.threads = 0` keeps the shared runtime, for few connections that carry many
