@@ -336,7 +336,9 @@ impl Redis {
 /// (several microseconds on these machines, where the script itself costs about four), and
 /// fred writes every EVALSHA on its own; a combined call of N requests pays them once. Idle,
 /// a call goes out at once: the first call of a burst spawns the task that sends the batches
-/// and that task ends when the queue is empty.
+/// and that task ends when the queue is empty. Each of the server's event loops has its own
+/// (see [`crate::lane`]), so a combined call and the requests it answers stay on one thread;
+/// off the loops, one is shared.
 #[derive(Default)]
 pub(crate) struct Coalescer(Mutex<CoalescerState>);
 
@@ -361,11 +363,11 @@ pub(crate) const MOST_COALESCED: usize = 32;
 
 impl Redis {
     /// Runs a script as [`eval`](Self::eval) does, combined with the same script's concurrent
-    /// calls from other requests into one EVALSHA (see [`Coalescer`]). Each call still runs
-    /// atomically (calls in flight together have no order among them). For scripts of hot,
-    /// independent, single-slot calls; on a cluster (where different keys mostly mean
-    /// different slots) it is `eval`. A call waits at most the command timeout, the wait for
-    /// the batch ahead of it included.
+    /// calls from other requests of the same event loop into one EVALSHA (see [`Coalescer`]).
+    /// Each call still runs atomically (calls in flight together have no order among them). For
+    /// scripts of hot, independent, single-slot calls; on a cluster (where different keys mostly
+    /// mean different slots) it is `eval`. A call waits at most the command timeout, the wait
+    /// for the batch ahead of it included.
     pub fn eval_coalesced(&self, script: &Script, keys: Vec<String>, args: Vec<Arg>) -> Eval<'_> {
         if !self.coalesces() {
             return self.eval(script, keys, args);
