@@ -12,8 +12,24 @@ fn connected_clients(redis: &RedisServer) -> u64 {
         .expect("INFO clients has connected_clients")
 }
 
+/// The connection count once it holds still for half a second (connections the app opens in the
+/// background, such as pub/sub's, may still be on their way), with `CLIENT LIST` for a failure's
+/// message.
+async fn settled_clients(redis: &RedisServer) -> (u64, String) {
+    let (mut last, mut since) = (connected_clients(redis), std::time::Instant::now());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while since.elapsed() < std::time::Duration::from_millis(500) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = connected_clients(redis);
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        }
+    }
+    (last, redis.command(&["CLIENT", "LIST"]))
+}
+
 /// Redis connections of an app with `threads` event loops after guarded reads on 4 connections.
-async fn redis_connections_serving(threads: usize) -> u64 {
+async fn redis_connections_serving(threads: usize) -> (u64, String) {
     let redis = RedisServer::start();
     let app = app()
         .backend(Backend::Redis(redis.url()))
@@ -34,12 +50,16 @@ async fn redis_connections_serving(threads: usize) -> u64 {
             assert_eq!(status, 200);
         }
     }
-    connected_clients(&redis)
+    settled_clients(&redis).await
 }
 
 #[tokio::test]
 async fn each_event_loop_talks_to_redis_over_a_connection_of_its_own() {
-    let shared = redis_connections_serving(0).await;
-    let lanes = redis_connections_serving(2).await;
-    assert_eq!(lanes, shared + 2, "two loops, two more connections (shared runtime: {shared}, loops: {lanes})");
+    let (shared, shared_list) = redis_connections_serving(0).await;
+    let (lanes, lanes_list) = redis_connections_serving(2).await;
+    assert_eq!(
+        lanes,
+        shared + 2,
+        "two loops, two more connections\nshared runtime:\n{shared_list}\nloops:\n{lanes_list}"
+    );
 }
