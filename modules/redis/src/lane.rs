@@ -3,7 +3,7 @@
 //! runtime, and concurrent requests' scripts are combined with the same thread's requests only.
 //! A guarded read then stays on one thread from the socket to Redis and back: no other thread
 //! is woken to write the command, to read the reply or to run the request again. Elsewhere
-//! (background work on the shared runtime, tests) commands go through the pool.
+//! (background work on the shared runtime, this crate's own tests) commands go through the pool.
 //!
 //! Each lane opens one more connection per Redis it talks to (made on its first command, with
 //! the pool's configuration and reconnect policy); it closes with the lane.

@@ -7,9 +7,9 @@
 //! shared runtime every wake may hand work to another worker: a futex, a stolen task, frees on
 //! another thread's heap, and on a busy machine a preempted worker. Measured on a 2-core VM
 //! with the load generator and Redis beside the app (a guarded cached read, 64 connections):
-//! 2 workers of the shared runtime spent 21.6-23.6 us of app CPU per request with 0.30 context
-//! switches; two single-threaded processes, 17.1-17.8 us; lanes, see the README's Performance
-//! tricks. `server.threads = 0` keeps the shared runtime, for few connections that carry many
+//! 2 workers of the shared runtime spent 22.2-23.2 us of app CPU per request with 0.30 context
+//! switches, two lanes 17.2-18.4 us with 0.24 (the README's Performance tricks).
+//! `server.threads = 0` keeps the shared runtime, for few connections that carry many
 //! concurrent HTTP/2 streams (one connection's streams stay on its lane).
 
 use std::{
