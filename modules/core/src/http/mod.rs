@@ -17,6 +17,7 @@ mod lanes;
 mod normalize;
 mod request_context;
 mod serve;
+mod watchdog;
 
 use std::sync::Arc;
 

@@ -8,7 +8,8 @@
 //!   connection (hyper's HTTP/1 timer), so it also bounds an idle keep-alive connection.
 //! - **Idle** (`server.idle_timeout`): a connection on which nothing is read or written for this
 //!   long is dropped (a body trickling slower than that, a client that stopped reading its
-//!   response). An event stream writes a heartbeat well inside it, so streams are never cut.
+//!   response), within an eighth of it more (`watchdog`). An event stream writes a heartbeat
+//!   well inside it, so streams are never cut.
 //! - **Connections** (`server.max_connections`): at the cap, the loop stops accepting until one
 //!   closes; new connections wait in the kernel's backlog, as nginx's `worker_connections` does.
 //!
@@ -19,13 +20,11 @@ use std::{
     convert::Infallible,
     io,
     net::SocketAddr,
-    pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
-    task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -39,13 +38,15 @@ use poem::{
 };
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::lanes::Lanes;
+use super::{
+    lanes::Lanes,
+    watchdog::{Alarm, Watchdog, Watched},
+};
 
 /// What bounds the connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,111 +172,35 @@ async fn connection<E: Endpoint + 'static>(
             Ok::<_, Infallible>(hyper::Response::<http_body_util::combinators::BoxBody<Bytes, io::Error>>::from(resp))
         }
     });
-    let activity = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let io = TokioIo::new(Watched { inner: stream, activity: activity.clone(), started });
+    let (io, activity) = Watched::new(stream);
+    let io = TokioIo::new(io);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let idle = idle_out(&activity, started, limits.idle_timeout);
-    tokio::pin!(idle);
     // hyper reads the first bytes to tell HTTP/1 from HTTP/2 before its header timer runs: a
-    // client that sends nothing at all is closed here instead.
-    let silent = async {
-        tokio::time::sleep(limits.header_read_timeout).await;
-        if activity.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        std::future::pending::<()>().await;
-    };
+    // client that sends nothing at all is closed by the watchdog instead.
+    let mut watchdog = Watchdog::new(activity, limits.header_read_timeout, limits.idle_timeout, stopping);
     tokio::select! {
+        biased;
         _ = conn.as_mut() => return,
-        () = &mut idle => {
-            tracing::debug!(%peer, "closing a connection idle for `server.idle_timeout`");
-            return;
-        }
-        () = silent => {
-            tracing::debug!(%peer, "closing a connection that sent nothing within `server.header_read_timeout`");
-            return;
-        }
-        () = stopping.cancelled() => conn.as_mut().graceful_shutdown(),
+        alarm = &mut watchdog => match alarm {
+            Alarm::Stopping => conn.as_mut().graceful_shutdown(),
+            Alarm::Silent => {
+                tracing::debug!(%peer, "closing a connection that sent nothing within `server.header_read_timeout`");
+                return;
+            }
+            Alarm::Idle => {
+                tracing::debug!(%peer, "closing a connection idle for `server.idle_timeout`");
+                return;
+            }
+        },
     }
     tokio::select! {
+        biased;
         _ = conn => {}
         () = cut.cancelled() => {}
-        () = idle => {}
-    }
-}
-
-/// Resolves once nothing was read or written for `timeout`.
-async fn idle_out(activity: &AtomicU64, started: Instant, timeout: Duration) {
-    loop {
-        let last = Duration::from_millis(activity.load(Ordering::Relaxed).saturating_sub(1));
-        let quiet = started.elapsed().saturating_sub(last);
-        if quiet >= timeout {
-            return;
-        }
-        tokio::time::sleep(timeout - quiet).await;
-    }
-}
-
-/// A stream that records when bytes last moved (ms since `started`, plus 1: 0 means never).
-struct Watched {
-    inner: TcpStream,
-    activity: Arc<AtomicU64>,
-    started: Instant,
-}
-
-impl Watched {
-    fn touch(&self) {
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        self.activity.store(now + 1, Ordering::Relaxed);
-    }
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.touch();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        _ = watchdog => {}
     }
 }
