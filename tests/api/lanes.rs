@@ -1,6 +1,8 @@
 //! The event loops connections are served on (`server.threads`): each talks to Redis over a
 //! connection of its own, and `0` keeps the shared runtime, which talks through the pool.
 
+use std::time::{Duration, Instant};
+
 use app_core::{config::ServerConfig, testing::RedisServer};
 
 use crate::support::{Backend, app};
@@ -16,13 +18,13 @@ fn connected_clients(redis: &RedisServer) -> u64 {
 /// background, such as pub/sub's, may still be on their way), with `CLIENT LIST` for a failure's
 /// message.
 async fn settled_clients(redis: &RedisServer) -> (u64, String) {
-    let (mut last, mut since) = (connected_clients(redis), std::time::Instant::now());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while since.elapsed() < std::time::Duration::from_millis(500) && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (mut last, mut since) = (connected_clients(redis), Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while since.elapsed() < Duration::from_millis(500) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let now = connected_clients(redis);
         if now != last {
-            (last, since) = (now, std::time::Instant::now());
+            (last, since) = (now, Instant::now());
         }
     }
     (last, redis.command(&["CLIENT", "LIST"]))

@@ -25,7 +25,7 @@ use poem_openapi::__private::UrlQuery;
 pub struct Router(CookieJarManagerEndpoint<Paths>);
 
 /// The path router, with the query parsed for the operations' extractors.
-pub struct Paths(Route);
+struct Paths(Route);
 
 /// One path's operations.
 struct Methods(Vec<(Method, BoxEndpoint<'static>)>);
