@@ -253,8 +253,8 @@ impl ConfigSection for ServerConfig {
             ),
             Row::new(
                 "server.idle_timeout",
-                "a connection on which nothing is read or written for this long is closed (event streams write a \
-                 heartbeat well inside it)",
+                "a connection on which nothing is read or written for this long is closed, at most an eighth of it \
+                 later (event streams write a heartbeat well inside it)",
             ),
             Row::new(
                 "server.max_connections",
