@@ -1,15 +1,68 @@
-//! The per-request context: the request id every response and log line of a request carries.
+//! The per-request context: the request id every response and log line of a request carries,
+//! and the rate-limit states its response reports.
 //!
-//! The id lives in a tokio task-local scoped around the request by the outermost middleware
-//! ([`crate::http`]), so an [`ApiError`](crate::ApiError) built deep in a handler can put it in
-//! its problem body without every layer passing it along.
+//! Both live in one tokio task-local scoped around the request by the outermost middleware
+//! ([`crate::http`]), so an [`ApiError`](crate::ApiError) built deep in a handler can put the id
+//! in its problem body, and the throttle guard can record a policy's state, without every layer
+//! passing them along. The middleware takes the scope back when the request is answered: the id
+//! goes into the response as it is, never copied or shared.
 
 use std::fmt;
 
 use poem::http::{HeaderName, HeaderValue};
 
+use crate::throttle::LimitSlot;
+
 tokio::task_local! {
-    static REQUEST_ID: RequestId;
+    static REQUEST: RequestScope;
+}
+
+/// What a request carries from the outermost middleware to the code that serves it and back.
+///
+/// A task-local rather than request data: request data is a boxed entry in the request's map,
+/// and a state recorded there must be shared (an `Arc` and a lock) to be read again once the
+/// request has been handed down. Here the states stay inline (two policies without a heap
+/// allocation) and the scope is handed back whole.
+pub struct RequestScope {
+    id: RequestId,
+    limits: LimitSlot,
+}
+
+impl RequestScope {
+    /// The scope of a request with `id`, no policy evaluated yet.
+    pub fn new(id: RequestId) -> Self {
+        Self { id, limits: LimitSlot::default() }
+    }
+
+    /// Runs `fut` in this scope; the scope comes back with the output, holding what was
+    /// recorded in it.
+    pub async fn run<F: Future>(self, fut: F) -> (F::Output, Self) {
+        let scoped = REQUEST.scope(self, fut);
+        tokio::pin!(scoped);
+        let output = scoped.as_mut().await;
+        let scope = scoped.take_value().expect("a task-local scope keeps its value until taken");
+        (output, scope)
+    }
+
+    /// The request's id.
+    pub fn id(&self) -> &RequestId {
+        &self.id
+    }
+
+    /// The states of the policies evaluated for the request.
+    pub fn limits(&self) -> &LimitSlot {
+        &self.limits
+    }
+
+    /// The request's id, given up for the response.
+    pub fn into_id(self) -> RequestId {
+        self.id
+    }
+
+    /// Runs `f` on the scope of the request being served on this task, if any.
+    pub fn with_current<R>(f: impl FnOnce(&Self) -> R) -> Option<R> {
+        REQUEST.try_with(f).ok()
+    }
 }
 
 /// The id of one request: echoed from a sane `X-Request-Id` header, generated (UUID v7) otherwise.
@@ -61,14 +114,19 @@ impl RequestId {
         &self.0
     }
 
+    /// The id, given up as a header value (for the response).
+    pub fn into_header_value(self) -> HeaderValue {
+        self.0
+    }
+
     /// The id of the request being served on this task, if any.
     pub fn current() -> Option<Self> {
-        REQUEST_ID.try_with(Clone::clone).ok()
+        RequestScope::with_current(|scope| scope.id.clone())
     }
 
     /// Runs `fut` with this id as the current request id.
     pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        REQUEST_ID.scope(self, fut).await
+        RequestScope::new(self).run(fut).await.0
     }
 }
 

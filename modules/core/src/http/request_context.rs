@@ -17,6 +17,7 @@ use tracing::Instrument;
 use super::{body_limit::enforce, normalize};
 use crate::{
     ApiError, RequestId,
+    context::RequestScope,
     metrics::{HttpLabels, HttpMetrics, RouteLabel, method_label},
     route::AllowTable,
 };
@@ -74,12 +75,6 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         let uri = req.uri().clone();
         let span = tracing::info_span!("request", request_id = %id, method = %method, path = %uri.path());
 
-        // `/api/` responses carry the state of the rate-limit policies evaluated for them.
-        let limits = uri.path().starts_with("/api/").then(|| {
-            let slot = crate::throttle::LimitSlot::default();
-            req.set_data(slot.clone());
-            slot
-        });
         let serve = async {
             // A panic becomes a logged 500 (never a dropped connection). The panic message was
             // already printed by the panic hook; it may hold internals, so the client gets none.
@@ -95,33 +90,33 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
                 },
             };
             let resp = normalize(result, &method, uri.path(), &self.allow);
+            let elapsed = started.elapsed();
             let status = resp.status();
             // Microsecond resolution, printed as milliseconds.
-            let latency_ms = started.elapsed().as_micros() as f64 / 1e3;
+            let latency_ms = || elapsed.as_micros() as f64 / 1e3;
             if status.is_server_error() {
-                tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+                tracing::error!(status = status.as_u16(), latency_ms = latency_ms(), "request failed");
             } else {
-                tracing::info!(status = status.as_u16(), latency_ms, "request completed");
+                tracing::info!(status = status.as_u16(), latency_ms = latency_ms(), "request completed");
             }
-            resp
+            (resp, elapsed)
         };
         // The inner stack's future is large; boxing it once means the task-local and span
         // wrappers move a pointer instead of copying the whole state machine.
-        let mut resp = id.clone().scope(Box::pin(serve).instrument(span)).await;
+        let ((mut resp, elapsed), scope) = RequestScope::new(id).run(Box::pin(serve).instrument(span)).await;
 
         let route =
             resp.data::<PathPattern>().map_or_else(|| RouteLabel(UNMATCHED.clone()), |p| RouteLabel(p.0.clone()));
         let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
-        self.metrics.observe(&labels, started.elapsed());
+        self.metrics.observe(&labels, elapsed);
         // Room for what follows (the id, nosniff, five rate-limit headers, cache-control) at
         // once: the map otherwise grows, and rehashes, twice on the way.
         resp.headers_mut().reserve(8);
-        resp.headers_mut().insert(RequestId::HEADER, id.header_value().clone());
         // No answer is to be sniffed into another type (a JSON error rendered as HTML, say).
         resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-        if let Some(limits) = limits {
-            limits.write_headers(resp.headers_mut());
-        }
+        // `/api/` responses carry the state of the rate-limit policies evaluated for them.
+        scope.limits().write_headers(resp.headers_mut());
+        resp.headers_mut().insert(RequestId::HEADER, scope.into_id().into_header_value());
         // API answers carry tokens and personal data: no cache may keep them unless a route
         // says otherwise.
         if uri.path().starts_with("/api/") && !resp.headers().contains_key(header::CACHE_CONTROL) {

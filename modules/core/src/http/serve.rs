@@ -45,7 +45,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     lanes::Lanes,
-    watchdog::{Alarm, Watchdog, Watched},
+    watchdog::{Alarm, Stopping, Watchdog, Watched},
 };
 
 /// What bounds the connections.
@@ -78,7 +78,7 @@ where
     let local = LocalAddr(listener.local_addr().map(Addr::SocketAddr).unwrap_or_default());
     let endpoint = Arc::new(endpoint);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let (stopping, cut) = (CancellationToken::new(), CancellationToken::new());
+    let (stopping, cut) = (Stopping::default(), CancellationToken::new());
     let connections = TaskTracker::new();
     let lanes = Lanes::start(limits.threads)?;
     let saturated = AtomicBool::new(false);
@@ -142,7 +142,7 @@ where
         });
     }
     drop(listener);
-    stopping.cancel();
+    stopping.stop();
     connections.close();
     if tokio::time::timeout(drain, connections.wait()).await.is_err() {
         tracing::warn!(drain = ?drain, "requests still running after the shutdown timeout are cut");
@@ -160,7 +160,7 @@ async fn connection<E: Endpoint + 'static>(
     local: LocalAddr,
     endpoint: Arc<E>,
     limits: ConnectionLimits,
-    stopping: CancellationToken,
+    stopping: Stopping,
     cut: CancellationToken,
 ) {
     let remote = RemoteAddr(Addr::SocketAddr(peer));

@@ -5,8 +5,9 @@
 //! shutdown signal polled every time, and the clock read on every read and write to date the
 //! last activity, cost about 700 instructions per request more than this does (callgrind, a
 //! guarded cached read under load, one event loop: 49.9k to 49.2k). Here a read or a write only
-//! counts itself, and one timer looks at the count when it fires: the shutdown signal and the timer are polled once to register the task's waker, and
-//! after that a wake only checks whether either has fired.
+//! counts itself, and one timer looks at the count when it fires: the shutdown signal and the
+//! timer are polled once to register the task's waker, and after that a wake only checks whether
+//! either has fired (the signal's check is a flag every connection reads, no lock).
 //!
 //! The watchdog looks every eighth of `server.idle_timeout`, so a quiet connection is closed
 //! between one and one and an eighth idle timeouts after its last byte moved.
@@ -16,7 +17,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -92,6 +93,27 @@ impl AsyncWrite for Watched {
     }
 }
 
+/// The server's shutdown signal as the connections watch it: the token wakes them once, and a
+/// wake checks the flag. Every connection of every event loop shares it, and the token's own
+/// check (`is_cancelled`) takes a lock they would all take on every request.
+#[derive(Clone, Default)]
+pub(super) struct Stopping {
+    token: CancellationToken,
+    flag: Arc<AtomicBool>,
+}
+
+impl Stopping {
+    /// Tells every connection the server is stopping.
+    pub(super) fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
 /// Why a connection is to be closed or drained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Alarm {
@@ -115,19 +137,14 @@ pub(super) struct Watchdog {
     quiet_since: Instant,
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
-    stopping: CancellationToken,
+    stopping: Stopping,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     /// `None` until the shutdown signal was first polled; `Some(true)` once it was reported.
     stop_state: Option<bool>,
 }
 
 impl Watchdog {
-    pub(super) fn new(
-        activity: Arc<AtomicU64>,
-        header_read: Duration,
-        idle: Duration,
-        stopping: CancellationToken,
-    ) -> Self {
+    pub(super) fn new(activity: Arc<AtomicU64>, header_read: Duration, idle: Duration, stopping: Stopping) -> Self {
         let opened = Instant::now();
         Self {
             activity,
@@ -138,7 +155,7 @@ impl Watchdog {
             quiet_since: opened,
             timer: Box::pin(tokio::time::sleep_until(opened + header_read.min(step(idle)))),
             timer_armed: false,
-            stop: Box::pin(stopping.clone().cancelled_owned()),
+            stop: Box::pin(stopping.token.clone().cancelled_owned()),
             stopping,
             stop_state: None,
         }
@@ -187,7 +204,7 @@ impl Watchdog {
     fn poll_stopping(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.stop_state {
             Some(true) => Poll::Pending,
-            Some(false) if !self.stopping.is_cancelled() => Poll::Pending,
+            Some(false) if !self.stopping.is_stopping() => Poll::Pending,
             _ => {
                 let polled = self.stop.as_mut().poll(cx);
                 self.stop_state = Some(polled.is_ready());
@@ -219,8 +236,8 @@ impl Future for Watchdog {
 mod tests {
     use super::*;
 
-    fn watchdog(header_read: u64, idle: u64) -> (Watchdog, Arc<AtomicU64>, CancellationToken) {
-        let (activity, stopping) = (Arc::new(AtomicU64::new(0)), CancellationToken::new());
+    fn watchdog(header_read: u64, idle: u64) -> (Watchdog, Arc<AtomicU64>, Stopping) {
+        let (activity, stopping) = (Arc::new(AtomicU64::new(0)), Stopping::default());
         let dog = Watchdog::new(
             activity.clone(),
             Duration::from_secs(header_read),
@@ -269,7 +286,7 @@ mod tests {
         activity.store(1, Ordering::Relaxed);
         let stop = async {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            stopping.cancel();
+            stopping.stop();
         };
         let (first, ()) = tokio::join!(alarm(&mut dog), stop);
         assert_eq!(first, Alarm::Stopping);

@@ -24,6 +24,7 @@ pub use rules::{Entry, ThrottleRule, ThrottleTable};
 pub use screen::{charge_failure, client_ip, handle, screen};
 
 use std::{
+    cell::RefCell,
     net::IpAddr,
     sync::{Arc, Mutex},
 };
@@ -34,6 +35,7 @@ use poem::{
     Request,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
 };
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::{ApiError, ErrorCode};
@@ -180,14 +182,22 @@ const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
-/// The states of the policies evaluated for one request, for its response headers.
-#[derive(Clone, Default)]
-pub struct LimitSlot(Arc<Mutex<Vec<LimitState>>>);
+/// The states of the policies evaluated for one request, for its response headers. Kept in the
+/// request's [`RequestScope`](crate::context::RequestScope): a request evaluates one or two
+/// policies, held inline.
+#[derive(Default)]
+pub struct LimitSlot(RefCell<SmallVec<[LimitState; 2]>>);
 
 impl LimitSlot {
     /// Records a policy's state.
     pub fn push(&self, state: LimitState) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(state);
+        self.0.borrow_mut().push(state);
+    }
+
+    /// Records a policy's state for the answer to the request being served on this task (in
+    /// no request's scope, as in a unit test of a guard, nothing is recorded).
+    pub fn record(state: LimitState) {
+        crate::context::RequestScope::with_current(move |scope| scope.limits().push(state));
     }
 
     /// Writes the rate-limit headers: `X-RateLimit-*` for the most constrained policy, and the
@@ -195,7 +205,7 @@ impl LimitSlot {
     /// `/api/` response: the values that never change are made once per policy, and the
     /// numbers are written straight into one buffer per header.)
     pub fn write_headers(&self, headers: &mut HeaderMap) {
-        let states = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let states = self.0.borrow();
         let Some(tightest) = states.iter().min_by_key(|s| (!s.denied(), s.remaining)) else { return };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         headers.insert(X_RATELIMIT_LIMIT, tightest.policy.limit_value.clone());

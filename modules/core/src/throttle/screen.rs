@@ -52,7 +52,6 @@ async fn count(
         Some(account_of) => read_account(req, account_of).await?,
         None => None,
     };
-    let slot = req.data::<LimitSlot>().cloned();
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let mut begun = authorization.as_ref().and_then(bearer_token).zip(verifier).and_then(|(t, v)| v.0.begin(t));
     let user = begun.as_ref().map(|(user, _)| *user);
@@ -69,7 +68,7 @@ async fn count(
             // is current (no second round trip).
             let (state, version) = throttler.check_reading(policy, "", &subject, &key).await?;
             let read = version.map(|version| ReadVersion { user, version });
-            record(state, slot.as_ref())?;
+            record(state)?;
             let result = crate::versions::scope(read, session).await;
             *pre = Some(PreVerified { authorization: authorization.clone(), user, result });
             return Ok(read);
@@ -85,7 +84,7 @@ async fn count(
             }
             _ => limit.await?,
         };
-        record(state, slot.as_ref())?;
+        record(state)?;
         return Ok(None);
     };
     let policies: Vec<&str> = default.into_iter().chain(named.iter().copied()).collect();
@@ -98,7 +97,7 @@ async fn count(
         }
         _ => checks.await,
     };
-    settle(throttler, &policies, &entry.route, &subject, results, slot.as_ref()).await?;
+    settle(throttler, &policies, &entry.route, &subject, results).await?;
     Ok(None)
 }
 
@@ -124,7 +123,6 @@ async fn settle(
     route: &str,
     subject: &Subject,
     results: Vec<Result<Option<LimitState>, ApiError>>,
-    slot: Option<&LimitSlot>,
 ) -> Result<(), ApiError> {
     let mut refused: Option<LimitState> = None;
     let mut unavailable = None;
@@ -151,9 +149,7 @@ async fn settle(
             state.remaining = (state.remaining + 1).min(state.policy.limit);
         }
     }
-    if let Some(slot) = slot {
-        states.into_iter().for_each(|state| slot.push(state));
-    }
+    states.into_iter().for_each(LimitSlot::record);
     if let Some(err) = unavailable {
         return Err(err);
     }
@@ -178,16 +174,14 @@ pub async fn charge_failure(req: &Request) -> Result<(), ApiError> {
     let throttler = &*handle.throttler;
     let subject = Subject { ip: client_ip(throttler, req), user: None, account: None };
     let Ok(state) = throttler.check(policy, &entry.route, &subject).await else { return Ok(()) };
-    record(state, req.data::<LimitSlot>())
+    record(state)
 }
 
 /// Records one policy's state for the answer's headers; the 429 problem when it refused.
-fn record(state: Option<LimitState>, slot: Option<&LimitSlot>) -> Result<(), ApiError> {
+fn record(state: Option<LimitState>) -> Result<(), ApiError> {
     let Some(state) = state else { return Ok(()) };
     let refused = state.denied().then(|| state.problem());
-    if let Some(slot) = slot {
-        slot.push(state);
-    }
+    LimitSlot::record(state);
     refused.map_or(Ok(()), Err)
 }
 
