@@ -249,14 +249,32 @@ async fn fire(redis: &Redis, mut calls: Vec<Call>) -> Replies {
     let combined = combined(redis, &calls);
     let mut keys = Vec::with_capacity(calls.iter().map(|q| q.keys.len()).sum());
     let mut args = Vec::with_capacity(calls.iter().map(|q| q.args.len()).sum());
+    let mut values = Vec::with_capacity(calls.len());
     for q in calls {
         keys.extend(q.keys);
         args.extend(q.args);
+        values.push(q.script.values());
     }
     match redis.eval_now(&combined, keys, args).await {
-        Ok(reply) => Replies::Parts(reply.into_array()),
+        Ok(reply) => Replies::Parts(regroup(reply.into_array(), &values)),
         Err(err) => Replies::Failed(err),
     }
+}
+
+/// A combined script's reply (every part's values, one after the other) as one reply per part:
+/// a part of several values gets them as an array, as it would running alone.
+fn regroup(flat: Vec<Reply>, values: &[usize]) -> Vec<Reply> {
+    if values.iter().all(|v| *v == 1) {
+        return flat;
+    }
+    let mut flat = flat.into_iter();
+    values
+        .iter()
+        .map(|&n| match n {
+            1 => flat.next().unwrap_or(Reply::Nil),
+            n => Reply::Array((0..n).map(|_| flat.next().unwrap_or(Reply::Nil)).collect()),
+        })
+        .collect()
 }
 
 /// The future made by [`Redis::batched`].

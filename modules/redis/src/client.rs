@@ -310,6 +310,15 @@ impl Redis {
         self.inner.scripts.register_generated(name, lua)
     }
 
+    /// Registers a Lua script generated at run time whose body ends by returning `values`
+    /// values (`return a, b`; 1 to 4). Run alone it answers them as an array; combined with
+    /// other calls into one script, its values travel in the combined reply as they are,
+    /// where an array per part costs Redis a table and its conversion (callgrind, 14 guarded
+    /// reads per combined call: 22.0k to 17.1k Redis instructions per read).
+    pub fn register_generated_values_script(&self, name: String, lua: String, values: usize) -> Script {
+        self.inner.scripts.register_generated_values(name, lua, values)
+    }
+
     /// Runs a registered script (EVALSHA; on NOSCRIPT it loads the script and retries once).
     /// In a cluster every key must share one hash tag. Inside [`batched`](Self::batched) the
     /// script is queued as this is called, to travel with the others issued in the same poll.

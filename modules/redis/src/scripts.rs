@@ -21,6 +21,9 @@ pub struct Script {
     name: &'static str,
     lua: &'static str,
     inner: &'static FredScript,
+    /// How many values the body returns: 1, or more for a script registered with
+    /// [`ScriptRegistry::register_values`].
+    values: usize,
 }
 
 impl std::fmt::Debug for Script {
@@ -59,6 +62,11 @@ impl Script {
     pub(crate) fn lua(&self) -> &'static str {
         self.lua
     }
+
+    /// How many values the script's body returns (its reply's elements when it runs alone).
+    pub(crate) fn values(&self) -> usize {
+        self.values
+    }
 }
 
 /// The script for `source`, made once per process and kept for its life. Sources are a fixed
@@ -96,6 +104,10 @@ const PRELUDE: &str = "local server_ms_read\n\
 local function server_ms() if not server_ms_read then local t = redis.call('TIME') \
 server_ms_read = t[1] * 1000 + t[2] / 1000 end return server_ms_read end\n";
 
+/// The most values a script registered with [`ScriptRegistry::register_values`] may return:
+/// with the most parts a combined script has (32), its locals stay within Lua's 200.
+const MOST_VALUES: usize = 4;
+
 /// A part of a combined script: the script and how many KEYS and ARGV it is handed.
 pub(crate) type Part<'a> = (&'a Script, usize, usize);
 
@@ -115,9 +127,32 @@ impl ScriptRegistry {
     /// again returns the same script; a different body under a taken name is a programming
     /// error and panics at start-up.
     pub(crate) fn register(&self, name: &'static str, lua: &'static str) -> Script {
-        let inner = intern(format!("{PRELUDE}{lua}"));
+        self.register_with(name, lua, 1, format!("{PRELUDE}{lua}"))
+    }
+
+    /// Registers `lua`, a body that ends by returning `values` values (`return a, b`), as
+    /// `name`. Run alone, the script answers them as one array. Combined with others (see
+    /// [`crate::batch`]), its values go into the combined reply as they are, beside the other
+    /// parts' values: an array per part cost Redis a table and its conversion per part, and the
+    /// client a nested reply to decode.
+    pub(crate) fn register_values(&self, name: &'static str, lua: &'static str, values: usize) -> Script {
+        // Every value is a local of the combined script, which Lua caps at 200 per function.
+        assert!((1..=MOST_VALUES).contains(&values), "the script {name:?} returns 1 to {MOST_VALUES} values");
+        let locals: Vec<String> = (1..=values).map(|v| format!("v{v}")).collect();
+        let mut source =
+            format!("{PRELUDE}local function values()\n{lua}\nend\nlocal {} = values()\n", locals.join(", "));
+        // As in a combined script: a nil would end the array there, so it answers false (nil).
+        for local in &locals {
+            source.push_str(&format!("if {local} == nil then {local} = false end\n"));
+        }
+        source.push_str(&format!("return {{{}}}\n", locals.join(", ")));
+        self.register_with(name, lua, values, source)
+    }
+
+    fn register_with(&self, name: &'static str, lua: &'static str, values: usize, source: String) -> Script {
+        let inner = intern(source);
         let mut scripts = self.scripts.lock().unwrap_or_else(|p| p.into_inner());
-        let script = *scripts.entry(name).or_insert(Script { name, lua, inner });
+        let script = *scripts.entry(name).or_insert(Script { name, lua, inner, values });
         assert!(std::ptr::eq(script.inner, inner), "two different Lua scripts registered as {name:?}");
         script
     }
@@ -126,6 +161,11 @@ impl ScriptRegistry {
     /// it), its name and source interned: every client makes them again, and they are kept once.
     pub(crate) fn register_generated(&self, name: String, lua: String) -> Script {
         self.register(intern_str(name), intern_str(lua))
+    }
+
+    /// As [`register_values`](Self::register_values), for a script generated at run time.
+    pub(crate) fn register_generated_values(&self, name: String, lua: String, values: usize) -> Script {
+        self.register_values(intern_str(name), intern_str(lua), values)
     }
 
     /// The script running `parts` one after the other (see [`crate::batch`]), registered on
@@ -147,31 +187,34 @@ impl ScriptRegistry {
         let slice = |table: &str, from: usize, n: usize| {
             (from + 1..=from + n).map(|i| format!("{table}[{i}]")).collect::<Vec<_>>().join(", ")
         };
+        let mut results = Vec::new();
         for (i, (script, keys, args)) in parts.enumerate() {
             let n = i + 1;
             // A part reading only literal positions reads the combined call's KEYS and ARGV in
             // place; any other part is handed tables of its own.
             let (own_keys, own_args) = (Slice { from: k, len: keys }, Slice { from: a, len: args });
-            match crate::rebase::rebase(script.lua(), own_keys, own_args) {
+            let run = match crate::rebase::rebase(script.lua(), own_keys, own_args) {
                 Some(body) => {
                     lua.push_str(&format!("local function part{n}()\n{body}\nend\n"));
-                    call.push_str(&format!("local r{n} = part{n}()\n"));
+                    format!("part{n}()")
                 }
                 None => {
                     lua.push_str(&format!("local function part{n}(KEYS, ARGV)\n{}\nend\n", script.lua()));
-                    call.push_str(&format!(
-                        "local r{n} = part{n}({{{}}}, {{{}}})\n",
-                        slice("KEYS", k, keys),
-                        slice("ARGV", a, args)
-                    ));
+                    format!("part{n}({{{}}}, {{{}}})", slice("KEYS", k, keys), slice("ARGV", a, args))
                 }
+            };
+            // Each of the part's values a local of its own: a nil (a part that returns
+            // nothing) would end the reply's array there, so it becomes false.
+            let values: Vec<String> = (1..=script.values()).map(|v| format!("r{n}_{v}")).collect();
+            call.push_str(&format!("local {} = {run}\n", values.join(", ")));
+            for value in &values {
+                call.push_str(&format!("if {value} == nil then {value} = false end\n"));
             }
-            call.push_str(&format!("if r{n} == nil then r{n} = false end\n"));
+            results.extend(values);
             (k, a) = (k + keys, a + args);
         }
-        let results = (1..=key.len()).map(|n| format!("r{n}")).collect::<Vec<_>>().join(", ");
         lua.push_str(&call);
-        lua.push_str(&format!("return {{{results}}}\n"));
+        lua.push_str(&format!("return {{{}}}\n", results.join(", ")));
         let name = key.iter().map(|(s, k, a)| format!("{s}/{k}/{a}")).collect::<Vec<_>>().join("+");
         let script = self.register(intern_str(name), intern_str(lua));
         combinations.push((key, script));

@@ -343,3 +343,62 @@ async fn parts_replies_keep_their_shape_whatever_the_first_part_answers() {
         assert_eq!(b.expect("second part"), expected_pair, "after {first:?}");
     }
 }
+
+#[tokio::test]
+async fn a_script_of_several_values_answers_them_as_an_array_alone_and_combined() {
+    let (server, redis) = connected().await;
+    let pair = redis.register_generated_values_script(
+        "test_values".into(),
+        "return ARGV[1], redis.call('GET', KEYS[1])".into(),
+        2,
+    );
+    let empty = redis.register_generated_values_script("test_values_none".into(), "return nil, 2".into(), 2);
+    let echo = redis.register_script("test_echo_values", "return ARGV[1]");
+    server.command(&["SET", &redis.key("{v}set"), "7"]);
+    let arg = |a: &str| vec![crate::Arg::from(a)];
+    let pair_of = |first: &str, second: Option<&str>| {
+        let bytes = |s: &str| Reply::Bytes(s.as_bytes().to_vec());
+        Reply::Array(vec![bytes(first), second.map_or(Reply::Nil, bytes)])
+    };
+    // Alone: the values as an array, a missing key's nil in its place.
+    let alone = redis.eval(&pair, vec![redis.key("{v}set")], arg("a")).await.expect("alone");
+    assert_eq!(alone, pair_of("a", Some("7")));
+    let missing = redis.eval(&pair, vec![redis.key("{v}missing")], arg("b")).await.expect("alone");
+    assert_eq!(missing, pair_of("b", None));
+    let holes = redis.eval(&empty, Vec::new(), Vec::new()).await.expect("alone");
+    assert_eq!(holes, Reply::Array(vec![Reply::Nil, Reply::Int(2)]), "a nil keeps its place");
+    // Combined between single-value parts: each part answers what it answers alone.
+    let together = || {
+        redis.batched(async {
+            futures::join!(
+                redis.eval(&echo, Vec::new(), arg("first")),
+                redis.eval(&pair, vec![redis.key("{v}set")], arg("c")),
+                redis.eval(&empty, Vec::new(), Vec::new()),
+                redis.eval(&pair, vec![redis.key("{v}missing")], arg("d")),
+                redis.eval(&echo, Vec::new(), arg("last")),
+            )
+        })
+    };
+    together().await.0.expect("warm: the combination is loaded");
+    let before = calls(&server, "evalsha");
+    let (first, c, none, d, last) = together().await;
+    assert_eq!(calls(&server, "evalsha") - before, 1, "one EVALSHA carried the five");
+    assert_eq!(first.expect("echo").as_str(), Some("first"));
+    assert_eq!(c.expect("pair"), pair_of("c", Some("7")));
+    assert_eq!(none.expect("holes"), holes);
+    assert_eq!(d.expect("pair"), pair_of("d", None));
+    assert_eq!(last.expect("echo").as_str(), Some("last"), "the parts after several values read their own");
+    // Coalesced across requests: each call gets its own pair.
+    let calls = (0..40).map(|i| {
+        let (key, value) = if i % 2 == 0 { ("{v}set", Some("7")) } else { ("{v}missing", None) };
+        let pair = &pair;
+        let redis = &redis;
+        async move {
+            let reply = redis.eval_coalesced(pair, vec![redis.key(key)], arg(&i.to_string())).await;
+            (reply.expect("coalesced"), pair_of(&i.to_string(), value))
+        }
+    });
+    for (reply, expected) in futures::future::join_all(calls).await {
+        assert_eq!(reply, expected);
+    }
+}

@@ -89,16 +89,21 @@ impl RedisRateLimitStore {
         Self { redis, hit, peek, reset, refund }
     }
 
+    /// The state's key, alone, as a script's KEYS.
+    fn keys(&self, key: &str, suffix: &str) -> Vec<String> {
+        vec![self.key(key, suffix)]
+    }
+
     /// The state's key: `<prefix><key>:<span>us`. The state's TTL is reckoned in spans (see
     /// [`HIT`]), so a policy whose numbers change starts from fresh state rather than keep one
     /// whose TTL was set for other numbers (and could run out while a debt remains).
-    fn keys(&self, key: &str, suffix: &str) -> Vec<String> {
+    fn key(&self, key: &str, suffix: &str) -> String {
         let prefix = self.redis.prefix();
         let mut full = String::with_capacity(prefix.len() + key.len() + suffix.len());
         full.push_str(prefix);
         full.push_str(key);
         full.push_str(suffix);
-        vec![full]
+        full
     }
 }
 
@@ -151,12 +156,12 @@ impl RateLimitStore for RedisRateLimitStore {
     ) -> Result<(Outcome, Option<Option<i64>>), RedisError> {
         let Some(form) = limit.redis.as_ref() else { return Ok((self.hit(key, limit).await?, None)) };
         let reading = form.reading.get_or_init(|| {
-            let lua =
-                format!("local function hit()\n{}end\nreturn {{hit(), redis.call('GET', KEYS[2])}}\n", form.source);
-            self.redis.register_generated_script(format!("{}_read", form.script.name()), lua)
+            // Two values, not an array: combined with other requests' calls, the pair goes
+            // into the combined reply as it is (see `register_generated_values_script`).
+            let lua = format!("local function hit()\n{}end\nreturn hit(), redis.call('GET', KEYS[2])\n", form.source);
+            self.redis.register_generated_values_script(format!("{}_read", form.script.name()), lua, 2)
         });
-        let mut keys = self.keys(key, &form.suffix);
-        keys.push(read.to_owned());
+        let keys = vec![self.key(key, &form.suffix), read.to_owned()];
         // One script, combined with other requests' (see `eval_coalesced`): a plain GET beside
         // it would go out on its own (fred flushes after each command unless more wait), at
         // more cost to Redis than the script saves.
