@@ -4,7 +4,9 @@
 //! and one `TIME` on the server. The parts keep their own KEYS and ARGV (the combined script
 //! is generated per set of parts and arities, so each part reads its slices at fixed offsets,
 //! with no bookkeeping arguments); on a cluster they are combined only when every key hashes
-//! to one slot, and run separately (concurrently) otherwise.
+//! to one slot, and run separately (concurrently) otherwise. A part that is a script of several
+//! values (`Redis::register_generated_values_script`) puts them in the combined reply as they
+//! are, and its caller gets them back as the array the script answers alone.
 
 use std::{
     cell::RefCell,
