@@ -44,11 +44,6 @@ impl RequestScope {
         (output, scope)
     }
 
-    /// The request's id.
-    pub fn id(&self) -> &RequestId {
-        &self.id
-    }
-
     /// The states of the policies evaluated for the request.
     pub fn limits(&self) -> &LimitSlot {
         &self.limits
@@ -107,11 +102,6 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         // Only sane ASCII ids are ever constructed.
         self.0.to_str().unwrap_or_default()
-    }
-
-    /// The id as a header value.
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.0
     }
 
     /// The id, given up as a header value (for the response).
