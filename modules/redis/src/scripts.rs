@@ -108,6 +108,17 @@ server_ms_read = t[1] * 1000 + t[2] / 1000 end return server_ms_read end\n";
 /// with the most parts a combined script has (32), its locals stay within Lua's 200.
 const MOST_VALUES: usize = 4;
 
+/// Lua that puts what `run` returns into the new `locals`, one value each. A nil (a part that
+/// returns nothing, or fewer values) becomes false: in the reply's array a nil would end the
+/// array there, and false answers nil in its place.
+fn bind(locals: &[String], run: &str) -> String {
+    let mut lua = format!("local {} = {run}\n", locals.join(", "));
+    for local in locals {
+        lua.push_str(&format!("if {local} == nil then {local} = false end\n"));
+    }
+    lua
+}
+
 /// A part of a combined script: the script and how many KEYS and ARGV it is handed.
 pub(crate) type Part<'a> = (&'a Script, usize, usize);
 
@@ -139,13 +150,8 @@ impl ScriptRegistry {
         // Every value is a local of the combined script, which Lua caps at 200 per function.
         assert!((1..=MOST_VALUES).contains(&values), "the script {name:?} returns 1 to {MOST_VALUES} values");
         let locals: Vec<String> = (1..=values).map(|v| format!("v{v}")).collect();
-        let mut source =
-            format!("{PRELUDE}local function values()\n{lua}\nend\nlocal {} = values()\n", locals.join(", "));
-        // As in a combined script: a nil would end the array there, so it answers false (nil).
-        for local in &locals {
-            source.push_str(&format!("if {local} == nil then {local} = false end\n"));
-        }
-        source.push_str(&format!("return {{{}}}\n", locals.join(", ")));
+        let bound = bind(&locals, "values()");
+        let source = format!("{PRELUDE}local function values()\n{lua}\nend\n{bound}return {{{}}}\n", locals.join(", "));
         self.register_with(name, lua, values, source)
     }
 
@@ -203,13 +209,8 @@ impl ScriptRegistry {
                     format!("part{n}({{{}}}, {{{}}})", slice("KEYS", k, keys), slice("ARGV", a, args))
                 }
             };
-            // Each of the part's values a local of its own: a nil (a part that returns
-            // nothing) would end the reply's array there, so it becomes false.
             let values: Vec<String> = (1..=script.values()).map(|v| format!("r{n}_{v}")).collect();
-            call.push_str(&format!("local {} = {run}\n", values.join(", ")));
-            for value in &values {
-                call.push_str(&format!("if {value} == nil then {value} = false end\n"));
-            }
+            call.push_str(&bind(&values, &run));
             results.extend(values);
             (k, a) = (k + keys, a + args);
         }

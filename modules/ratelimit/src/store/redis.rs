@@ -175,7 +175,7 @@ impl RateLimitStore for RedisRateLimitStore {
         // more cost to Redis than the script saves.
         let mut reply = self.redis.eval_coalesced(reading, keys, Vec::new()).await?.into_array().into_iter();
         let decided = outcome(reply.next().unwrap_or(Reply::Nil), &limit.limit)?;
-        // A Lua `nil` ends the reply's array: an absent key reads as a missing element.
+        // An absent version key reads as nil.
         let value = reply.next().as_ref().and_then(Reply::as_i64);
         Ok((decided, Some(value)))
     }
