@@ -98,7 +98,7 @@ impl AppBuilder {
             header_read_timeout: server.header_read_timeout,
             idle_timeout: server.idle_timeout,
             max_connections: server.max_connections,
-            threads: server.threads(),
+            threads: server.threads(config.get::<app_redis::RedisConfig>().on_this_machine()),
         };
         tracing::info!(
             header_read_timeout = ?limits.header_read_timeout,

@@ -108,6 +108,21 @@ impl RedisConfig {
         self.url.as_deref().is_some_and(|u| !u.trim().is_empty())
             || self.host.as_deref().is_some_and(|h| !h.trim().is_empty())
     }
+
+    /// Whether the Redis server runs on this machine: its host (a URL's, or `host`) is a
+    /// loopback address or `localhost`. It then competes with the app for the cores (see
+    /// `ServerConfig::threads`).
+    pub fn on_this_machine(&self) -> bool {
+        let host = match self.url.as_deref().filter(|u| !u.trim().is_empty()) {
+            Some(url) => url::Url::parse(url.trim()).ok().and_then(|u| u.host_str().map(str::to_owned)),
+            None => self.host.as_deref().map(|h| h.trim().to_owned()),
+        };
+        host.is_some_and(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.eq_ignore_ascii_case("localhost")
+                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        })
+    }
 }
 
 impl Validate for RedisConfig {
@@ -241,6 +256,22 @@ mod tests {
         cfg.url = Some("redis://127.0.0.1:6379".into());
         cfg.allow_memory_in_production = false;
         assert!(cfg.validate(Profile::Production).is_ok());
+    }
+
+    #[test]
+    fn a_loopback_or_localhost_redis_is_on_this_machine() {
+        let at = |url: &str| RedisConfig { url: Some(url.into()), ..RedisConfig::default() }.on_this_machine();
+        for url in ["redis://127.0.0.1:6379", "redis://localhost", "rediss://[::1]:6380/0", "redis://:pw@127.0.0.2"] {
+            assert!(at(url), "{url}");
+        }
+        for url in
+            ["redis://10.0.0.5:6379", "redis://cache.internal", "redis-cluster://10.0.0.1:7000?node=10.0.0.2:7001"]
+        {
+            assert!(!at(url), "{url}");
+        }
+        let host = |h: &str| RedisConfig { host: Some(h.into()), ..RedisConfig::default() }.on_this_machine();
+        assert!(host("127.0.0.1") && host("localhost") && !host("redis"));
+        assert!(!RedisConfig::default().on_this_machine(), "no Redis at all (the memory backend)");
     }
 
     #[test]

@@ -19,7 +19,77 @@ pub(crate) fn rebase(lua: &str, keys: Slice, args: Slice) -> Option<String> {
     let bytes = lua.as_bytes();
     let mut out = String::with_capacity(lua.len() + 16);
     // `copied`: where the next verbatim run starts.
-    let (mut i, mut copied) = (0, 0);
+    let mut copied = 0;
+    for (start, end) in words(lua)? {
+        // `t.KEYS` and `t:KEYS` are fields of some table, not the globals.
+        let field = start > 0 && matches!(bytes[start - 1], b'.' | b':');
+        let slice = match &lua[start..end] {
+            "KEYS" if !field => keys,
+            "ARGV" if !field => args,
+            _ => continue,
+        };
+        let (index, after) = literal_index(bytes, end)?;
+        if index == 0 || index > slice.len {
+            return None;
+        }
+        out.push_str(&lua[copied..end]);
+        out.push('[');
+        out.push_str(&(index + slice.from).to_string());
+        out.push(']');
+        copied = after;
+    }
+    out.push_str(&lua[copied..]);
+    Some(out)
+}
+
+/// A body that runs to its end and returns there: what runs before its `return`, and the
+/// expressions it returns.
+pub(crate) struct Ending<'a> {
+    pub(crate) before: &'a str,
+    pub(crate) values: &'a str,
+    /// At most how many locals the body declares (a combined script runs it inside its own
+    /// function, where Lua allows 200 at once).
+    pub(crate) locals: usize,
+}
+
+/// `lua` split at its `return`, when that is its only one and ends the body itself (not a
+/// nested block or function) with at least one expression. Such a body can run inline in a
+/// `do ... end` block of a combined script, its values assigned where it would return them:
+/// calling it as a function of its own cost the server a closure and a call per part and run.
+pub(crate) fn ending(lua: &str) -> Option<Ending<'_>> {
+    let (mut depth, mut at, mut locals) = (0usize, None, 0);
+    for (start, end) in words(lua)? {
+        match &lua[start..end] {
+            // `while .. do` and `for .. do` open their block with the `do`.
+            "function" | "if" | "do" | "repeat" => depth += 1,
+            "end" | "until" => depth = depth.checked_sub(1)?,
+            "return" if at.is_none() && depth == 0 => at = Some((start, end)),
+            "return" => return None,
+            "local" => locals += declared(&lua[end..]),
+            _ => {}
+        }
+    }
+    let (start, end) = at?;
+    let values = lua[end..].trim().trim_end_matches(';').trim_end();
+    (depth == 0 && !values.is_empty()).then_some(Ending { before: &lua[..start], values, locals })
+}
+
+/// How many names the `local` statement whose text follows declares: one for a local
+/// function, else its names up to the `=` or the line's end (an overcount is harmless).
+fn declared(rest: &str) -> usize {
+    let rest = rest.trim_start();
+    if rest.starts_with("function") {
+        return 1;
+    }
+    let names = rest.find(['=', '\n', ';']).map_or(rest, |n| &rest[..n]);
+    1 + names.matches(',').count()
+}
+
+/// Where the words (names and keywords) of `lua` are, outside its comments and strings; `None`
+/// when a string or a long comment is left open.
+fn words(lua: &str) -> Option<Vec<(usize, usize)>> {
+    let bytes = lua.as_bytes();
+    let (mut i, mut found) = (0, Vec::new());
     while i < bytes.len() {
         match bytes[i] {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
@@ -37,34 +107,15 @@ pub(crate) fn rebase(lua: &str, keys: Slice, args: Slice) -> Option<String> {
             }
             b if b.is_ascii_alphabetic() || b == b'_' => {
                 let end = i + bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
-                let word = &lua[i..end];
-                // `t.KEYS` and `t:KEYS` are fields of some table, not the globals.
-                let field = i > 0 && matches!(bytes[i - 1], b'.' | b':');
-                let slice = match word {
-                    "KEYS" if !field => Some(keys),
-                    "ARGV" if !field => Some(args),
-                    _ => None,
-                };
-                if let Some(slice) = slice {
-                    let (index, after) = literal_index(bytes, end)?;
-                    if index == 0 || index > slice.len {
-                        return None;
-                    }
-                    out.push_str(&lua[copied..end]);
-                    out.push('[');
-                    out.push_str(&(index + slice.from).to_string());
-                    out.push(']');
-                    copied = after;
-                    i = after;
-                } else {
-                    i = end;
-                }
+                found.push((i, end));
+                i = end;
             }
+            // A number's digits and exponent (`1e5`) are not a word.
+            b if b.is_ascii_digit() => i += bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric()).count(),
             _ => i += 1,
         }
     }
-    out.push_str(&lua[copied..]);
-    Some(out)
+    Some(found)
 }
 
 /// `[digits]` right at `at`: the index and where it ends.
@@ -114,7 +165,7 @@ fn close_quote(bytes: &[u8], at: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Slice, rebase};
+    use super::{Slice, ending, rebase};
 
     const WIDE: Slice = Slice { from: 5, len: 20 };
 
@@ -161,5 +212,33 @@ mod tests {
     fn unterminated_strings_and_comments_are_refused() {
         assert_eq!(rebase("return 'KEYS[1]", WIDE, WIDE), None);
         assert_eq!(rebase("--[[ KEYS[1]", WIDE, WIDE), None);
+    }
+
+    #[test]
+    fn a_body_returning_only_at_its_end_splits_there() {
+        let lua = "local a, b = 1, 2\nlocal function f() local x = 1 end\nif a then b = 3 end\n\
+                   for i = 1, 2 do a = a + i end\nwhile false do end\nrepeat a = a until true\n\
+                   -- return 0\nlocal s = 'return'\nreturn a, f(), s;\n";
+        let split = ending(lua).expect("one return, at the end");
+        assert!(split.before.ends_with("local s = 'return'\n"), "{:?}", split.before);
+        assert_eq!(split.values, "a, f(), s");
+        assert_eq!(split.locals, 5, "a, b, f, x and s (an overcount is allowed)");
+    }
+
+    #[test]
+    fn a_body_returning_elsewhere_or_nothing_does_not_split() {
+        for lua in [
+            "if x then return 1 end return 2",
+            "if x then return 1 end",
+            "local f = function() return 1 end return f()",
+            "local x = 1",
+            "return",
+            "return;",
+            "end return 1",
+            "return 'unterminated",
+        ] {
+            assert!(ending(lua).is_none(), "{lua}");
+        }
+        assert_eq!(ending("return 1e5, 0x1f").map(|e| e.values), Some("1e5, 0x1f"), "numbers are not words");
     }
 }

@@ -402,3 +402,49 @@ async fn a_script_of_several_values_answers_them_as_an_array_alone_and_combined(
         assert_eq!(reply, expected);
     }
 }
+
+#[tokio::test]
+async fn parts_run_inline_or_as_functions_and_answer_alike() {
+    let (server, redis) = connected().await;
+    // Returns only at its end: runs inline, its locals its own.
+    let double = redis.register_script("test_inline_double", "local n = ARGV[1] * 2\nreturn tostring(n)");
+    // Returns early: runs as a function of its own.
+    let early = redis.register_script("test_early", "if ARGV[1] == 'x' then return 'early' end\nreturn 'late'");
+    let arg = |a: &str| vec![crate::Arg::from(a)];
+    let together = || {
+        redis.batched(async {
+            futures::join!(
+                redis.eval(&double, Vec::new(), arg("2")),
+                redis.eval(&early, Vec::new(), arg("x")),
+                redis.eval(&double, Vec::new(), arg("5")),
+                redis.eval(&early, Vec::new(), arg("y")),
+            )
+        })
+    };
+    together().await.0.expect("warm: the combination is loaded");
+    let before = calls(&server, "evalsha");
+    let (a, b, c, d) = together().await;
+    assert_eq!(calls(&server, "evalsha") - before, 1, "one EVALSHA carried the four");
+    let text = |r: Result<Reply, RedisError>| r.expect("part").as_str().map(str::to_owned);
+    assert_eq!((text(a), text(b)), (Some("4".into()), Some("early".into())));
+    assert_eq!((text(c), text(d)), (Some("10".into()), Some("late".into())));
+    // Parts of many locals and values, combined as many as a call takes: past Lua's 200 locals
+    // for one function, the later parts run as functions of their own (else the script would
+    // not load, and every call would fail).
+    let names: Vec<String> = (1..=100).map(|i| format!("l{i}")).collect();
+    let lua = format!(
+        "local {} = {}\nreturn ARGV[1], l1, l100, l50",
+        names.join(", "),
+        (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let wide = redis.register_generated_values_script("test_wide".into(), lua, 4);
+    let calls = (0..40).map(|i| {
+        let (wide, redis) = (&wide, &redis);
+        async move { (i, redis.eval_coalesced(wide, Vec::new(), arg(&i.to_string())).await) }
+    });
+    for (i, reply) in futures::future::join_all(calls).await {
+        let values = reply.expect("loaded and run").into_array();
+        assert_eq!(values.first().and_then(Reply::as_str), Some(i.to_string().as_str()), "{values:?}");
+        assert_eq!(values[1..].iter().map(Reply::as_i64).collect::<Vec<_>>(), [Some(1), Some(100), Some(50)]);
+    }
+}
