@@ -124,7 +124,7 @@ fn bind(locals: &[String], run: Option<&str>) -> String {
 /// then reads `redis.call`, `KEYS[n]` or `math.floor` from a register or an upvalue instead of
 /// looking the global up by name each time (Redis 7.0's scripts cannot assign globals, so the
 /// locals always hold what the globals do). With parts run inline (see
-/// [`crate::rebase::ending`]): 16.1k to 14.8k Redis instructions per guarded read, combined
+/// [`crate::rebase::ending`]): 16.1k to 14.7k Redis instructions per guarded read, combined
 /// 14 to a call (callgrind on `redis-server`).
 const SHADOWS: &str = "local redis, math, KEYS, ARGV = redis, math, KEYS, ARGV\n";
 
