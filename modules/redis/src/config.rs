@@ -110,7 +110,8 @@ impl RedisConfig {
     }
 
     /// Whether the Redis server runs on this machine: its host (a URL's, or `host`) is a
-    /// loopback address or `localhost`. It then competes with the app for the cores (see
+    /// loopback address, `localhost`, or the unspecified address (`0.0.0.0`, `::`, which a
+    /// client connects to as this machine). It then competes with the app for the cores (see
     /// `ServerConfig::threads`).
     pub fn on_this_machine(&self) -> bool {
         let host = match self.url.as_deref().filter(|u| !u.trim().is_empty()) {
@@ -261,7 +262,13 @@ mod tests {
     #[test]
     fn a_loopback_or_localhost_redis_is_on_this_machine() {
         let at = |url: &str| RedisConfig { url: Some(url.into()), ..RedisConfig::default() }.on_this_machine();
-        for url in ["redis://127.0.0.1:6379", "redis://localhost", "rediss://[::1]:6380/0", "redis://:pw@127.0.0.2"] {
+        for url in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "rediss://[::1]:6380/0",
+            "redis://:pw@127.0.0.2",
+            "redis://0.0.0.0:6379",
+        ] {
             assert!(at(url), "{url}");
         }
         for url in
