@@ -33,7 +33,7 @@ use hyper_util::{
     server::conn::auto,
 };
 use poem::{
-    Addr, Endpoint, Request,
+    Addr, Endpoint, IntoResponse, Request,
     web::{LocalAddr, RemoteAddr},
 };
 use prometheus_client::metrics::gauge::Gauge;
@@ -168,7 +168,12 @@ async fn connection<E: Endpoint + 'static>(
         let (endpoint, local, remote) = (endpoint.clone(), local.clone(), remote.clone());
         async move {
             let req = Request::from((req, local, remote, poem::http::uri::Scheme::HTTP));
-            let resp = endpoint.get_response(req).await;
+            // Not `get_response`: that wraps the call in a state machine of its own, one more
+            // copy of the whole request future per request.
+            let resp = match endpoint.call(req).await {
+                Ok(resp) => resp.into_response(),
+                Err(err) => err.into_response(),
+            };
             Ok::<_, Infallible>(hyper::Response::<http_body_util::combinators::BoxBody<Bytes, io::Error>>::from(resp))
         }
     });

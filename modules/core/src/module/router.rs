@@ -12,9 +12,10 @@
 //! The query travels as poem-openapi's `UrlQuery` request datum, which it exports only as a
 //! private item: the test below fails if an update of poem-openapi moves it.
 
+use futures::future::BoxFuture;
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
-    endpoint::BoxEndpoint,
+    Endpoint, EndpointExt, Request, Response, Route,
+    endpoint::{BoxEndpoint, DynEndpoint},
     error::MethodNotAllowedError,
     http::Method,
     middleware::{CookieJarManager, CookieJarManagerEndpoint},
@@ -57,15 +58,15 @@ impl Endpoint for Router {
 impl Endpoint for Paths {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        // poem-openapi's query parameters and security schemes read the query from this request
-        // datum (its router inserts it for every request; a scheme's extractor unwraps it).
+    /// Not an `async fn`: the route's own future is the answer, without a state machine around
+    /// it that would hold the request a second time.
+    fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let query: Vec<(String, String)> = match req.uri().query() {
             None | Some("") => Vec::new(),
             Some(_) => req.params().unwrap_or_default(),
         };
         req.extensions_mut().insert(UrlQuery(query));
-        self.0.call(req).await
+        self.0.call(req)
     }
 }
 
@@ -78,19 +79,22 @@ impl Methods {
 impl Endpoint for Methods {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+    /// The operation's boxed future as it is (its `DynEndpoint` call): calling the box as an
+    /// `Endpoint` would wrap it in two state machines more, each holding the request. `HEAD`
+    /// without an operation of its own and 405 are rare and boxed.
+    fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         if let Some(ep) = self.find(req.method()) {
-            return ep.call(req).await.map(IntoResponse::into_response);
+            return DynEndpoint::call(&**ep, req);
         }
-        match self.find(&Method::GET) {
-            Some(get) if req.method() == Method::HEAD => {
-                req.set_method(Method::GET);
-                let mut resp = get.call(req).await?.into_response();
-                resp.set_body(());
-                Ok(resp)
-            }
-            _ => Err(MethodNotAllowedError.into()),
-        }
+        let get = self.find(&Method::GET).filter(|_| req.method() == Method::HEAD);
+        let rest: BoxFuture<'_, poem::Result<Response>> = Box::pin(async move {
+            let Some(get) = get else { return Err(MethodNotAllowedError.into()) };
+            req.set_method(Method::GET);
+            let mut resp = DynEndpoint::call(&**get, req).await?;
+            resp.set_body(());
+            Ok(resp)
+        });
+        rest
     }
 }
 
