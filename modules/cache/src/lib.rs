@@ -23,7 +23,7 @@ pub mod store;
 
 pub use api::CacheApi;
 pub use config::CacheConfig;
-pub use manager::{CacheManager, CacheMetrics, Namespace, NamespaceStats};
+pub use manager::{CacheManager, CacheMetrics, Namespace, NamespaceStats, UserScope};
 pub use module::{CacheContainer, CacheManagerComponent, CacheModule, CacheParams, CacheStoreBinding};
 
 #[cfg(test)]

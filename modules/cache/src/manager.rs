@@ -66,13 +66,28 @@ impl FillLock {
     }
 }
 
-/// An entry's key among the copies of its namespace.
-fn copy_key(scope: &str, item: &str) -> String {
-    let mut key = String::with_capacity(scope.len() + item.len() + 1);
-    key.push_str(scope);
-    key.push('\u{0}');
-    key.push_str(item);
-    key
+/// The scope of everything cached about a user (`u:<id>`), the scope the user's version covers.
+/// Written on the stack: a request that finds its copy builds no string.
+#[derive(Clone, Copy)]
+pub struct UserScope([u8; 38]);
+
+impl UserScope {
+    /// `user`'s scope.
+    pub fn new(user: Uuid) -> Self {
+        let mut scope = [0; 38];
+        scope[..2].copy_from_slice(b"u:");
+        user.hyphenated().encode_lower(&mut scope[2..]);
+        Self(scope)
+    }
+}
+
+impl std::ops::Deref for UserScope {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // ASCII only: `u:` and the id's hex digits and hyphens.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// How long an answer waits for its cache fill to be written before it goes without (the write
@@ -147,8 +162,34 @@ impl Copies {
     const MAX_AGE: Duration = Duration::from_secs(1);
 }
 
-/// A copy's namespace and entry (scope and item).
-type CopyKey = (&'static str, String);
+/// A copy's namespace and entry (scope and item), as the copies keep it: made only when a copy
+/// is kept.
+#[derive(PartialEq, Eq)]
+struct CopyKey {
+    ns: &'static str,
+    scope: Box<str>,
+    item: Box<str>,
+}
+
+/// A copy's key as a lookup borrows it (a hit builds no key); hashed as [`CopyKey`] is.
+#[derive(Hash)]
+struct CopyRef<'a> {
+    ns: &'a str,
+    scope: &'a str,
+    item: &'a str,
+}
+
+impl std::hash::Hash for CopyKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        CopyRef { ns: self.ns, scope: &self.scope, item: &self.item }.hash(state);
+    }
+}
+
+impl quick_cache::Equivalent<CopyKey> for CopyRef<'_> {
+    fn equivalent(&self, key: &CopyKey) -> bool {
+        self.ns == key.ns && self.scope == &*key.scope && self.item == &*key.item
+    }
+}
 
 impl Namespace {
     /// The namespace's name (`user`, `lib`).
@@ -562,13 +603,14 @@ impl CacheManager {
     /// The in-process copy of an entry, if it was made under `version`.
     fn copy<T: Clone + 'static>(&self, ns: &Namespace, scope: &str, item: &str, version: i64) -> Option<T> {
         let copies = self.copies.as_ref()?;
-        let (at, made, value) = copies.entries.get(&(ns.0.name, copy_key(scope, item)))?;
+        let (at, made, value) = copies.entries.get(&CopyRef { ns: ns.0.name, scope, item })?;
         if at == version && made.elapsed() < Copies::MAX_AGE { value.downcast_ref::<T>().cloned() } else { None }
     }
 
     fn keep_copy(&self, ns: &Namespace, scope: &str, item: &str, version: i64, value: Decoded) {
         if let Some(copies) = &self.copies {
-            copies.entries.insert((ns.0.name, copy_key(scope, item)), (version, Instant::now(), value));
+            let key = CopyKey { ns: ns.0.name, scope: scope.into(), item: item.into() };
+            copies.entries.insert(key, (version, Instant::now(), value));
         }
     }
 

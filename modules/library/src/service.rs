@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use app_cache::{CacheManager, Namespace};
+use app_cache::{CacheManager, Namespace, UserScope};
 use app_locks::{Lease, Locks};
 use async_trait::async_trait;
 use shaku::Interface;
@@ -72,11 +72,6 @@ pub struct LibraryServiceImpl {
     ns: Namespace,
 }
 
-/// The cache scope of an owner's library: every write bumps it.
-fn scope(owner: Uuid) -> String {
-    format!("u:{owner}")
-}
-
 /// The lock resource of an item.
 fn resource(id: Uuid) -> String {
     format!("lib:{id}")
@@ -97,7 +92,7 @@ impl LibraryServiceImpl {
 
     /// After a committed write: every cached page and item of the owner is dead.
     async fn invalidate(&self, owner: Uuid) {
-        self.cache.invalidate(&self.ns, &scope(owner)).await;
+        self.cache.invalidate(&self.ns, &UserScope::new(owner)).await;
     }
 
     /// Runs a fenced write under the caller's lock, or under a short lock of its own.
@@ -166,13 +161,13 @@ impl LibraryService for LibraryServiceImpl {
         let item = format!("item:{id}");
         // A missing item is cached as `None` too, so probing ids costs the database nothing.
         let found: Option<LibraryItem> =
-            self.cache.get_or_load(&self.ns, &scope(owner), &item, || self.repo.find(owner, id)).await?;
+            self.cache.get_or_load(&self.ns, &UserScope::new(owner), &item, || self.repo.find(owner, id)).await?;
         found.ok_or(LibraryError::NotFound)
     }
 
     async fn list(&self, owner: Uuid, query: &ListQuery) -> Result<Page<LibraryItem>, LibraryError> {
         let item = query.cache_item();
-        self.cache.get_or_load(&self.ns, &scope(owner), &item, || self.repo.list(owner, query)).await
+        self.cache.get_or_load(&self.ns, &UserScope::new(owner), &item, || self.repo.list(owner, query)).await
     }
 
     async fn update(

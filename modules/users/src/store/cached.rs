@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use app_cache::{CacheManager, Namespace};
+use app_cache::{CacheManager, Namespace, UserScope};
 use app_core::Role;
 use app_database::SqlDatabase;
 use async_trait::async_trait;
@@ -25,10 +25,6 @@ pub struct CachedUserRepository {
 /// every write), under the same `{u:<id>}` hash tag as the user's sessions.
 const PROFILE: &str = "profile";
 
-fn scope(id: Uuid) -> String {
-    format!("u:{id}")
-}
-
 impl CachedUserRepository {
     /// The repository over `db`, cached in `cache` for `ttl`.
     pub fn new(db: Arc<dyn SqlDatabase>, cache: Arc<CacheManager>, ttl: std::time::Duration) -> Self {
@@ -38,7 +34,7 @@ impl CachedUserRepository {
     }
 
     async fn invalidate(&self, id: Uuid) {
-        self.cache.invalidate(&self.ns, &scope(id)).await;
+        self.cache.invalidate(&self.ns, &UserScope::new(id)).await;
     }
 }
 
@@ -52,7 +48,7 @@ impl UserRepository for CachedUserRepository {
     }
 
     async fn find(&self, id: Uuid) -> Result<Option<User>, UsersError> {
-        self.cache.get_or_load(&self.ns, &scope(id), PROFILE, || self.sql.find(id)).await
+        self.cache.get_or_load(&self.ns, &UserScope::new(id), PROFILE, || self.sql.find(id)).await
     }
 
     async fn find_credentials(&self, email: &Email) -> Result<Option<Credentials>, UsersError> {
