@@ -61,6 +61,8 @@ impl Endpoint for Paths {
     /// Not an `async fn`: the route's own future is the answer, without a state machine around
     /// it that would hold the request a second time.
     fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
+        // poem-openapi's query parameters and security schemes read the query from this request
+        // datum (its router inserts it for every request; a scheme's extractor unwraps it).
         let query: Vec<(String, String)> = match req.uri().query() {
             None | Some("") => Vec::new(),
             Some(_) => req.params().unwrap_or_default(),
