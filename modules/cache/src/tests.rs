@@ -14,7 +14,7 @@ use app_redis::{Redis, testing::redis as client};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CacheConfig, CacheManager, CacheMetrics,
+    CacheConfig, CacheManager, CacheMetrics, UserScope,
     store::{CacheStore, MemoryCacheStore, RedisCacheStore},
 };
 
@@ -74,6 +74,14 @@ async fn concurrent_misses_load_once_across_two_instances() {
     assert_eq!(hundred_concurrent_misses(&[a.clone(), b.clone()], "s").await, 1, "one database query in all");
     let loads: u64 = [&a, &b].iter().map(|m| m.stats()[0].loads).sum();
     assert_eq!(loads, 1);
+}
+
+#[test]
+fn a_user_scope_reads_as_the_user_s_formatted_scope() {
+    // The copies' versions are found by parsing the scope back (`u:<id>`), so its text matters.
+    for id in [uuid::Uuid::nil(), uuid::Uuid::max(), uuid::Uuid::now_v7()] {
+        assert_eq!(&*UserScope::new(id), format!("u:{id}"));
+    }
 }
 
 #[tokio::test]
