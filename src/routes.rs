@@ -6,6 +6,7 @@ use std::sync::Arc;
 use app_core::{
     ErrorCode,
     config::{Config, ServerConfig},
+    context::RequestScope,
     guard::{GuardPorts, Guards, Verifier},
     http::CorsHeaders,
     metrics::HttpMetrics,
@@ -18,7 +19,7 @@ use app_core::{
 use app_redis::SharedState;
 use bytes::Bytes;
 use poem::{
-    Endpoint, IntoResponse, PathPattern, Request, Response,
+    Endpoint, IntoResponse, Request, Response,
     error::MethodNotAllowedError,
     http::{Method, StatusCode, header},
 };
@@ -144,9 +145,10 @@ struct Surface {
     versions: Option<Arc<UserVersions>>,
     spec: Bytes,
     docs: Docs,
-    spec_pattern: PathPattern,
-    docs_pattern: PathPattern,
-    live_pattern: PathPattern,
+    /// The documents' and the liveness answer's metrics labels.
+    spec_pattern: Arc<str>,
+    docs_pattern: Arc<str>,
+    live_pattern: Arc<str>,
 }
 
 /// The liveness answer: what the health module's `healthLive` operation writes.
@@ -182,10 +184,10 @@ impl Endpoint for Surface {
         }
         let (body, content_type, pattern) = match req.uri().path() {
             "/health/live" if req.method() == Method::GET => {
-                let mut resp =
-                    Response::builder().content_type("application/json; charset=utf-8").body(Bytes::from_static(LIVE));
-                resp.set_data(self.live_pattern.clone());
-                return Ok(resp);
+                RequestScope::record_route(&self.live_pattern);
+                return Ok(Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(Bytes::from_static(LIVE)));
             }
             "/openapi.json" => (&self.spec, "application/json", &self.spec_pattern),
             "/docs/" => {
@@ -196,9 +198,8 @@ impl Endpoint for Surface {
                     if req.method() != Method::GET && req.method() != Method::HEAD {
                         return Err(MethodNotAllowedError.into());
                     }
-                    let mut resp = self.docs.answer(&asset);
-                    resp.set_data(self.docs_pattern.clone());
-                    return Ok(resp);
+                    RequestScope::record_route(&self.docs_pattern);
+                    return Ok(self.docs.answer(&asset));
                 }
                 None => return self.api.call(req).await.map(IntoResponse::into_response),
             },
@@ -206,9 +207,8 @@ impl Endpoint for Surface {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(MethodNotAllowedError.into());
         }
-        let mut resp = Response::builder().content_type(content_type).body(body.clone());
-        resp.set_data(pattern.clone());
-        Ok(resp)
+        RequestScope::record_route(pattern);
+        Ok(Response::builder().content_type(content_type).body(body.clone()))
     }
 }
 
@@ -232,9 +232,9 @@ pub(crate) fn routes(
         versions,
         docs: Docs::new(),
         spec: api.spec.into(),
-        spec_pattern: PathPattern("/openapi.json".into()),
-        docs_pattern: PathPattern("/docs".into()),
-        live_pattern: PathPattern("/health/live".into()),
+        spec_pattern: "/openapi.json".into(),
+        docs_pattern: "/docs".into(),
+        live_pattern: "/health/live".into(),
     };
     Ok(app_core::http::stack(surface, config.get::<ServerConfig>(), metrics, &cors, allow))
 }

@@ -159,7 +159,23 @@ async fn metrics_count_requests_by_route_pattern() {
         assert_eq!(app.live().await.status(), 200);
     }
     assert_eq!(app.get("/no/such/route").await.status(), 404);
+    // API routes: a path without parameters, an error answer on a known path (405), and a path
+    // with a parameter (a malformed id: 400), each under its template.
+    let (_, tokens) = app.user().await;
+    assert_eq!(app.me(&tokens.access).await.status(), 200);
+    assert_eq!(
+        app.authed(reqwest::Method::DELETE, "/api/v1/users/me", &tokens.access).send().await.expect("sent").status(),
+        405
+    );
+    assert_eq!(app.get_item(&tokens.access, "not-an-id").await.status(), 400);
     let text = app.metrics().await;
+    for line in [
+        r#"http_request_duration_seconds_count{method="GET",route="/api/v1/users/me",status="200"} 1"#,
+        r#"http_request_duration_seconds_count{method="DELETE",route="/api/v1/users/me",status="405"} 1"#,
+        r#"http_request_duration_seconds_count{method="GET",route="/api/v1/library/:param0",status="400"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
     assert!(
         text.contains(r#"http_request_duration_seconds_count{method="GET",route="/health/live",status="200"} 3"#),
         "{text}"

@@ -1,5 +1,5 @@
 //! The per-request context: the request id every response and log line of a request carries,
-//! and the rate-limit states its response reports.
+//! the rate-limit states its response reports, and the route it matched (its metrics label).
 //!
 //! Both live in one tokio task-local scoped around the request by the outermost middleware
 //! ([`crate::http`]), so an [`ApiError`](crate::ApiError) built deep in a handler can put the id
@@ -7,7 +7,7 @@
 //! passing them along. The middleware takes the scope back when the request is answered: the id
 //! goes into the response as it is, never copied or shared.
 
-use std::fmt;
+use std::{cell::OnceCell, fmt, sync::Arc};
 
 use poem::http::{HeaderName, HeaderValue};
 
@@ -26,12 +26,13 @@ tokio::task_local! {
 pub struct RequestScope {
     id: RequestId,
     limits: LimitSlot,
+    route: OnceCell<Arc<str>>,
 }
 
 impl RequestScope {
     /// The scope of a request with `id`, no policy evaluated yet.
     pub fn new(id: RequestId) -> Self {
-        Self { id, limits: LimitSlot::default() }
+        Self { id, limits: LimitSlot::default(), route: OnceCell::new() }
     }
 
     /// Runs `fut` in this scope; the scope comes back with the output, holding what was
@@ -47,6 +48,20 @@ impl RequestScope {
     /// The states of the policies evaluated for the request.
     pub fn limits(&self) -> &LimitSlot {
         &self.limits
+    }
+
+    /// The path template the router matched for the request (`/api/v1/notes/:id`), if one did.
+    pub fn route(&self) -> Option<&Arc<str>> {
+        self.route.get()
+    }
+
+    /// Records the path template matched for the request being served on this task: the
+    /// metrics label, without a datum in the response's map (a boxed entry, allocated per
+    /// request). The first record stands.
+    pub fn record_route(pattern: &Arc<str>) {
+        Self::with_current(|scope| {
+            let _ = scope.route.set(pattern.clone());
+        });
     }
 
     /// The request's id, given up for the response.

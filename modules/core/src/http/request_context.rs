@@ -8,7 +8,7 @@ use std::{
 
 use futures::FutureExt;
 use poem::{
-    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, Result,
+    Endpoint, IntoResponse, Middleware, Request, Response, Result,
     http::{HeaderValue, header},
 };
 use std::panic::AssertUnwindSafe;
@@ -105,8 +105,9 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
         // wrappers move a pointer instead of copying the whole state machine.
         let ((mut resp, elapsed), scope) = RequestScope::new(id).run(Box::pin(serve).instrument(span)).await;
 
-        let route =
-            resp.data::<PathPattern>().map_or_else(|| RouteLabel(UNMATCHED.clone()), |p| RouteLabel(p.0.clone()));
+        // The router records the path template it matched, also for an error answer (a 405, a
+        // bad parameter) on a known path.
+        let route = RouteLabel(scope.route().unwrap_or(&UNMATCHED).clone());
         let labels = HttpLabels { method: method_label(&method), route, status: resp.status().as_u16() };
         self.metrics.observe(&labels, elapsed);
         // Room for what follows (the id, nosniff, five rate-limit headers, cache-control) at
