@@ -167,16 +167,11 @@ impl Endpoint for Surface {
         if req.uri().path().starts_with("/api/") {
             self.contracts.check(&mut req).await?;
             let versions = self.versions.as_deref();
-            let read = match &self.redis {
+            match &self.redis {
                 Some(redis) => redis.batched(screen(&mut req, &self.guards, versions)).await?,
                 None => screen(&mut req, &self.guards, versions).await?,
-            };
-            let call = self.api.call(req);
-            return match read {
-                Some(read) => app_core::versions::scope(Some(read), call).await,
-                None => call.await,
             }
-            .map(IntoResponse::into_response);
+            return self.api.call(req).await.map(IntoResponse::into_response);
         }
         // Operations outside `/api/` may look at a bearer token too (readiness details for admins).
         if self.guards.verifier.is_some() && req.headers().contains_key(header::AUTHORIZATION) {

@@ -1,5 +1,6 @@
 //! The per-request context: the request id every response and log line of a request carries,
-//! the rate-limit states its response reports, and the route it matched (its metrics label).
+//! the rate-limit states its response reports, the route it matched (its metrics label), and
+//! the user's version it read ([`crate::versions`]).
 //!
 //! Both live in one tokio task-local scoped around the request by the outermost middleware
 //! ([`crate::http`]), so an [`ApiError`](crate::ApiError) built deep in a handler can put the id
@@ -7,11 +8,15 @@
 //! passing them along. The middleware takes the scope back when the request is answered: the id
 //! goes into the response as it is, never copied or shared.
 
-use std::{cell::OnceCell, fmt, sync::Arc};
+use std::{
+    cell::{Cell, OnceCell},
+    fmt,
+    sync::Arc,
+};
 
 use poem::http::{HeaderName, HeaderValue};
 
-use crate::throttle::LimitSlot;
+use crate::{throttle::LimitSlot, versions::ReadVersion};
 
 tokio::task_local! {
     static REQUEST: RequestScope;
@@ -27,12 +32,13 @@ pub struct RequestScope {
     id: RequestId,
     limits: LimitSlot,
     route: OnceCell<Arc<str>>,
+    read: Cell<Option<ReadVersion>>,
 }
 
 impl RequestScope {
     /// The scope of a request with `id`, no policy evaluated yet.
     pub fn new(id: RequestId) -> Self {
-        Self { id, limits: LimitSlot::default(), route: OnceCell::new() }
+        Self { id, limits: LimitSlot::default(), route: OnceCell::new(), read: Cell::new(None) }
     }
 
     /// Runs `fut` in this scope; the scope comes back with the output, holding what was
@@ -62,6 +68,11 @@ impl RequestScope {
         Self::with_current(|scope| {
             let _ = scope.route.set(pattern.clone());
         });
+    }
+
+    /// The user's version the request read (see [`crate::versions`]).
+    pub(crate) fn read(&self) -> &Cell<Option<ReadVersion>> {
+        &self.read
     }
 
     /// The request's id, given up for the response.

@@ -2,7 +2,7 @@
 //! by every change to something a module keeps about the user (a session ended early, a cache
 //! scope of theirs invalidated), in the same script as the change. The request screen reads the
 //! request's user's version in the same Redis script as the rate-limit count (the count's key
-//! shares the tag) and runs the request with it in scope ([`scope`]); a module then serves what
+//! shares the tag) and records it in the request's scope ([`record`]); a module then serves what
 //! it keeps in process for that user while the version is the one its copy was made under
 //! ([`current`]), and goes to Redis when it is not: a change made on any instance before the
 //! request began is seen by the request, with no extra round trip when nothing changed.
@@ -18,6 +18,8 @@
 use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
+
+use crate::{RequestId, context::RequestScope};
 
 /// The key of a user's version.
 pub type KeyOf = Arc<dyn Fn(Uuid) -> String + Send + Sync>;
@@ -64,20 +66,33 @@ pub struct ReadVersion {
     pub version: Option<i64>,
 }
 
-tokio::task_local! {
-    static CURRENT: Option<ReadVersion>;
+/// Records `read` as the version read by the request being served on this task: in its
+/// [`RequestScope`], not a task-local scope of its own around the rest of the request (one
+/// layer less to build, move and poll). Outside a request, nothing is recorded.
+pub fn record(read: Option<ReadVersion>) {
+    RequestScope::with_current(|scope| scope.read().set(read));
 }
 
-/// Runs `f` with `read` as the request's version.
+/// Runs `f` in a request scope of its own with `read` recorded: for work outside a served
+/// request (tests, tools).
 pub async fn scope<F: Future>(read: Option<ReadVersion>, f: F) -> F::Output {
-    CURRENT.scope(read, f).await
+    RequestScope::new(RequestId::generate())
+        .run(async move {
+            record(read);
+            f.await
+        })
+        .await
+        .0
 }
 
 /// `user`'s version as this request read it: `Some(version)` when the request read it
 /// (`version` is `None` when the user has none), `None` when it did not (another user, no
 /// rate-limit script ran, outside a request).
 pub fn current(user: Uuid) -> Option<Option<i64>> {
-    CURRENT.try_with(|current| current.filter(|read| read.user == user).map(|read| read.version)).ok().flatten()
+    RequestScope::with_current(|scope| scope.read().get())
+        .flatten()
+        .filter(|read| read.user == user)
+        .map(|read| read.version)
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@
 //! the operations' extractors (only parsed when there is one), the cookie jar, `HEAD` answered by
 //! `GET`, 404 and 405.
 //!
-//! A path without parameters (`/api/v1/users/me`, most of an SPA's calls) is found by its text
-//! and called without poem's `Route` at all: no route future, response mapping, box, or the
-//! pattern as a datum on the request and the response (45.8k to 43.6k instructions per guarded
-//! read). Poem's router still serves the paths with parameters, whose values only it can hand
-//! to the extractors. Either way the path's template goes into the request's scope as its
-//! metrics label, also for an error answer on a known path.
+//! A path without parameters (most of an SPA's calls) is found by its text and called without
+//! poem's `Route` at all: no route future, response mapping, box, or the pattern as a datum on
+//! the request and the response (45.8k to 43.6k instructions per guarded read). Poem's router
+//! still serves the paths with parameters, whose values only it can hand to the extractors.
+//! Either way the path's template goes into the request's scope as its metrics label, also
+//! for an error answer on a known path.
 //!
 //! The query travels as poem-openapi's `UrlQuery` request datum, which it exports only as a
 //! private item: the test below fails if an update of poem-openapi moves it.

@@ -16,12 +16,9 @@ use crate::{
 /// ([`Guards`]), and counts the request against the default policy (unless its operation skips
 /// it) and the policies its operation names. When the request carries an access token that
 /// verifies in process, the session check runs together with the counts (one Redis pipeline)
-/// and its result is left for the bearer guard.
-pub async fn screen(
-    req: &mut Request,
-    ports: &Arc<GuardPorts>,
-    versions: Option<&UserVersions>,
-) -> poem::Result<Option<ReadVersion>> {
+/// and its result is left for the bearer guard; the user's version the counts read goes into
+/// the request's scope ([`crate::versions::record`]).
+pub async fn screen(req: &mut Request, ports: &Arc<GuardPorts>, versions: Option<&UserVersions>) -> poem::Result<()> {
     let mut pre = None;
     let read = count(req, ports, versions, &mut pre).await;
     req.set_data(Guards { ports: ports.clone(), pre });
@@ -34,19 +31,19 @@ async fn count(
     ports: &GuardPorts,
     versions: Option<&UserVersions>,
     pre: &mut Option<PreVerified>,
-) -> poem::Result<Option<ReadVersion>> {
+) -> poem::Result<()> {
     if req.headers().get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
         // Which one would count is anyone's guess (a proxy may have added one): refuse.
         return Err(ApiError::malformed("Send one Authorization header, not several").into());
     }
     let verifier = ports.verifier.as_ref();
-    let Some(handle) = &ports.throttle else { return Ok(None) };
+    let Some(handle) = &ports.throttle else { return Ok(()) };
     let throttler = &*handle.throttler;
     let entry = handle.table.find(req.method(), req.uri().path());
     let default = throttler.default_policy().filter(|_| !entry.is_some_and(|e| e.rule.skip_default));
     let named = entry.map_or(&[][..], |e| e.rule.policies);
     if default.is_none() && named.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let account = match entry.and_then(|e| e.rule.account) {
         Some(account_of) => read_account(req, account_of).await?,
@@ -69,9 +66,10 @@ async fn count(
             let (state, version) = throttler.check_reading(policy, "", &subject, &key).await?;
             let read = version.map(|version| ReadVersion { user, version });
             record(state)?;
-            let result = crate::versions::scope(read, session).await;
+            crate::versions::record(read);
+            let result = session.await;
             *pre = Some(PreVerified { authorization: authorization.clone(), user, result });
-            return Ok(read);
+            return Ok(());
         }
         // The common case, kept lean: the default policy alone (global by configuration, so no
         // route), next to the session check.
@@ -85,7 +83,7 @@ async fn count(
             _ => limit.await?,
         };
         record(state)?;
-        return Ok(None);
+        return Ok(());
     };
     let policies: Vec<&str> = default.into_iter().chain(named.iter().copied()).collect();
     let checks = futures::future::join_all(policies.iter().map(|p| throttler.check(p, &entry.route, &subject)));
@@ -98,7 +96,7 @@ async fn count(
         _ => checks.await,
     };
     settle(throttler, &policies, &entry.route, &subject, results).await?;
-    Ok(None)
+    Ok(())
 }
 
 /// The account a request names, read by `account_of` from its body (buffered, within the
