@@ -2,8 +2,9 @@
 //!
 //! - [`BearerAuth`]: the bearer guard. Taking it as an operation parameter puts the operation
 //!   under the `bearer` security scheme (Swagger UI's "Authorize" button) and declares its 401.
-//!   Its checker hands the token to the [`SessionVerifier`] port that the auth module implements
-//!   and `src/` installs as request data ([`Guards`]), so feature modules never depend on auth.
+//!   It takes the session check the screen ran for the request's token, or hands the token to
+//!   the [`SessionVerifier`] port that the auth module implements and `src/` installs as request
+//!   data ([`Guards`]), so feature modules never depend on auth.
 //! - [`AdminAuth`]: the same bearer scheme plus the role guard (403 for other roles). Operations
 //!   that take it declare `markers::Forbidden` in their `Problems` set.
 //!
@@ -13,8 +14,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use poem::Request;
-use poem_openapi::{Enum, SecurityScheme, auth::Bearer};
+use poem::{Request, RequestBody, http::header};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, Enum, ExtractParamOptions,
+    auth::{Bearer, BearerAuthorization},
+    registry::{MetaSecurityScheme, Registry},
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -138,26 +143,89 @@ pub fn verifier(req: &Request) -> Option<&Verifier> {
     req.data::<Guards>()?.ports.verifier.as_ref()
 }
 
-// The bearer guard: a valid access token bound to a live session. (The doc comment is the
-// scheme's description in the spec, shared with `AdminAuth`.)
-/// An access token (the module that issues them says where from), sent as `Authorization: Bearer <token>`.
-#[derive(SecurityScheme)]
-#[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT", checker = "check_bearer")]
+/// The bearer guard: a valid access token bound to a live session.
 pub struct BearerAuth(pub Principal);
 
-// The bearer guard plus the role guard: the caller must be an `admin` (403 otherwise).
-/// An access token (the module that issues them says where from), sent as `Authorization: Bearer <token>`.
-#[derive(SecurityScheme)]
-#[oai(rename = "bearer", ty = "bearer", bearer_format = "JWT", checker = "check_admin")]
+/// The bearer guard plus the role guard: the caller must be an `admin` (403 otherwise).
 pub struct AdminAuth(pub Principal);
 
-async fn verify(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    // The guard's token comes from the same header; the comparison only makes sure of it.
+/// The scheme both guards put their operations under (Swagger UI's "Authorize" button).
+const SCHEME: &str = "bearer";
+
+/// The scheme's description in the spec.
+const SCHEME_DESCRIPTION: &str =
+    "An access token (the module that issues them says where from), sent as `Authorization: Bearer <token>`.";
+
+/// Registers the scheme as poem-openapi's `SecurityScheme` derive (`ty = "bearer"`,
+/// `bearer_format = "JWT"`) does. The guards' extractors are written out rather than derived so
+/// that a token the screen already checked is taken as checked: the derived extractor parses
+/// the header into a fresh string and unwraps the query datum before its checker runs.
+fn register_scheme(registry: &mut Registry) {
+    registry.create_security_scheme(
+        SCHEME,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some(SCHEME_DESCRIPTION),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("JWT"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+impl<'a> ApiExtractor<'a> for BearerAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(req: &'a Request, _: &mut RequestBody, _: ExtractParamOptions<()>) -> poem::Result<Self> {
+        Ok(Self(verify(req).await?))
+    }
+}
+
+impl<'a> ApiExtractor<'a> for AdminAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(req: &'a Request, _: &mut RequestBody, _: ExtractParamOptions<()>) -> poem::Result<Self> {
+        let principal = verify(req).await?;
+        require_role(&principal, Role::Admin)?;
+        Ok(Self(principal))
+    }
+}
+
+/// The principal behind the request's bearer token: the screen's session check when it checked
+/// this very header (the one `Authorization` header a screened request may carry), the
+/// verifier's answer otherwise. No bearer token is a 401, as poem-openapi's bearer scheme
+/// answers it.
+async fn verify(req: &Request) -> poem::Result<Principal> {
+    let header = req.headers().get(header::AUTHORIZATION);
     if let Some(pre) = req.data::<Guards>().and_then(|g| g.pre.as_ref())
-        && bearer_bytes(&pre.authorization) == Some(bearer.token.as_bytes())
+        && header == Some(&pre.authorization)
     {
         return Ok(pre.result.clone()?);
     }
+    let bearer = <Bearer as BearerAuthorization>::from_request(req)?;
     let Some(Verifier(verifier)) = verifier(req) else {
         return Err(ApiError::internal("no session verifier is installed").into());
     };
@@ -176,16 +244,6 @@ fn bearer_bytes(value: &poem::http::HeaderValue) -> Option<&[u8]> {
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer_token(value: &poem::http::HeaderValue) -> Option<&str> {
     std::str::from_utf8(bearer_bytes(value)?).ok()
-}
-
-async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    verify(req, bearer).await
-}
-
-async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let principal = verify(req, bearer).await?;
-    require_role(&principal, Role::Admin)?;
-    Ok(principal)
 }
 
 /// The role guard's rule: `admin` passes every check, `user` only checks for `user`.
