@@ -51,3 +51,8 @@ pub use module::{Context, Controller, Lifecycle, Migration, Mode, Module, Module
 pub use nullable::Nullable;
 pub use problem::{ApiError, ErrorCode, FieldError, Problem, Problems};
 pub use time::Timestamp;
+
+/// A hash map for lookups on the request path by keys the app itself defines (route paths,
+/// policy names): aHash (already in the build) rather than std's SipHash, about 150 to 200
+/// instructions less per lookup, and seeded at random per map as std's is.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;

@@ -2,7 +2,6 @@
 //! fail-closed, one warning per outage.
 
 use std::{
-    collections::HashMap,
     net::IpAddr,
     sync::{
         Arc,
@@ -52,7 +51,7 @@ struct Policy {
 pub struct RateLimiter {
     enabled: bool,
     default_policy: Option<String>,
-    policies: HashMap<String, Policy>,
+    policies: app_core::FastMap<String, Policy>,
     trusted: Vec<IpNet>,
     forwarded_header: ForwardedHeader,
     store: Arc<dyn RateLimitStore>,

@@ -19,7 +19,7 @@
 //! The query travels as poem-openapi's `UrlQuery` request datum, which it exports only as a
 //! private item: the test below fails if an update of poem-openapi moves it.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, Either};
 use poem::{
@@ -31,13 +31,13 @@ use poem::{
 };
 use poem_openapi::__private::UrlQuery;
 
-use crate::context::RequestScope;
+use crate::{FastMap, context::RequestScope};
 
 /// Every operation of the app, by path and method.
 pub struct Router {
     /// Paths without parameters, by their text: one lookup finds the operations, and the call
     /// is theirs, with no router layer around it.
-    exact: HashMap<String, CookieJarManagerEndpoint<Methods>>,
+    exact: FastMap<String, CookieJarManagerEndpoint<Methods>>,
     /// Paths with parameters (`:id`, `*rest`): poem's radix router, which hands their values
     /// to the operations' extractors.
     templated: CookieJarManagerEndpoint<Paths>,
@@ -57,7 +57,7 @@ impl Router {
     pub(crate) fn new(
         paths: impl IntoIterator<Item = (String, impl IntoIterator<Item = (Method, BoxEndpoint<'static>)>)>,
     ) -> Result<Self, String> {
-        let (mut exact, mut route) = (HashMap::new(), Route::new());
+        let (mut exact, mut route) = (FastMap::default(), Route::new());
         for (path, operations) in paths {
             let path = normalize(&path);
             let methods = Methods { pattern: path.as_str().into(), operations: operations.into_iter().collect() };
