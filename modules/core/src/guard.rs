@@ -176,43 +176,41 @@ fn register_scheme(registry: &mut Registry) {
     );
 }
 
-impl<'a> ApiExtractor<'a> for BearerAuth {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
+/// A bearer guard's extractor: the scheme, and the principal [`verify`] finds, held to `$role`
+/// when one is named.
+macro_rules! bearer_guard {
+    ($guard:ident, $role:expr) => {
+        impl<'a> ApiExtractor<'a> for $guard {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+            type ParamType = ();
+            type ParamRawType = ();
 
-    fn register(registry: &mut Registry) {
-        register_scheme(registry);
-    }
+            fn register(registry: &mut Registry) {
+                register_scheme(registry);
+            }
 
-    fn security_schemes() -> Vec<&'static str> {
-        vec![SCHEME]
-    }
+            fn security_schemes() -> Vec<&'static str> {
+                vec![SCHEME]
+            }
 
-    async fn from_request(req: &'a Request, _: &mut RequestBody, _: ExtractParamOptions<()>) -> poem::Result<Self> {
-        Ok(Self(verify(req).await?))
-    }
+            async fn from_request(
+                req: &'a Request,
+                _: &mut RequestBody,
+                _: ExtractParamOptions<()>,
+            ) -> poem::Result<Self> {
+                let principal = verify(req).await?;
+                let role: Option<Role> = $role;
+                if let Some(role) = role {
+                    require_role(&principal, role)?;
+                }
+                Ok(Self(principal))
+            }
+        }
+    };
 }
 
-impl<'a> ApiExtractor<'a> for AdminAuth {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        register_scheme(registry);
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![SCHEME]
-    }
-
-    async fn from_request(req: &'a Request, _: &mut RequestBody, _: ExtractParamOptions<()>) -> poem::Result<Self> {
-        let principal = verify(req).await?;
-        require_role(&principal, Role::Admin)?;
-        Ok(Self(principal))
-    }
-}
+bearer_guard!(BearerAuth, None);
+bearer_guard!(AdminAuth, Some(Role::Admin));
 
 /// The principal behind the request's bearer token: the screen's session check when it checked
 /// this very header (the one `Authorization` header a screened request may carry), the
