@@ -259,8 +259,8 @@ impl ConfigSection for ServerConfig {
             Row::new(
                 "server.header_read_timeout",
                 "a request's headers must arrive whole within this long of the connection opening or of the previous \
-                 response, so it also closes idle keep-alive connections (behind a load balancer, set it above the \
-                 balancer's idle timeout: AWS ALB's is 60s)",
+                 response (closed at most an eighth of it later), so it also closes idle keep-alive connections \
+                 (behind a load balancer, set it above the balancer's idle timeout: AWS ALB's is 60s)",
             ),
             Row::new(
                 "server.idle_timeout",

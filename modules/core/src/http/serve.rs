@@ -5,7 +5,8 @@
 //!
 //! - **Header read** (`server.header_read_timeout`): a request's headers must arrive whole within
 //!   this long of the connection opening, or of the previous response on a keep-alive
-//!   connection (hyper's HTTP/1 timer), so it also bounds an idle keep-alive connection.
+//!   connection (hyper's HTTP/1 deadline, which the watchdog's looks make hyper check), so it
+//!   also bounds an idle keep-alive connection; closed within an eighth of it more.
 //! - **Idle** (`server.idle_timeout`): a connection on which nothing is read or written for this
 //!   long is dropped (a body trickling slower than that, a client that stopped reading its
 //!   response), within an eighth of it more (`watchdog`). An event stream writes a heartbeat
@@ -45,7 +46,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
     lanes::Lanes,
-    watchdog::{Alarm, Stopping, Watchdog, Watched},
+    watchdog::{Alarm, HeadDeadlines, Stopping, Watchdog, Watched},
 };
 
 /// What bounds the connections.
@@ -180,7 +181,7 @@ async fn connection<E: Endpoint + 'static>(
     let (io, activity) = Watched::new(stream);
     let io = TokioIo::new(io);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http1().timer(HeadDeadlines).header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
