@@ -157,53 +157,57 @@ const LIVE: &[u8] = br#"{"status":"ok"}"#;
 impl Endpoint for Surface {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        if req.method() == Method::OPTIONS {
-            // (A CORS preflight never gets here: the CORS layer answers it.)
-            if let Some(allow) = self.allow.allowed(req.uri().path()) {
-                return Ok(StatusCode::NO_CONTENT.with_header(header::ALLOW, allow.to_owned()).into_response());
-            }
-        }
-        if req.uri().path().starts_with("/api/") {
-            self.contracts.check(&mut req).await?;
-            let versions = self.versions.as_deref();
-            match &self.redis {
-                Some(redis) => redis.batched(screen(&mut req, &self.guards, versions)).await?,
-                None => screen(&mut req, &self.guards, versions).await?,
-            }
-            return self.api.call(req).await.map(IntoResponse::into_response);
-        }
-        // Operations outside `/api/` may look at a bearer token too (readiness details for admins).
-        if self.guards.verifier.is_some() && req.headers().contains_key(header::AUTHORIZATION) {
-            req.set_data(Guards::new(self.guards.clone()));
-        }
-        let (body, content_type, pattern) = match req.uri().path() {
-            "/health/live" if req.method() == Method::GET => {
-                RequestScope::record_route(&self.live_pattern);
-                return Ok(Response::builder()
-                    .content_type("application/json; charset=utf-8")
-                    .body(Bytes::from_static(LIVE)));
-            }
-            "/openapi.json" => (&self.spec, "application/json", &self.spec_pattern),
-            "/docs/" => {
-                return Ok(StatusCode::PERMANENT_REDIRECT.with_header(header::LOCATION, "/docs").into_response());
-            }
-            path => match Asset::at(path) {
-                Some(asset) => {
-                    if req.method() != Method::GET && req.method() != Method::HEAD {
-                        return Err(MethodNotAllowedError.into());
-                    }
-                    RequestScope::record_route(&self.docs_pattern);
-                    return Ok(self.docs.answer(&asset));
+    /// Not an `async fn`: its state machine would keep the request twice (the argument, and the
+    /// binding it is moved into), and copy it from one to the other on every request.
+    fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
+        async move {
+            if req.method() == Method::OPTIONS {
+                // (A CORS preflight never gets here: the CORS layer answers it.)
+                if let Some(allow) = self.allow.allowed(req.uri().path()) {
+                    return Ok(StatusCode::NO_CONTENT.with_header(header::ALLOW, allow.to_owned()).into_response());
                 }
-                None => return self.api.call(req).await.map(IntoResponse::into_response),
-            },
-        };
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            return Err(MethodNotAllowedError.into());
+            }
+            if req.uri().path().starts_with("/api/") {
+                self.contracts.check(&mut req).await?;
+                let versions = self.versions.as_deref();
+                match &self.redis {
+                    Some(redis) => redis.batched(screen(&mut req, &self.guards, versions)).await?,
+                    None => screen(&mut req, &self.guards, versions).await?,
+                }
+                return self.api.call(req).await.map(IntoResponse::into_response);
+            }
+            // Operations outside `/api/` may look at a bearer token too (readiness details for admins).
+            if self.guards.verifier.is_some() && req.headers().contains_key(header::AUTHORIZATION) {
+                req.set_data(Guards::new(self.guards.clone()));
+            }
+            let (body, content_type, pattern) = match req.uri().path() {
+                "/health/live" if req.method() == Method::GET => {
+                    RequestScope::record_route(&self.live_pattern);
+                    return Ok(Response::builder()
+                        .content_type("application/json; charset=utf-8")
+                        .body(Bytes::from_static(LIVE)));
+                }
+                "/openapi.json" => (&self.spec, "application/json", &self.spec_pattern),
+                "/docs/" => {
+                    return Ok(StatusCode::PERMANENT_REDIRECT.with_header(header::LOCATION, "/docs").into_response());
+                }
+                path => match Asset::at(path) {
+                    Some(asset) => {
+                        if req.method() != Method::GET && req.method() != Method::HEAD {
+                            return Err(MethodNotAllowedError.into());
+                        }
+                        RequestScope::record_route(&self.docs_pattern);
+                        return Ok(self.docs.answer(&asset));
+                    }
+                    None => return self.api.call(req).await.map(IntoResponse::into_response),
+                },
+            };
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return Err(MethodNotAllowedError.into());
+            }
+            RequestScope::record_route(pattern);
+            Ok(Response::builder().content_type(content_type).body(body.clone()))
         }
-        RequestScope::record_route(pattern);
-        Ok(Response::builder().content_type(content_type).body(body.clone()))
     }
 }
 

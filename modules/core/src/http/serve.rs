@@ -169,9 +169,9 @@ async fn connection<E: Endpoint + 'static>(
         let (endpoint, local, remote) = (endpoint.clone(), local.clone(), remote.clone());
         async move {
             let req = Request::from((req, local, remote, poem::http::uri::Scheme::HTTP));
-            // Not `get_response`: that wraps the call in a state machine of its own, one more
-            // copy of the whole request future per request.
-            let resp = match endpoint.call(req).await {
+            // Not `get_response`, nor the `Arc`'s own `call`: each wraps the call in a state
+            // machine of its own that holds the request and the whole request future once more.
+            let resp = match E::call(&endpoint, req).await {
                 Ok(resp) => resp.into_response(),
                 Err(err) => err.into_response(),
             };
