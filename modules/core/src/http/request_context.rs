@@ -107,7 +107,7 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
                 }
                 (resp, elapsed)
             };
-            // The inner stack's future is large; boxing it once means the task-local and span
+            // The inner stack's future is large; boxing it once means the scope and span
             // wrappers move a pointer instead of copying the whole state machine.
             let ((mut resp, elapsed), scope) = RequestScope::new(id).run(Box::pin(serve).instrument(span)).await;
 
