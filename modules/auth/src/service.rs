@@ -140,6 +140,16 @@ struct SessionCopies {
     copies: quick_cache::sync::Cache<(Uuid, Arc<str>), SessionCopy>,
 }
 
+/// A copy's key as a lookup borrows it (no key is built per request); hashed as the key's tuple is.
+#[derive(Hash)]
+struct SessionRef<'a>(Uuid, &'a str);
+
+impl quick_cache::Equivalent<(Uuid, Arc<str>)> for SessionRef<'_> {
+    fn equivalent(&self, key: &(Uuid, Arc<str>)) -> bool {
+        self.0 == key.0 && self.1 == &*key.1
+    }
+}
+
 #[derive(Clone)]
 struct SessionCopy {
     principal: Principal,
@@ -158,7 +168,7 @@ impl SessionCopies {
     /// The copy of the session, when the request's version of the user says it is current.
     fn get(&self, user: Uuid, session: &str) -> Option<Principal> {
         let Some(Some(version)) = app_core::versions::current(user) else { return None };
-        let copy = self.copies.get(&(user, Arc::from(session)))?;
+        let copy = self.copies.get(&SessionRef(user, session))?;
         (copy.version == version && std::time::Instant::now() < copy.until).then_some(copy.principal)
     }
 
@@ -325,8 +335,7 @@ impl AuthService for AuthServiceImpl {
         }
         let session = self.store.touch(claims.user_id, &claims.session_id).await?.ok_or(AuthError::SessionRevoked)?;
         let data = self.open(claims.user_id, &session)?;
-        let principal =
-            Principal { user_id: claims.user_id, session_id: Arc::from(claims.session_id), role: data.role };
+        let principal = Principal { user_id: claims.user_id, session_id: claims.session_id, role: data.role };
         if let Some(copies) = &self.copies {
             copies.keep(&principal, &session, self.config.session_idle_timeout);
         }
@@ -393,7 +402,7 @@ impl SessionVerifier for AuthVerifier {
         if !crate::tokens::is_session_id(session) {
             return Err(AuthError::SessionRevoked.into());
         }
-        Ok(self.0.check_session(AccessClaims { user_id: user, session_id: session.to_owned() }).await?)
+        Ok(self.0.check_session(AccessClaims { user_id: user, session_id: session.into() }).await?)
     }
 
     fn codes(&self) -> &'static [ErrorCode] {
@@ -404,5 +413,38 @@ impl SessionVerifier for AuthVerifier {
         let claims = self.0.verify_token(token).ok()?;
         let (user, service) = (claims.user_id, self.0.clone());
         Some((user, Box::pin(async move { Ok(service.check_session(claims).await?) })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use app_core::{
+        guard::Role,
+        versions::{self, ReadVersion},
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kept_session_copy_is_found_by_a_borrowed_key_while_the_version_stands() {
+        let copies = SessionCopies::new();
+        let (user, session) = (Uuid::now_v7(), crate::tokens::new_session_id());
+        let principal = Principal { user_id: user, session_id: session.as_str().into(), role: Role::User };
+        let now = 1_000_000;
+        let stored = StoredSession {
+            session_id: session.clone(),
+            blob: Vec::new(),
+            created_at_ms: now,
+            last_seen_ms: now,
+            expires_at_ms: now + 60_000,
+            version: Some(7),
+        };
+        copies.keep(&principal, &stored, std::time::Duration::from_secs(60));
+        let read = |version| Some(ReadVersion { user, version: Some(version) });
+        let found = versions::scope(read(7), async { copies.get(user, &session) }).await;
+        assert_eq!(found.map(|p| p.session_id), Some(principal.session_id.clone()));
+        assert!(versions::scope(read(8), async { copies.get(user, &session) }).await.is_none(), "version moved on");
+        let other = crate::tokens::new_session_id();
+        assert!(versions::scope(read(7), async { copies.get(user, &other) }).await.is_none(), "another session");
     }
 }

@@ -50,8 +50,9 @@ struct Claims {
 pub struct AccessClaims {
     /// `sub`.
     pub user_id: Uuid,
-    /// `sid`.
-    pub session_id: String,
+    /// `sid` (shared: a remembered token's claims are handed out on every request, and the
+    /// principal keeps the id, without a copy).
+    pub session_id: Arc<str>,
 }
 
 /// Why an access token was refused.
@@ -195,7 +196,7 @@ impl AccessTokens {
             return Err(TokenError::Invalid);
         }
         let user_id = Uuid::parse_str(&data.claims.sub).map_err(|_| TokenError::Invalid)?;
-        Ok((AccessClaims { user_id, session_id: data.claims.sid }, data.claims.exp))
+        Ok((AccessClaims { user_id, session_id: data.claims.sid.into() }, data.claims.exp))
     }
 }
 
@@ -312,7 +313,7 @@ mod tests {
     fn access_tokens_round_trip() {
         let (user, sid) = (Uuid::now_v7(), new_session_id());
         let claims = tokens().verify(&tokens().issue(user, &sid)).expect("valid");
-        assert_eq!(claims, AccessClaims { user_id: user, session_id: sid });
+        assert_eq!(claims, AccessClaims { user_id: user, session_id: sid.into() });
     }
 
     /// A token signed with the test key carrying `claims` as they are.
