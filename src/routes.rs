@@ -159,6 +159,7 @@ impl Endpoint for Surface {
 
     /// Not an `async fn`: its state machine would keep the request twice (the argument, and the
     /// binding it is moved into), and copy it from one to the other on every request.
+    #[allow(clippy::manual_async_fn)] // the point: see above
     fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         async move {
             if req.method() == Method::OPTIONS {

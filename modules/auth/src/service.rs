@@ -428,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn a_kept_session_copy_is_found_by_a_borrowed_key_while_the_version_stands() {
         let copies = SessionCopies::new();
-        let (user, session) = (Uuid::now_v7(), crate::tokens::new_session_id());
+        let (user, session) = (Uuid::now_v7(), new_session_id());
         let principal = Principal { user_id: user, session_id: session.as_str().into(), role: Role::User };
         let now = 1_000_000;
         let stored = StoredSession {
@@ -444,7 +444,7 @@ mod tests {
         let found = versions::scope(read(7), async { copies.get(user, &session) }).await;
         assert_eq!(found.map(|p| p.session_id), Some(principal.session_id.clone()));
         assert!(versions::scope(read(8), async { copies.get(user, &session) }).await.is_none(), "version moved on");
-        let other = crate::tokens::new_session_id();
+        let other = new_session_id();
         assert!(versions::scope(read(7), async { copies.get(user, &other) }).await.is_none(), "another session");
     }
 }

@@ -68,6 +68,7 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
 
     /// Not an `async fn`: its state machine would keep the request twice (the argument, and the
     /// binding it is moved into), and copy it from one to the other on every request.
+    #[allow(clippy::manual_async_fn)] // the point: see above
     fn call(&self, mut req: Request) -> impl Future<Output = Result<Response>> + Send {
         async move {
             let started = Instant::now();
