@@ -89,8 +89,9 @@ pub trait AuthService: Interface {
     /// Verifies an access token and the session behind it (one store round trip).
     async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError>;
 
-    /// Checks an access token in process only (signature, algorithm, audience, expiry, type).
-    fn verify_token(&self, access_token: &str) -> Result<AccessClaims, AuthError>;
+    /// Checks an access token (as sent: a header's bytes) in process only (signature, algorithm,
+    /// audience, expiry, type).
+    fn verify_token(&self, access_token: &[u8]) -> Result<AccessClaims, AuthError>;
 
     /// Checks the session a verified token names (one store round trip).
     async fn check_session(&self, claims: AccessClaims) -> Result<Principal, AuthError>;
@@ -318,11 +319,11 @@ impl AuthService for AuthServiceImpl {
     }
 
     async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.verify_token(access_token)?;
+        let claims = self.verify_token(access_token.as_bytes())?;
         self.check_session(claims).await
     }
 
-    fn verify_token(&self, access_token: &str) -> Result<AccessClaims, AuthError> {
+    fn verify_token(&self, access_token: &[u8]) -> Result<AccessClaims, AuthError> {
         self.keys().tokens.verify(access_token).map_err(|e| match e {
             TokenError::Expired => AuthError::TokenExpired,
             TokenError::Invalid => AuthError::InvalidToken,
@@ -409,7 +410,7 @@ impl SessionVerifier for AuthVerifier {
         crate::error::BEARER_CODES
     }
 
-    fn begin(&self, token: &str) -> Option<(Uuid, SessionCheck)> {
+    fn begin(&self, token: &[u8]) -> Option<(Uuid, SessionCheck)> {
         let claims = self.0.verify_token(token).ok()?;
         let (user, service) = (claims.user_id, self.0.clone());
         Some((user, Box::pin(async move { Ok(service.check_session(claims).await?) })))

@@ -83,20 +83,20 @@ pub struct AccessTokens {
 #[derive(PartialEq, Eq)]
 struct Remembered(Arc<str>);
 
-/// A presented token looking for its remembered self: the same hash, and equal only to the same
-/// whole token.
-struct Presented<'a>(&'a str);
+/// A presented token (the header's bytes) looking for its remembered self: the same hash, and
+/// equal only to the same whole token.
+struct Presented<'a>(&'a [u8]);
 
 /// What a remembered token is hashed by: its last 32 bytes, which are its signature's (an HMAC:
 /// as good as random, and unknown until the token is), where hashing all of it (about 300 bytes)
 /// cost about 200 instructions per request. Only a lookup whose whole token is equal finds it.
-fn tail(token: &str) -> &[u8] {
-    &token.as_bytes()[token.len().saturating_sub(32)..]
+fn tail(token: &[u8]) -> &[u8] {
+    &token[token.len().saturating_sub(32)..]
 }
 
 impl std::hash::Hash for Remembered {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        tail(&self.0).hash(state);
+        tail(self.0.as_bytes()).hash(state);
     }
 }
 
@@ -108,7 +108,7 @@ impl std::hash::Hash for Presented<'_> {
 
 impl quick_cache::Equivalent<Remembered> for Presented<'_> {
     fn equivalent(&self, key: &Remembered) -> bool {
-        *key.0 == *self.0
+        key.0.as_bytes() == self.0
     }
 }
 
@@ -170,13 +170,17 @@ impl AccessTokens {
     /// random, so a guess cannot probe for a remembered token, and a lookup compares the whole
     /// token); `exp` is checked on every use.
     /// The session behind it is checked on every request as before.
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+    ///
+    /// The token comes as it was sent (a header's bytes): a remembered one is found by comparing
+    /// bytes, and only another is checked for UTF-8.
+    pub fn verify(&self, token: &[u8]) -> Result<AccessClaims, TokenError> {
         if let Some((claims, exp)) = self.verified.get(&Presented(token)) {
             if now_secs() <= exp + LEEWAY_SECS {
                 return Ok(claims);
             }
             self.verified.remove(&Presented(token));
         }
+        let token = std::str::from_utf8(token).map_err(|_| TokenError::Invalid)?;
         let (claims, exp) = self.check(token)?;
         self.verified.insert(Remembered(Arc::from(token)), (claims.clone(), exp));
         Ok(claims)
@@ -312,7 +316,7 @@ mod tests {
     #[test]
     fn access_tokens_round_trip() {
         let (user, sid) = (Uuid::now_v7(), new_session_id());
-        let claims = tokens().verify(&tokens().issue(user, &sid)).expect("valid");
+        let claims = tokens().verify(tokens().issue(user, &sid).as_bytes()).expect("valid");
         assert_eq!(claims, AccessClaims { user_id: user, session_id: sid.into() });
     }
 
@@ -337,9 +341,9 @@ mod tests {
             exp: now + 600,
             typ: CLAIM_TYP.into(),
         };
-        assert_eq!(tokens().verify(&forged(&claims(Some(now + 120)))), Err(TokenError::Invalid), "nbf ahead");
-        assert!(tokens().verify(&forged(&claims(Some(now + LEEWAY_SECS - 1)))).is_ok(), "within the leeway");
-        assert!(tokens().verify(&forged(&claims(None))).is_ok(), "issued before the claim existed");
+        assert_eq!(tokens().verify(forged(&claims(Some(now + 120))).as_bytes()), Err(TokenError::Invalid), "nbf ahead");
+        assert!(tokens().verify(forged(&claims(Some(now + LEEWAY_SECS - 1))).as_bytes()).is_ok(), "within the leeway");
+        assert!(tokens().verify(forged(&claims(None)).as_bytes()).is_ok(), "issued before the claim existed");
     }
 
     #[test]
@@ -358,19 +362,20 @@ mod tests {
             typ: CLAIM_TYP.into(),
         };
         let (tokens, token) = (tokens(), forged(&claims));
-        assert!(tokens.verify(&token).is_ok(), "within the leeway, and now remembered");
-        assert!(tokens.verify(&token).is_ok(), "remembered");
+        assert!(tokens.verify(token.as_bytes()).is_ok(), "within the leeway, and now remembered");
+        assert!(tokens.verify(token.as_bytes()).is_ok(), "remembered");
         let mut tampered = token.clone();
         let last = tampered.pop().expect("a character");
         tampered.push(if last == 'A' { 'B' } else { 'A' });
-        assert_eq!(tokens.verify(&tampered), Err(TokenError::Invalid));
+        assert_eq!(tokens.verify(tampered.as_bytes()), Err(TokenError::Invalid));
         // The same signature (so the same hash) under another header: not the remembered token.
         let (_, rest) = token.split_once('.').expect("a JWT");
         let other_head = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(br#"{"typ":"at+jwt","alg":"HS256","kid":"x"}"#));
-        assert_eq!(tail(&other_head), tail(&token));
-        assert_eq!(tokens.verify(&other_head), Err(TokenError::Invalid));
+        assert_eq!(tail(other_head.as_bytes()), tail(token.as_bytes()));
+        assert_eq!(tokens.verify(other_head.as_bytes()), Err(TokenError::Invalid));
+        assert_eq!(tokens.verify(b"\xff\xfe.not.utf8"), Err(TokenError::Invalid), "bytes that are not text");
         std::thread::sleep(Duration::from_millis(2100));
-        assert_eq!(tokens.verify(&token), Err(TokenError::Expired), "remembered, and still expired on time");
+        assert_eq!(tokens.verify(token.as_bytes()), Err(TokenError::Expired), "remembered, and still expired on time");
     }
 
     #[test]
@@ -378,13 +383,13 @@ mod tests {
         let token = tokens().issue(Uuid::now_v7(), &new_session_id());
         let other_key =
             AccessTokens::new(&AuthConfig { jwt_secret: Secret::new("x".repeat(32)), ..AuthConfig::default() });
-        assert_eq!(other_key.verify(&token), Err(TokenError::Invalid));
+        assert_eq!(other_key.verify(token.as_bytes()), Err(TokenError::Invalid));
         let other_aud = AccessTokens::new(&AuthConfig {
             jwt_secret: Secret::new("k".repeat(32)),
             audience: "someone-else".into(),
             ..AuthConfig::default()
         });
-        assert_eq!(other_aud.verify(&token), Err(TokenError::Invalid));
+        assert_eq!(other_aud.verify(token.as_bytes()), Err(TokenError::Invalid));
     }
 
     #[test]
@@ -396,7 +401,7 @@ mod tests {
         assert_eq!(parsed.hash(), refresh.hash());
         assert_ne!(RefreshToken::generate(user, &sid).hash(), refresh.hash());
         assert!(RefreshToken::parse(&tokens().issue(user, &sid)).is_none(), "an access token is no refresh token");
-        assert_eq!(tokens().verify(&refresh.expose()), Err(TokenError::Invalid), "nor the reverse");
+        assert_eq!(tokens().verify(refresh.expose().as_bytes()), Err(TokenError::Invalid), "nor the reverse");
         assert!(RefreshToken::parse("rt1.x.y.z").is_none());
     }
 

@@ -8,7 +8,7 @@ use poem::{Request, http::header};
 use super::{LimitSlot, LimitState, Subject, ThrottleHandle, Throttler};
 use crate::{
     ApiError,
-    guard::{GuardPorts, Guards, PreVerified, bearer_token},
+    guard::{GuardPorts, Guards, PreVerified, bearer_bytes},
     versions::{ReadVersion, UserVersions},
 };
 
@@ -50,7 +50,7 @@ async fn count(
         None => None,
     };
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
-    let mut begun = authorization.as_ref().and_then(bearer_token).zip(verifier).and_then(|(t, v)| v.0.begin(t));
+    let mut begun = authorization.as_ref().and_then(bearer_bytes).zip(verifier).and_then(|(t, v)| v.0.begin(t));
     let user = begun.as_ref().map(|(user, _)| *user);
     let subject = Subject { ip: client_ip(throttler, req), user, account };
     let Some(entry) = entry else {
