@@ -63,13 +63,20 @@ local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
 end
 -- Ends a job for good: its status and error, its entry acknowledged, its parameters dropped, no
 -- longer one of its owner's open jobs, the record kept for the retention (or fewer, as `keep`
--- says). Returns the record as it ended when `want`.
-local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry, want)
-  local t = now()
+-- says). Returns the record as it ended when `want`. `t` (the time, when the caller has read it)
+-- and `progress` (written with the rest, when given) save a command each.
+local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry, want,
+    t, progress)
+  t = t or now()
   unqueue(stream, entry)
   local owner = redis.call('HGET', job, 'owner')
   if owner then redis.call('ZREM', prefix .. 'open:' .. owner, id) end
-  redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
+  if progress then
+    redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '', 'progress',
+      progress)
+  else
+    redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
+  end
   redis.call('PEXPIRE', job, retention)
   redis.call('DEL', prefix .. 'params:' .. id)
   local record = publish(job, channel, want)
@@ -146,7 +153,7 @@ macro_rules! starter {
         r#"
 local function start(job, stream, failed, paused, params, entry, consumer, channel, retention, keep_n, id, prefix,
     infra_ttl, t)
-  local st = redis.call('HMGET', job, 'status', 'attempts', 'max', 'entry', 'cancel')
+  local st = redis.call('HMGET', job, 'status', 'attempts', 'max', 'entry', 'cancel', 'lease')
   local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '1')
   -- Only the job's current entry counts: a missing record, a finished or cancelled job, or an
   -- entry that is not the job's any more is acknowledged and dropped.
@@ -175,9 +182,9 @@ local function start(job, stream, failed, paused, params, entry, consumer, chann
     return {3}
   end
   t = t or now()
-  redis.call('HINCRBY', job, 'lease', '1')
+  -- The lease goes up with the rest (read above): one command, where an `HINCRBY` was another.
   redis.call('HSET', job, 'status', 'active', 'attempts', string.format('%d', attempts + 1), 'started', t, 'updated', t,
-    'worker', consumer, 'beat', t)
+    'worker', consumer, 'beat', t, 'lease', string.format('%d', tonumber(st[6] or '0') + 1))
   redis.call('PEXPIRE', job, infra_ttl)
   redis.call('PEXPIRE', params, infra_ttl)
   return {1, publish(job, channel, true), redis.call('GET', params) or ''}
@@ -228,14 +235,14 @@ return {1, tonumber(st[3])}
 macro_rules! completer {
     () => {
         r#"
-local function complete()
+local function complete(t)
   local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry')
   if st[2] ~= ARGV[1] then return 0 end
   if st[1] == 'completed' then return 1 end
   if st[1] ~= 'active' then return 0 end
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'rtype', ARGV[8]) end
-  redis.call('HSET', KEYS[1], 'progress', '100')
-  finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3])
+  finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3], false,
+    t, '100')
   return 1
 end
 "#
@@ -256,9 +263,10 @@ pub(crate) const COMPLETE_NEXT: &str = concat!(
     starter!(),
     completer!(),
     r#"
-local done = complete()
-if redis.call('EXISTS', KEYS[5]) == 1 then return {done} end
+-- One clock read for the completion and the next start.
 local t = now()
+local done = complete(t)
+if redis.call('EXISTS', KEYS[5]) == 1 then return {done} end
 for _ = 1, 8 do
   local read = redis.call('XREADGROUP', 'GROUP', 'workers', ARGV[9], 'COUNT', '1', 'STREAMS', KEYS[2], '>')
   if not read then return {done} end
