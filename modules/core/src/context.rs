@@ -79,7 +79,7 @@ impl RequestScope {
         self.id
     }
 
-    /// Runs `f` on the scope of the request being served on this task, if any.
+    /// Runs `f` on the scope of the request whose future is being polled here, if any.
     pub fn with_current<R>(f: impl FnOnce(&Self) -> R) -> Option<R> {
         REQUEST.is_set().then(|| REQUEST.with(f))
     }
