@@ -145,11 +145,12 @@ fn split(queued: Vec<Queued>) -> (Vec<Call>, Vec<Sender>) {
     queued.into_iter().map(|Queued { call, reply }| (call, reply)).unzip()
 }
 
-type Queue = Arc<Mutex<Vec<Queued>>>;
+/// The calls a batch's future issued in its current poll. Made current by reference for each
+/// poll of the future ([`scoped_tls`]), not a task-local that moves a shared, locked queue into
+/// the thread's slot and back on every poll.
+type Queue = RefCell<Vec<Queued>>;
 
-tokio::task_local! {
-    static BATCH: Queue;
-}
+scoped_tls::scoped_thread_local!(static BATCH: Queue);
 
 /// Inside a batch, queues the script and returns its reply to come; outside, gives the
 /// arguments back.
@@ -159,11 +160,13 @@ pub(crate) fn enqueue(
     args: Vec<Arg>,
     coalesce: bool,
 ) -> Result<PendingReply, (Vec<String>, Vec<Arg>)> {
-    let Ok(queue) = BATCH.try_with(Arc::clone) else { return Err((keys, args)) };
+    if !BATCH.is_set() {
+        return Err((keys, args));
+    }
     let slot = Arc::new(Slot::default());
     let reply = Sender(Some(slot.clone()));
     let call = Call { script: *script, keys, args, coalesce };
-    queue.lock().unwrap_or_else(|p| p.into_inner()).push(Queued { call, reply });
+    BATCH.with(|queue| queue.borrow_mut().push(Queued { call, reply }));
     Ok(PendingReply(slot))
 }
 
@@ -316,10 +319,11 @@ impl<F: Future> Future for Batched<'_, F> {
                 return Poll::Pending;
             }
             poll_inner = false;
-            if let Poll::Ready(out) = this.inner.as_mut().poll(cx) {
+            let inner = &mut this.inner;
+            if let Poll::Ready(out) = BATCH.set(&this.queue, || inner.as_mut().poll(cx)) {
                 return Poll::Ready(out);
             }
-            let mut queued = std::mem::take(&mut *this.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut queued = this.queue.take();
             if queued.is_empty() {
                 return Poll::Pending;
             }
@@ -343,10 +347,8 @@ impl<F: Future> Future for Batched<'_, F> {
 impl Redis {
     /// Runs `fut`, combining the scripts it issues together (in one poll) into one EVALSHA.
     pub async fn batched<F: Future>(&self, fut: F) -> F::Output {
-        let queue: Queue = Arc::default();
         let inner = std::pin::pin!(fut);
-        let batched = Batched { inner, queue: queue.clone(), redis: self, runs: Vec::new() };
-        BATCH.scope(queue, batched).await
+        Batched { inner, queue: Queue::default(), redis: self, runs: Vec::new() }.await
     }
 }
 
