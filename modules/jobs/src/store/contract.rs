@@ -323,6 +323,10 @@ pub async fn a_completion_starts_the_workers_next_job_in_the_same_call(store: Ar
     assert!(matches!(store.cancel(&q, third.id).await.expect("cancel"), CancelOutcome::Cancelled(_)));
     let (held, after) = store.complete_and_next(&q, second.id, 1, None, "w1").await.expect("complete");
     assert_eq!((held, after.is_none()), (Held::Yes { cancel_requested: false }, true), "nothing left to start");
+    // Each completion freed its place among the owner's open jobs.
+    let capped = NewJob { max_open: 1, ..job(&q, owner) };
+    store.enqueue(&capped).await.expect("enqueue").expect("no open job left");
+    assert!(matches!(store.cancel(&q, capped.id).await.expect("cancel"), CancelOutcome::Cancelled(_)));
     // A fenced-off completion still reports Lost; a paused queue starts nothing.
     let fourth = job(&q, owner);
     store.enqueue(&fourth).await.expect("enqueue").expect("admitted");
@@ -373,6 +377,31 @@ pub async fn subscribers_see_every_state_change_in_order(store: Arc<dyn JobStore
         }
     }
     assert_eq!(seen, [(1, JobStatus::Active, 0), (2, JobStatus::Active, 50), (3, JobStatus::Completed, 100)]);
+
+    // A completion that starts the worker's next job counts and publishes both changes.
+    let (second, third) = (job(&q, owner), job(&q, owner));
+    let mut second_events = store.subscribe(second.id).await.expect("subscribe");
+    let mut third_events = store.subscribe(third.id).await.expect("subscribe");
+    for new in [&second, &third] {
+        store.enqueue(new).await.expect("enqueue").expect("admitted");
+    }
+    let d = fetched(&store, &q).await;
+    assert_eq!((d.job.id, d.job.seq), (second.id, 1));
+    let (_, next) = store.complete_and_next(&q, second.id, d.lease(), None, "w1").await.expect("complete");
+    let next = next.expect("the next job, started");
+    assert_eq!((next.job.id, next.job.seq), (third.id, 1), "the started record is the one published");
+    store.complete_and_next(&q, third.id, next.lease(), None, "w1").await.expect("complete");
+    for events in [&mut second_events, &mut third_events] {
+        let mut seen = Vec::new();
+        while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
+            let terminal = record.status.is_terminal();
+            seen.push((record.seq, record.status, record.progress));
+            if terminal {
+                break;
+            }
+        }
+        assert_eq!(seen, [(1, JobStatus::Active, 0), (2, JobStatus::Completed, 100)]);
+    }
 }
 
 pub async fn an_owner_has_at_most_max_open_pending_and_active_jobs_per_queue(store: Arc<dyn JobStore>) {

@@ -22,13 +22,14 @@ local function now()
   local t = redis.call('TIME')
   return string.format('%s%03d', t[1], math.floor(t[2] / 1000))
 end
--- Counts a change of the job and publishes its record on `channel`; returns the record when
--- `want` (or when published). A channel marked '?' (one Redis node, where PUBSUB NUMSUB counts
--- every subscriber) is published only while someone listens: most jobs are never watched, and
--- reading and encoding the whole record was most of what a change cost. A watcher subscribes
--- before it reads the record, so it misses nothing.
-local function publish(job, channel, want)
-  redis.call('HINCRBY', job, 'seq', '1')
+-- Counts a change of the job (unless the caller wrote the next `seq` with the change: `counted`)
+-- and publishes its record on `channel`; returns the record when `want` (or when published). A
+-- channel marked '?' (one Redis node, where PUBSUB NUMSUB counts every subscriber) is published
+-- only while someone listens: most jobs are never watched, and reading and encoding the whole
+-- record was most of what a change cost. A watcher subscribes before it reads the record, so it
+-- misses nothing.
+local function publish(job, channel, want, counted)
+  if not counted then redis.call('HINCRBY', job, 'seq', '1') end
   if string.byte(channel, 1) == 63 then
     channel = string.sub(channel, 2)
     if redis.call('PUBSUB', 'NUMSUB', channel)[2] == 0 then
@@ -63,23 +64,24 @@ local function keep(set, id, t, keep_n, retention, prefix, infra_ttl)
 end
 -- Ends a job for good: its status and error, its entry acknowledged, its parameters dropped, no
 -- longer one of its owner's open jobs, the record kept for the retention (or fewer, as `keep`
--- says). Returns the record as it ended when `want`. `t` (the time, when the caller has read it)
--- and `progress` (written with the rest, when given) save a command each.
+-- says). Returns the record as it ended when `want`. What the caller already has saves a command
+-- each: `t` (the time), `owner` (the record's, `false` for none), and `progress` with `seq` (the
+-- job's final progress and its next change count, written with the rest; given together).
 local function finish(job, stream, set, status, err, id, prefix, retention, keep_n, infra_ttl, channel, entry, want,
-    t, progress)
+    t, owner, progress, seq)
   t = t or now()
   unqueue(stream, entry)
-  local owner = redis.call('HGET', job, 'owner')
+  if owner == nil then owner = redis.call('HGET', job, 'owner') end
   if owner then redis.call('ZREM', prefix .. 'open:' .. owner, id) end
-  if progress then
+  if seq then
     redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '', 'progress',
-      progress)
+      progress, 'seq', seq)
   else
     redis.call('HSET', job, 'status', status, 'error', err, 'updated', t, 'finished', t, 'entry', '')
   end
   redis.call('PEXPIRE', job, retention)
   redis.call('DEL', prefix .. 'params:' .. id)
-  local record = publish(job, channel, want)
+  local record = publish(job, channel, want, seq ~= nil)
   keep(set, id, t, tonumber(keep_n), tonumber(retention), prefix, infra_ttl)
   return record
 end
@@ -153,7 +155,7 @@ macro_rules! starter {
         r#"
 local function start(job, stream, failed, paused, params, entry, consumer, channel, retention, keep_n, id, prefix,
     infra_ttl, t)
-  local st = redis.call('HMGET', job, 'status', 'attempts', 'max', 'entry', 'cancel', 'lease')
+  local st = redis.call('HMGET', job, 'status', 'attempts', 'max', 'entry', 'cancel', 'lease', 'seq')
   local status, attempts, max = st[1], tonumber(st[2] or '0'), tonumber(st[3] or '1')
   -- Only the job's current entry counts: a missing record, a finished or cancelled job, or an
   -- entry that is not the job's any more is acknowledged and dropped.
@@ -182,12 +184,14 @@ local function start(job, stream, failed, paused, params, entry, consumer, chann
     return {3}
   end
   t = t or now()
-  -- The lease goes up with the rest (read above): one command, where an `HINCRBY` was another.
+  -- The lease and the change count go up with the rest (read above): one command, where an
+  -- `HINCRBY` each were two more.
   redis.call('HSET', job, 'status', 'active', 'attempts', string.format('%d', attempts + 1), 'started', t, 'updated', t,
-    'worker', consumer, 'beat', t, 'lease', string.format('%d', tonumber(st[6] or '0') + 1))
+    'worker', consumer, 'beat', t, 'lease', string.format('%d', tonumber(st[6] or '0') + 1),
+    'seq', string.format('%d', tonumber(st[7] or '0') + 1))
   redis.call('PEXPIRE', job, infra_ttl)
   redis.call('PEXPIRE', params, infra_ttl)
-  return {1, publish(job, channel, true), redis.call('GET', params) or ''}
+  return {1, publish(job, channel, true, true), redis.call('GET', params) or ''}
 end
 "#
     };
@@ -236,13 +240,13 @@ macro_rules! completer {
     () => {
         r#"
 local function complete(t)
-  local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry')
+  local st = redis.call('HMGET', KEYS[1], 'status', 'lease', 'entry', 'owner', 'seq')
   if st[2] ~= ARGV[1] then return 0 end
   if st[1] == 'completed' then return 1 end
   if st[1] ~= 'active' then return 0 end
   if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'rtype', ARGV[8]) end
   finish(KEYS[1], KEYS[2], KEYS[3], 'completed', '', ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[2], st[3], false,
-    t, '100')
+    t, st[4], '100', string.format('%d', tonumber(st[5] or '0') + 1))
   return 1
 end
 "#

@@ -160,3 +160,36 @@ async fn on_one_node_a_change_is_published_only_while_someone_watches_the_job() 
     }
     assert_eq!(seen.last().map(|s| s.is_terminal()), Some(true), "the watcher saw the job end: {seen:?}");
 }
+
+#[tokio::test]
+async fn a_finished_job_leaves_its_owners_open_jobs_at_once() {
+    // (Admission also drops finished members lazily once an owner reaches the cap; this is the
+    // eager removal every ending does.)
+    let server = RedisServer::shared();
+    let redis = client().await;
+    let store = RedisJobStore::new(redis.clone(), RETENTION);
+    let (owner, queue) = (Uuid::now_v7(), "open");
+    let open = redis.key(&format!("q:{{{queue}}}:open:{owner}"));
+    let new = || NewJob {
+        id: Uuid::now_v7(),
+        owner,
+        kind: "open.kind".into(),
+        queue: queue.into(),
+        params: "{}".into(),
+        max_attempts: 1,
+        max_open: 0,
+    };
+    let (first, second) = (new(), new());
+    for job in [&first, &second] {
+        store.enqueue(job).await.expect("enqueue").expect("admitted");
+    }
+    let members = || server.command(&["ZRANGE", &open, "0", "-1"]);
+    assert!(members().contains(&first.id.to_string()) && members().contains(&second.id.to_string()));
+    let d = store.fetch(queue, "w", Duration::from_millis(200)).await.expect("fetch").expect("job");
+    let (_, next) = store.complete_and_next(queue, first.id, d.lease(), None, "w").await.expect("complete");
+    let next = next.expect("the second job, started");
+    assert!(!members().contains(&first.id.to_string()), "the completed job left: {}", members());
+    assert!(members().contains(&second.id.to_string()), "the running one stays");
+    store.complete(queue, second.id, next.lease(), None).await.expect("complete");
+    assert!(!members().contains(&second.id.to_string()), "{}", members());
+}
