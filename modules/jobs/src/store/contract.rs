@@ -368,14 +368,7 @@ pub async fn subscribers_see_every_state_change_in_order(store: Arc<dyn JobStore
     let d = fetched(&store, &q).await;
     store.progress(&q, new.id, d.lease(), 50).await.expect("progress");
     store.complete(&q, new.id, d.lease(), None).await.expect("complete");
-    let mut seen = Vec::new();
-    while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
-        let terminal = record.status.is_terminal();
-        seen.push((record.seq, record.status, record.progress));
-        if terminal {
-            break;
-        }
-    }
+    let seen = changes(&mut events).await;
     assert_eq!(seen, [(1, JobStatus::Active, 0), (2, JobStatus::Active, 50), (3, JobStatus::Completed, 100)]);
 
     // A completion that starts the worker's next job counts and publishes both changes.
@@ -392,16 +385,22 @@ pub async fn subscribers_see_every_state_change_in_order(store: Arc<dyn JobStore
     assert_eq!((next.job.id, next.job.seq), (third.id, 1), "the started record is the one published");
     store.complete_and_next(&q, third.id, next.lease(), None, "w1").await.expect("complete");
     for events in [&mut second_events, &mut third_events] {
-        let mut seen = Vec::new();
-        while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
-            let terminal = record.status.is_terminal();
-            seen.push((record.seq, record.status, record.progress));
-            if terminal {
-                break;
-            }
-        }
-        assert_eq!(seen, [(1, JobStatus::Active, 0), (2, JobStatus::Completed, 100)]);
+        assert_eq!(changes(events).await, [(1, JobStatus::Active, 0), (2, JobStatus::Completed, 100)]);
     }
+}
+
+/// The (seq, status, progress) of each change a watcher is told of, up to the job's end (or two
+/// seconds of silence).
+async fn changes(events: &mut JobEvents) -> Vec<(u64, JobStatus, u8)> {
+    let mut seen = Vec::new();
+    while let Ok(Some(record)) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
+        let terminal = record.status.is_terminal();
+        seen.push((record.seq, record.status, record.progress));
+        if terminal {
+            break;
+        }
+    }
+    seen
 }
 
 pub async fn an_owner_has_at_most_max_open_pending_and_active_jobs_per_queue(store: Arc<dyn JobStore>) {
